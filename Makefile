@@ -1,0 +1,35 @@
+# activator — make install | run | test | lint | bench
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTHON ?= python3
+
+.PHONY: install run test test-fast lint bench clean
+
+install: $(STAMP)
+
+# Re-install when the project's metadata or the C spawn core changes.
+$(STAMP): pyproject.toml setup.py $(wildcard activator/*.c)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	mkdir -p run
+	$(VENV)/bin/activator --units units --control run/control.sock
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m 'not slow and not network'
+
+lint: install
+	$(VENV)/bin/ruff check activator tests bench
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info run

@@ -1,0 +1,59 @@
+"""One line per event on stderr: ``event=start unit=web.service pid=42`` or a JSON object.
+
+The vocabulary is fixed (bind, listen, start, accept, reject, exit, restart, stop,
+failed, …) so that a log can be grepped and parsed; every line names the unit.
+Recent lines are kept per unit for ``activatorctl status``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+_KEEP_PER_UNIT = 10
+
+
+class EventLog:
+    def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
+        self.fmt = fmt
+        self.stream = stream if stream is not None else sys.stderr
+        self.recent: dict[str, collections.deque[str]] = {}
+
+    def __call__(self, event: str, unit: str | None = None, /, **fields: Any) -> None:
+        self.emit(event, unit, fields)
+
+    def emit(self, event: str, unit: str | None, fields: dict[str, Any]) -> None:
+        if self.fmt == "json":
+            record = {"ts": round(time.time(), 6), "event": event}
+            if unit is not None:
+                record["unit"] = unit
+            record.update(fields)
+            line = json.dumps(record, default=str)
+        else:
+            parts = [f"event={event}"]
+            if unit is not None:
+                parts.append(f"unit={unit}")
+            for key, value in fields.items():
+                if value is None:
+                    continue
+                text = str(value)
+                if not text or any(c in text for c in ' "=\n'):
+                    text = json.dumps(text)
+                parts.append(f"{key}={text}")
+            line = " ".join(parts)
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed stderr must not take the supervisor down
+        if unit is not None:
+            # Instances of an Accept=yes socket are countless: keep their lines under the template.
+            at = unit.find("@")
+            key = unit if at < 0 or unit.endswith("@.service") else unit[: at + 1] + ".service"
+            dq = self.recent.get(key)
+            if dq is None:
+                dq = self.recent[key] = collections.deque(maxlen=_KEEP_PER_UNIT)
+            dq.append(line)
