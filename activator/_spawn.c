@@ -82,7 +82,7 @@ struct spec {
     unsigned long long bounding, ambient; /* capability masks */
     int nonblocking, cwd_optional, no_new_privs, ignore_sigpipe, new_session;
 };
-struct report { int step, err; };
+struct report { int step, err, quiet; }; /* quiet: the caller logs failures itself */
 
 /* Writes v in decimal so that it ends just before `end`; returns where it starts. */
 static char *decimal(char *end, long v)
@@ -115,7 +115,7 @@ fail(volatile struct report *r, enum step st, const char *obj)
      * parent still reports the failure from `r`. */
     struct msghdr m = {.msg_iov = v, .msg_iovlen = 7};
     struct pollfd p = {.fd = 2, .events = POLLOUT};
-    if (sendmsg(2, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == ENOTSOCK &&
+    if (!r->quiet && sendmsg(2, &m, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno == ENOTSOCK &&
         poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) && writev(2, v, 7) < 0) { /* lost */ }
     _exit(steps[st].code);
 }
@@ -277,16 +277,16 @@ static PyObject *spawn(PyObject *self, PyObject *args, PyObject *kw)
     static char *names[] = {"path", "argv", "env", "fds", "stdin", "stdout", "stderr",
         "listen_pid", "nonblocking", "uid", "gid", "groups", "umask", "cwd", "cwd_optional",
         "rlimits", "nice", "oom_score_adj", "no_new_privs", "capability_bounding",
-        "ambient_capabilities", "ignore_sigpipe", "new_session", "in_place", NULL};
+        "ambient_capabilities", "ignore_sigpipe", "new_session", "in_place", "quiet", NULL};
     struct spec s = {0};
     PyObject *argv, *env, *fds, *groups, *cwd, *rlimits, *nice, *oom, *bounding, *ret = NULL;
-    int listen_pid, in_place;
+    int listen_pid, in_place, quiet = 0;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "yO!O!O!iiippllOIOpO!OOpOKppp", names, &s.path,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "yO!O!O!iiippllOIOpO!OOpOKppp|p", names, &s.path,
             &PyTuple_Type, &argv, &PyTuple_Type, &env, &PyTuple_Type, &fds, &s.stdio[0],
             &s.stdio[1], &s.stdio[2], &listen_pid, &s.nonblocking, &s.uid, &s.gid, &groups,
             &s.umask, &cwd, &s.cwd_optional, &PyTuple_Type, &rlimits, &nice, &oom,
-            &s.no_new_privs, &bounding, &s.ambient, &s.ignore_sigpipe, &s.new_session, &in_place))
+            &s.no_new_privs, &bounding, &s.ambient, &s.ignore_sigpipe, &s.new_session, &in_place, &quiet))
         return NULL;
     char listen_buf[32] = "LISTEN_PID="; /* the child appends its pid */
     long long *gl = NULL;
@@ -324,7 +324,7 @@ static PyObject *spawn(PyObject *self, PyObject *args, PyObject *kw)
      * is suspended until the child execs anyway, and releasing it would cost every spawn a
      * GIL round trip as soon as another thread wants it. */
     sigset_t all, old;
-    volatile struct report rep = {OK, 0};
+    volatile struct report rep = {OK, 0, quiet};
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     if (in_place) child(&s, &rep); /* chain-loading: execs or exits, never returns */

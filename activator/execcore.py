@@ -73,6 +73,9 @@ class ExecSpec:
     ambient_capabilities: Sequence[int] = ()  # survive the uid change into the program
     ignore_sigpipe: bool = True
     new_session: bool = True  # setsid(): the service leads its own process group
+    # The child writes "unable to <step> …" to its fd 2 before exiting. The daemon logs
+    # SpawnError itself and sets this: in inetd mode fd 2 is the peer, who must not read it.
+    quiet: bool = False
 
 
 class SpawnError(OSError):
@@ -173,7 +176,7 @@ def _check(spec: ExecSpec) -> dict[str, object]:
         cwd=spec.cwd, cwd_optional=spec.cwd_optional, rlimits=tuple(flat), nice=spec.nice,
         oom_score_adj=spec.oom_score_adj, no_new_privs=spec.no_new_privs,
         capability_bounding=bounding, ambient_capabilities=_mask(spec.ambient_capabilities),
-        ignore_sigpipe=spec.ignore_sigpipe, new_session=spec.new_session,
+        ignore_sigpipe=spec.ignore_sigpipe, new_session=spec.new_session, quiet=spec.quiet,
     )
 
 

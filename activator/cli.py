@@ -1,0 +1,63 @@
+"""`activator`: the daemon's command line — argv in, exit code out.
+
+    activator [--units DIR]… [--control PATH] [--control-group GROUP]
+              [--loop auto|asyncio|uvloop] [--log-format text|json] [--strict]
+
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 on a failure while running,
+2 for a bad command line. Units that fail to load are reported and left out;
+the others run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+
+DEFAULT_UNITS = "/etc/activator/units"
+DEFAULT_CONTROL = "/run/activator/control.sock"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="activator", description="socket-activation supervisor")
+    p.add_argument("--units", action="append", metavar="DIR",
+                   help=f"unit directory (repeatable; default $ACTIVATOR_UNITS or {DEFAULT_UNITS})")
+    p.add_argument("--control", metavar="PATH",
+                   help=f"control socket (default $ACTIVATOR_CONTROL or {DEFAULT_CONTROL}); 'none' disables it")
+    p.add_argument("--control-group", metavar="GROUP", help="let this group use the control socket too")
+    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument("--strict", action="store_true", help="treat unit warnings as errors")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+    except SystemExit as e:
+        return EXIT_USAGE if e.code else EXIT_OK
+    from .daemon import Daemon
+    from .log import EventLog
+    from .loops import run
+
+    units = args.units or os.environ.get("ACTIVATOR_UNITS", DEFAULT_UNITS).split(":")
+    control = args.control or os.environ.get("ACTIVATOR_CONTROL", DEFAULT_CONTROL)
+    if control == "none":
+        control = None
+    log = EventLog(args.log_format)
+    daemon = Daemon(units, control_path=control, log=log, strict=args.strict,
+                    control_group=args.control_group)
+    try:
+        code = run(daemon.run(), args.loop)
+    except ImportError as e:
+        log("failed", None, reason=f"unable to use the {args.loop} loop: {e}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return code if code is not None else EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

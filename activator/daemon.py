@@ -1,0 +1,237 @@
+"""The composition root: load units, bind every listener, serve, stop everything on SIGTERM.
+
+Start-up order matters for privilege separation: all listeners are bound here,
+as root, before any service runs; services only ever receive duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+import traceback
+from collections.abc import Sequence
+
+from . import plan
+from .activation import SocketRuntime
+from .errors import ActivatorError, StartError
+from .log import EventLog
+from .reaper import Reaper, describe_status
+from .service import Handover, Service
+from .states import ServiceState
+from .units import Problem, UnitSet, load_units
+from .units.model import ServiceUnit
+
+
+class Daemon:
+    def __init__(self, unit_dirs: Sequence[str], *, control_path: str | None, log: EventLog,
+                 strict: bool = False, control_group: str | None = None) -> None:
+        self.unit_dirs = list(unit_dirs)
+        self.control_path = control_path
+        self.control_group = control_group
+        self.log = log
+        self.strict = strict
+        self.units: UnitSet
+        self.problems: list[Problem] = []
+        self.sockets: dict[str, SocketRuntime] = {}
+        self.services: dict[str, Service] = {}
+        self.instances: dict[str, Service] = {}  # Accept=yes instances, by name
+        self.reaper: Reaper
+        self.stopping = False
+        self.started = time.time()
+        self.notify_socket_path: str | None = None
+        self._prepared: dict[str, plan.Prepared] = {}
+        self._stopped = asyncio.Event()
+        self._control = None
+
+    # ------------------------------------------------------------ logging helpers
+    def log_exception(self, e: BaseException) -> None:
+        for line in traceback.format_exception(e):
+            for part in line.rstrip().splitlines():
+                self.log("traceback", None, line=part)
+
+    # ------------------------------------------------------------ loading
+    def load(self) -> None:
+        self.units, self.problems = load_units(self.unit_dirs, strict=self.strict)
+        for p in self.problems:
+            self.log("unit-" + p.severity, p.unit, problem=str(p))
+
+    def build(self) -> None:
+        """Runtime objects for every loaded unit (templates get theirs per connection)."""
+        for name, unit in self.units.services.items():
+            if not unit.is_template:
+                self._add_service(unit)
+        for name, unit in self.units.sockets.items():
+            self.sockets[name] = SocketRuntime(self, unit)
+
+    def _add_service(self, unit: ServiceUnit) -> Service:
+        svc = Service(self, unit)
+        svc.listeners.append(self._service_changed)
+        self.services[unit.name] = svc
+        return svc
+
+    def _service_changed(self, svc: Service) -> None:
+        for sock_name in self.units.sockets_of(svc.name):
+            sock = self.sockets.get(sock_name)
+            if sock is not None and not sock.section.Accept:
+                sock.service_changed(svc)
+
+    # ------------------------------------------------------------ what services need
+    def prepared(self, unit: ServiceUnit) -> plan.Prepared:
+        """Users, limits and capabilities, resolved once per unit (templates: once for all instances)."""
+        key = unit.name
+        at = key.find("@")
+        if at >= 0:
+            key = key[: at + 1] + ".service"
+        p = self._prepared.get(key)
+        if p is None:
+            p = self._prepared[key] = plan.prepare(unit.Service)
+        return p
+
+    def collect_fds(self, svc: Service) -> Handover:
+        """Accept=no: the listeners of every started socket that triggers this service, in order."""
+        h = Handover()
+        for sock_name in self.units.sockets_of(svc.name):
+            sock = self.sockets.get(sock_name)
+            if sock is None or sock.section.Accept or not sock.listeners:
+                continue
+            for lst in sock.listeners:
+                h.fds.append(lst.fd)
+                h.names.append(sock.fdname)
+        return h
+
+    def make_directories(self, unit: ServiceUnit, prepared: plan.Prepared) -> None:
+        """RuntimeDirectory= and friends: created, chowned to User=, before the start."""
+        svc = unit.Service
+        roots = (
+            ("/run", svc.RuntimeDirectory, svc.RuntimeDirectoryMode, "RUNTIME_DIRECTORY"),
+            ("/var/lib", svc.StateDirectory, svc.StateDirectoryMode, "STATE_DIRECTORY"),
+            ("/var/cache", svc.CacheDirectory, svc.CacheDirectoryMode, "CACHE_DIRECTORY"),
+            ("/var/log", svc.LogsDirectory, svc.LogsDirectoryMode, "LOGS_DIRECTORY"),
+            ("/etc", svc.ConfigurationDirectory, svc.ConfigurationDirectoryMode, "CONFIGURATION_DIRECTORY"),
+        )
+        creds = prepared.creds
+        for root, names, mode, _var in roots:
+            for name in names:
+                path = os.path.join(root, name)
+                try:
+                    os.makedirs(path, exist_ok=True)
+                    os.chmod(path, mode)
+                    if creds is not None and root != "/etc":
+                        os.chown(path, creds.uid, creds.gid)
+                except OSError as e:
+                    raise StartError(f"unable to create {path}: {e.strerror}") from None
+
+    # ------------------------------------------------------------ Accept=yes instances
+    def spawn_instance(self, sock: SocketRuntime, instance: str, fd: int, env: dict[str, str],
+                       remote: str | None, rport: int) -> None:
+        template = sock.service_name
+        unit = self.units.instantiate(template, instance[len(template) - len(".service") : -len(".service")])
+        svc = Service(self, unit)
+        svc.peer = None if remote is None else (f"[{remote}]:{rport}" if ":" in remote else f"{remote}:{rport}")
+        svc.socket = sock  # type: ignore[attr-defined]
+        svc.remote = remote  # type: ignore[attr-defined]
+        self.instances[unit.name] = svc
+        svc.start_instance(Handover(connection=fd, extra_env=env))
+
+    def instance_done(self, svc: Service) -> None:
+        sock = getattr(svc, "socket", None)
+        if sock is None:
+            return
+        if self.instances.pop(svc.name, None) is not None:
+            sock.instance_gone(svc.remote, svc.remote is None)
+
+    async def stop_instances(self, sock: SocketRuntime) -> None:
+        mine = [s for s in self.instances.values() if getattr(s, "socket", None) is sock]
+        if mine:
+            await asyncio.gather(*(s.stop() for s in mine), return_exceptions=True)
+
+    # ------------------------------------------------------------ orphans
+    def _orphan(self, pid: int, status: int) -> None:
+        how, value = describe_status(status)
+        self.log("reap", None, pid=pid, **{"status" if how == "exited" else "signal": value})
+
+    # ------------------------------------------------------------ life
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self.reaper = Reaper(loop, on_orphan=self._orphan)
+        self.load()
+        self.build()
+        # Bind everything before anything runs.
+        for name, sock in self.sockets.items():
+            try:
+                sock.start()
+            except ActivatorError as e:
+                self.log("failed", name, reason=str(e))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        if self.control_path:
+            from .control import ControlServer
+
+            self._control = ControlServer(self, self.control_path, self.control_group)
+            try:
+                await self._control.start()
+            except OSError as e:
+                self.log("failed", None, reason=f"unable to bind control socket {self.control_path}: {e.strerror}")
+                self._control = None
+        self.log("ready", None, pid=os.getpid(), units=len(self.sockets) + len(self.services),
+                 sockets=len(self.sockets), loop=_loop_name(loop),
+                 control=self.control_path if self._control else None)
+        await self._stopped.wait()
+        await self.shutdown()
+        return 0
+
+    def request_stop(self) -> None:
+        if not self.stopping:
+            self.log("shutdown", None, reason="signal")
+        self.stopping = True
+        self._stopped.set()
+
+    def _on_sighup(self) -> None:
+        asyncio.ensure_future(self.reload_units())
+
+    async def reload_units(self) -> list[Problem]:
+        """Re-read unit files (SIGHUP, `activatorctl reload`); see control.py for the rules."""
+        from .reload import reload_units
+
+        return await reload_units(self)
+
+    async def shutdown(self) -> None:
+        """Stop every service and instance (bounded by each TimeoutStopSec=), close sockets, reap."""
+        for sock in self.sockets.values():
+            sock._unwatch()
+        await asyncio.gather(*(s.stop() for s in list(self.instances.values())), return_exceptions=True)
+        await asyncio.gather(*(s.stop() for s in self.services.values()), return_exceptions=True)
+        for sock in self.sockets.values():
+            with contextlib.suppress(Exception):
+                await sock.stop()
+        if self._control is not None:
+            await self._control.close()
+        if os.getpid() == 1:
+            await self._reap_all()
+        self.reaper.close()
+        self.log("exit", None, pid=os.getpid(), status=0)
+
+    async def _reap_all(self) -> None:
+        """As PID 1: whatever is left in the container gets SIGTERM, then SIGKILL; all reaped."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(-1, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.reaper.wait_idle(), 5)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.reaper.wait_idle(), 5)
+
+    def service_or_template(self, name: str):
+        return self.services.get(name) or self.instances.get(name)
+
+
+def _loop_name(loop) -> str:
+    from .loops import loop_name
+
+    return loop_name(loop)

@@ -1,0 +1,310 @@
+"""Planning a process: from a unit and the fds of this start to an ExecSpec — pure work.
+
+Everything the privileged core needs is decided here, in the parent, as data:
+argv with ``$VAR`` expanded as systemd expands it, the environment built as PID 1
+builds it (reference/systemd.md §1.10), credentials, limits, stdio. The core then
+only carries it out. Nothing here forks or changes process state, so it is tested
+without processes.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import secrets
+import shlex
+from dataclasses import dataclass
+
+from .errors import StartError
+from .execcore import ExecSpec
+from .units.model import ExecCommand, ExecContext
+from .units.values import read_environment_file
+from .users import Credentials, resolve
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_SEARCH_PATH = DEFAULT_PATH.split(":")
+
+_RLIMITS = {
+    "LimitCPU": resource.RLIMIT_CPU, "LimitFSIZE": resource.RLIMIT_FSIZE,
+    "LimitDATA": resource.RLIMIT_DATA, "LimitSTACK": resource.RLIMIT_STACK,
+    "LimitCORE": resource.RLIMIT_CORE, "LimitRSS": resource.RLIMIT_RSS,
+    "LimitNOFILE": resource.RLIMIT_NOFILE, "LimitAS": resource.RLIMIT_AS,
+    "LimitNPROC": resource.RLIMIT_NPROC, "LimitMEMLOCK": resource.RLIMIT_MEMLOCK,
+    "LimitLOCKS": 10,  # RLIMIT_LOCKS: Linux has it, the resource module does not
+    "LimitSIGPENDING": resource.RLIMIT_SIGPENDING,
+    "LimitMSGQUEUE": resource.RLIMIT_MSGQUEUE, "LimitNICE": resource.RLIMIT_NICE,
+    "LimitRTPRIO": resource.RLIMIT_RTPRIO, "LimitRTTIME": resource.RLIMIT_RTTIME,
+}
+
+_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+]
+CAPABILITIES = {name: i for i, name in enumerate(_CAPS)}
+
+
+def cap_numbers(names: tuple[str, ...]) -> list[int]:
+    out = []
+    for name in names:
+        key = name.upper() if name.upper().startswith("CAP_") else "CAP_" + name.upper()
+        if key not in CAPABILITIES:
+            raise StartError(f"unknown capability {name!r}")
+        out.append(CAPABILITIES[key])
+    return out
+
+
+def find_program(path: str) -> str:
+    """An absolute path as is; a bare name searched in systemd's fixed PATH."""
+    if path.startswith("/"):
+        return path
+    for d in _SEARCH_PATH:
+        candidate = os.path.join(d, path)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise StartError(f"unable to find program {path!r} in {DEFAULT_PATH}")
+
+
+def expand_argv(cmd: ExecCommand, env: dict[str, str]) -> list[str]:
+    """systemd's replace_env_argv: ``$VAR`` as a whole word splits, ``${VAR}`` is one value.
+
+    ``$$`` is a literal ``$``; ``$VAR`` inside a longer word is left alone; unknown
+    variables expand to nothing. The ``:`` prefix turns all of this off.
+    """
+    if cmd.no_env_expand:
+        return list(cmd.argv)
+    out = [cmd.argv[0]]
+    for word in cmd.argv[1:]:
+        if "$" not in word:
+            out.append(word)
+        elif len(word) > 1 and word[0] == "$" and word[1] not in "{$" and _is_name(word[1:]):
+            value = env.get(word[1:], "")
+            try:
+                out.extend(shlex.split(value))
+            except ValueError:
+                out.extend(value.split())
+        else:
+            out.append(_replace_braced(word, env))
+    return out
+
+
+def _is_name(s: str) -> bool:
+    return bool(s) and (s[0].isalpha() or s[0] == "_") and all(c.isalnum() or c == "_" for c in s)
+
+
+def _replace_braced(word: str, env: dict[str, str]) -> str:
+    out = []
+    i, n = 0, len(word)
+    while i < n:
+        c = word[i]
+        if c == "$" and i + 1 < n and word[i + 1] == "$":
+            out.append("$")
+            i += 2
+        elif c == "$" and i + 1 < n and word[i + 1] == "{":
+            end = word.find("}", i + 2)
+            if end < 0:
+                out.append(word[i:])
+                break
+            out.append(env.get(word[i + 2 : end], ""))
+            i = end + 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def build_environment(
+    ctx: ExecContext,
+    creds: Credentials | None,
+    generated: dict[str, str],
+    supervisor_env: dict[str, str] | os._Environ[str] | None = None,
+) -> dict[str, str]:
+    """The environment of a service process, as systemd builds it (later wins):
+
+    PATH (and LANG from the supervisor) → USER/LOGNAME/HOME/SHELL → generated
+    (INVOCATION_ID, LISTEN_*, REMOTE_*, NOTIFY_SOCKET …) → PassEnvironment= →
+    Environment= → EnvironmentFile= (read now, at each start) → UnsetEnvironment=.
+    Nothing else of the supervisor's environment leaks.
+    Raises StartError for a missing EnvironmentFile= without ``-``.
+    """
+    sup = os.environ if supervisor_env is None else supervisor_env
+    env: dict[str, str] = {"PATH": DEFAULT_PATH}
+    if "LANG" in sup:
+        env["LANG"] = sup["LANG"]
+    if creds is not None and ctx.User is not None:
+        env["USER"] = env["LOGNAME"] = creds.user
+        env["HOME"] = creds.home
+        env["SHELL"] = creds.shell
+    env.update(generated)
+    for name in ctx.PassEnvironment:
+        if name in sup:
+            env[name] = sup[name]
+    env.update(ctx.Environment)
+    for ef in ctx.EnvironmentFile:
+        try:
+            env.update(read_environment_file(ef.path))
+        except FileNotFoundError:
+            if not ef.optional:
+                raise StartError(f"unable to read environment file {ef.path}: No such file or directory") from None
+        except OSError as e:
+            if not ef.optional:
+                raise StartError(f"unable to read environment file {ef.path}: {e.strerror}") from None
+    for item in ctx.UnsetEnvironment:
+        if "=" in item:
+            name, _, value = item.partition("=")
+            if env.get(name) == value:
+                del env[name]
+        else:
+            env.pop(item, None)
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What stays the same between starts of one unit: resolved once, reused per connection."""
+
+    creds: Credentials | None
+    rlimits: tuple[tuple[int, int, int], ...]
+    cwd: bytes | None
+    cwd_optional: bool
+    bounding: tuple[int, ...] | None
+    ambient: tuple[int, ...]
+
+
+def prepare(ctx: ExecContext) -> Prepared:
+    """Resolve users, limits and capabilities of a unit. Raises StartError."""
+    creds = resolve(ctx.User, ctx.Group, ctx.SupplementaryGroups)
+    limits = []
+    for field, res in _RLIMITS.items():
+        lim = getattr(ctx, field)
+        if lim is not None:
+            inf = resource.RLIM_INFINITY
+            limits.append((res, inf if lim.soft is None else lim.soft, inf if lim.hard is None else lim.hard))
+    wd = ctx.WorkingDirectory
+    optional = False
+    if wd is not None and wd.startswith("-"):
+        optional, wd = True, wd[1:]
+    if wd == "~":
+        wd = creds.home if creds is not None else "/root"
+    cwd = os.fsencode(wd if wd else "/")
+    bounding = None if ctx.CapabilityBoundingSet is None else tuple(cap_numbers(ctx.CapabilityBoundingSet))
+    return Prepared(creds, tuple(limits), cwd, optional, bounding, tuple(cap_numbers(ctx.AmbientCapabilities)))
+
+
+def make_spec(
+    ctx: ExecContext,
+    prepared: Prepared,
+    cmd: ExecCommand,
+    env: dict[str, str],
+    *,
+    fds: list[int] | tuple[int, ...] = (),
+    stdio: tuple[int, int, int] = (-1, -1, -1),
+    listen_pid: bool = False,
+    nonblocking: bool = False,
+) -> ExecSpec:
+    """The ExecSpec for one command line of a unit. ``+``/``!`` lines keep root's credentials."""
+    argv = expand_argv(cmd, env)
+    path = find_program(cmd.path)
+    creds = None if (cmd.privileged or cmd.no_setuid) else prepared.creds
+    envb = [f"{k}={v}".encode() for k, v in env.items()]
+    return ExecSpec(
+        path=os.fsencode(path),
+        argv=[os.fsencode(a) for a in argv],
+        env=envb,
+        fds=tuple(fds),
+        stdin=stdio[0],
+        stdout=stdio[1],
+        stderr=stdio[2],
+        listen_pid=listen_pid,
+        nonblocking=nonblocking,
+        uid=creds.uid if creds else -1,
+        gid=creds.gid if creds else -1,
+        groups=creds.groups if creds else None,
+        umask=ctx.UMask,
+        cwd=prepared.cwd,
+        cwd_optional=prepared.cwd_optional,
+        rlimits=prepared.rlimits,
+        nice=ctx.Nice,
+        oom_score_adj=ctx.OOMScoreAdjust,
+        no_new_privs=ctx.NoNewPrivileges and not cmd.privileged,
+        capability_bounding=None if cmd.privileged else prepared.bounding,
+        ambient_capabilities=() if cmd.privileged else prepared.ambient,
+        ignore_sigpipe=ctx.IgnoreSIGPIPE,
+        new_session=True,
+        quiet=True,  # the daemon logs a failed start itself, naming the unit
+    )
+
+
+def invocation_id() -> str:
+    return secrets.token_hex(16)
+
+
+# ---------------------------------------------------------------- stdio
+
+STDIO_FLAGS = {
+    "file": os.O_WRONLY | os.O_CREAT,
+    "append": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "truncate": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+}
+
+
+def open_stdio(ctx: ExecContext, socket_fd: int | None, named: dict[str, int]) -> tuple[tuple[int, int, int], list[int]]:
+    """fds for 0, 1, 2 per StandardInput/Output/Error= and the fds opened here (to close).
+
+    ``socket_fd`` is the connection (Accept=yes) or the one listener (Accept=no) for
+    ``socket``; ``named`` maps fd names to fds for ``fd:NAME``. ``journal``, ``kmsg``,
+    ``syslog`` and ``console`` go where the supervisor's own output goes (the container's log).
+    Raises StartError with systemd's wording for a socket that is not there.
+    """
+    opened: list[int] = []
+
+    def open_file(spec: str, read: bool) -> int:
+        kind, _, path = spec.partition(":")
+        flags = os.O_RDONLY if read else STDIO_FLAGS[kind]
+        try:
+            fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOCTTY, 0o644)
+        except OSError as e:
+            raise StartError(f"unable to open {path} for {'input' if read else 'output'}: {e.strerror}") from None
+        opened.append(fd)
+        return fd
+
+    si = ctx.StandardInput
+    if si == "socket":
+        if socket_fd is None:
+            raise StartError("StandardInput=socket: got no socket")
+        stdin = socket_fd
+    elif si.startswith("file:"):
+        stdin = open_file(si, True)
+    elif si.startswith("fd:"):
+        stdin = named.get(si[3:], -1)
+    else:
+        stdin = -1  # null, and tty/data which a container has no use for
+    so = ctx.StandardOutput
+    if so is None:
+        so = "inherit" if si == "socket" or si.startswith("fd:") else "journal"
+    stdout = _output(so, stdin, 1, socket_fd, named, open_file)
+    se = ctx.StandardError or "inherit"
+    stderr = _output(se, stdout, 2, socket_fd, named, open_file)
+    return (stdin, stdout, stderr), opened
+
+
+def _output(spec, inherit_fd, own, socket_fd, named, open_file) -> int:
+    if spec == "inherit":
+        return inherit_fd
+    if spec == "null":
+        return -1
+    if spec == "socket":
+        if socket_fd is None:
+            raise StartError("StandardOutput=socket: got no socket")
+        return socket_fd
+    if spec.startswith(("file:", "append:", "truncate:")):
+        return open_file(spec, False)
+    if spec.startswith("fd:"):
+        return named.get(spec[3:], -1)
+    return own  # journal, kmsg, syslog, console, tty, and the +console forms: the container log

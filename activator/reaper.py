@@ -1,0 +1,116 @@
+"""The one reaper: the only code in activator that calls waitpid.
+
+A single thread blocks in ``waitpid(-1, 0)`` and hands every exit to the event
+loop with ``call_soon_threadsafe``. It is the same code under asyncio and uvloop
+(uvloop keeps SIGCHLD for itself, so a SIGCHLD handler is not an option there),
+wakes only when a child exits (no polling: zero wake-ups while idle), and reaps
+orphans that are re-parented to us when activator is PID 1 (or a subreaper).
+
+A pid must be registered with ``watch()`` in the same loop iteration that spawned
+it; exits are dispatched on the loop, so a child that dies at once is still
+matched to its owner. Exits of pids nobody watches are orphans: reaped, counted,
+logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+
+ExitCallback = Callable[[int, int], None]  # (pid, wait status)
+
+
+class Reaper:
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_orphan: ExitCallback | None = None) -> None:
+        self._loop = loop
+        self._watched: dict[int, ExitCallback] = {}
+        self._on_orphan = on_orphan
+        self._wake = threading.Event()
+        self._stopping = False
+        self.orphans_reaped = 0
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._thread = threading.Thread(target=self._run, name="activator-reaper", daemon=True)
+        self._thread.start()
+
+    def watch(self, pid: int, callback: ExitCallback) -> None:
+        """Call ``callback(pid, status)`` on the loop when ``pid`` exits."""
+        self._watched[pid] = callback
+        self._wake.set()
+
+    def wait(self, pid: int) -> asyncio.Future[int]:
+        """A future for the wait status of ``pid`` (registered like watch())."""
+        fut: asyncio.Future[int] = self._loop.create_future()
+
+        def done(_pid: int, status: int) -> None:
+            if not fut.done():
+                fut.set_result(status)
+
+        self.watch(pid, done)
+        return fut
+
+    def wait_idle(self) -> asyncio.Future[None]:
+        """A future that resolves the next time no child at all is left (orphans included)."""
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._idle_waiters.append(fut)
+        self._wake.set()  # let the thread look now
+        return fut
+
+    def _idle(self) -> None:
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def forget(self, pid: int) -> None:
+        self._watched.pop(pid, None)
+
+    @property
+    def watched(self) -> int:
+        return len(self._watched)
+
+    def close(self) -> None:
+        """Stop the thread once no child is left (it exits on the next ECHILD)."""
+        self._stopping = True
+        self._wake.set()
+
+    # -- the thread: the only waitpid in activator
+    def _run(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                try:
+                    self._loop.call_soon_threadsafe(self._idle)
+                except RuntimeError:
+                    return
+                if self._stopping:
+                    return
+                # No child at all: sleep until the next spawn. A spawn sets the event after
+                # the fork, so a child that exists is never missed.
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            except InterruptedError:
+                continue
+            try:
+                self._loop.call_soon_threadsafe(self._dispatch, pid, status)
+            except RuntimeError:
+                return  # the loop is closed: the daemon is gone
+
+    def _dispatch(self, pid: int, status: int) -> None:
+        callback = self._watched.pop(pid, None)
+        if callback is not None:
+            callback(pid, status)
+            return
+        self.orphans_reaped += 1
+        if self._on_orphan is not None:
+            self._on_orphan(pid, status)
+
+
+def describe_status(status: int) -> tuple[str, int]:
+    """("exited", code) or ("killed", signal number) — systemd's CLD_EXITED / CLD_KILLED."""
+    if os.WIFSIGNALED(status):
+        return "killed", os.WTERMSIG(status)
+    return "exited", os.WEXITSTATUS(status)

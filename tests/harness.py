@@ -1,0 +1,198 @@
+"""Running a real activator in tests: start it, wait on its log lines, talk to it, stop it.
+
+Nothing here sleeps to wait: every wait reads activator's own JSON log lines or a
+socket, bounded by a deadline. Every process started is killed and reaped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+PROBE_SRC = Path(__file__).with_name("probe.py")
+
+
+def public_dir(prefix: str = "activator-test-") -> Path:
+    """A directory every user can read and traverse (nobody's programs live here)."""
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    d.chmod(0o755)
+    return d
+
+
+def install_probe(d: Path) -> str:
+    dst = d / "probe.py"
+    shutil.copy(PROBE_SRC, dst)
+    dst.chmod(0o755)
+    return str(dst)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(fam, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class Activator:
+    """A running activator process with its unit dir and control socket."""
+
+    def __init__(self, units: dict[str, str], *, loop: str = "asyncio", extra_args=(), env=None,
+                 wrapper: list[str] | None = None) -> None:
+        self.dir = public_dir()
+        self.unit_dir = self.dir / "units"
+        self.unit_dir.mkdir()
+        for name, text in units.items():
+            p = self.unit_dir / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+        self.control = str(self.dir / "control.sock")
+        cmd = [sys.executable, "-m", "activator.cli", "--units", str(self.unit_dir),
+               "--control", self.control, "--loop", loop, "--log-format", "json", *extra_args]
+        if wrapper:
+            cmd = [*wrapper, *cmd]
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=full_env, start_new_session=True)
+        self.events: list[dict] = []
+        self._buf = b""
+        self._eof = False
+        self._sel = selectors.DefaultSelector()
+        os.set_blocking(self.proc.stderr.fileno(), False)
+        self._sel.register(self.proc.stderr, selectors.EVENT_READ)
+        try:
+            self.ready = self.wait_for("ready", timeout=20)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- log lines
+    def _read(self, deadline: float) -> bool:
+        timeout = max(0.0, deadline - time.monotonic())
+        if not self._sel.select(timeout):
+            return False
+        data = os.read(self.proc.stderr.fileno(), 65536)
+        if not data:
+            self._eof = True
+            raise EOFError(f"activator exited ({self.proc.poll()}); log:\n{self.log_text()}")
+        self._buf += data
+        while b"\n" in self._buf:
+            line, self._buf = self._buf.split(b"\n", 1)
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                self.events.append({"event": "raw", "line": line.decode(errors="replace")})
+        return True
+
+    def wait_for(self, event: str, timeout: float = 10, start: int = 0, **match) -> dict:
+        """The first log event at index >= start with this name and fields; bounded."""
+        deadline = time.monotonic() + timeout
+        i = start
+        while True:
+            while i < len(self.events):
+                e = self.events[i]
+                i += 1
+                if e.get("event") == event and all(e.get(k) == v for k, v in match.items()):
+                    return e
+            if time.monotonic() >= deadline or self._eof:
+                raise TimeoutError(f"no {event} {match} within {timeout}s; log:\n{self.log_text()}")
+            try:
+                self._read(deadline)
+            except EOFError:
+                self._eof = True
+
+    def drain(self, timeout: float = 0.0) -> None:
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(EOFError):
+            while not self._eof and self._read(deadline):
+                pass
+
+    def count(self, event: str, **match) -> int:
+        return sum(1 for e in self.events if e.get("event") == event and all(e.get(k) == v for k, v in match.items()))
+
+    def log_text(self) -> str:
+        return "\n".join(json.dumps(e) for e in self.events[-60:])
+
+    # -- control
+    def ctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+        r = subprocess.run([sys.executable, "-m", "activator.ctl", "--control", self.control, *args],
+                           capture_output=True, text=True, timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError(f"activatorctl {args} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
+        return r
+
+    def status(self, unit: str) -> dict:
+        r = self.ctl("--json", "status", unit)
+        return json.loads(r.stdout)[0]
+
+    # -- stop
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then read the log to its end; returns the exit status (bounded)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(EOFError):
+            while time.monotonic() < deadline:
+                self._read(deadline)
+        try:
+            return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        self.kill()
+        self._sel.close()
+        self.proc.stderr.close()
+        self.proc.stdout.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Activator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.stop()
+        finally:
+            self.close()
+
+
+def read_line(addr, timeout: float = 10.0, send: bytes | None = None, family=None) -> bytes:
+    """Connect, optionally send, read until EOF; bounded."""
+    if family is None:
+        family = socket.AF_UNIX if isinstance(addr, str) else (socket.AF_INET6 if ":" in addr[0] else socket.AF_INET)
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(addr)
+        if send:
+            s.sendall(send)
+        chunks = []
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+def read_report(addr, **kw) -> dict:
+    data = read_line(addr, **kw)
+    return json.loads(data.decode().splitlines()[0])
