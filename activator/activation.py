@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from .errors import ActivatorError
+from .errors import ActivatorError, RefusedError
 from .ratelimit import RateLimit
 from .service import Handover, Service
 from .sockets import Listener, apply_options, bind_unit, close_listeners, options_needed
@@ -59,7 +59,16 @@ class SocketRuntime:
         self.refused_per_source = 0
         self.refused_trigger = 0
         self.per_source: Counter[str] = Counter()
-        burst = sec.TriggerLimitBurst if sec.TriggerLimitBurst is not None else (200 if sec.Accept else 20)
+        # systemd's defaults are 20 per 2 s (Accept=no) and 200 per 2 s (Accept=yes). For
+        # Accept=no the limit catches a service that exits without taking its traffic; we keep
+        # it. For Accept=yes it caps a socket at 100 connections/s — systemd then fails it for
+        # good (sd#15633, tang#61) — so activator leaves it off unless the unit sets it, and
+        # bounds Accept=yes by MaxConnections= and MaxConnectionsPerSource= instead.
+        if sec.Accept:
+            burst = sec.TriggerLimitBurst if sec.TriggerLimitBurst is not None else (
+                200 if sec.TriggerLimitIntervalSec else 0)
+        else:
+            burst = sec.TriggerLimitBurst if sec.TriggerLimitBurst is not None else 20
         interval = sec.TriggerLimitIntervalSec if sec.TriggerLimitIntervalSec is not None else 2.0
         self.trigger_limit = RateLimit(interval, burst)
         self._watching = False
@@ -88,9 +97,11 @@ class SocketRuntime:
         if self.state in (K.LISTENING, K.RUNNING, K.PAUSED):
             return
         if not self.section.Accept:
+            # systemd's socket_start(): the service holds (or is about to get) fds we would
+            # not share with it; the operator has to stop it first.
             svc = self.daemon.services.get(self.service_name)
-            if svc is not None and svc.active and self.state == K.INACTIVE and not self.listeners:
-                raise ActivatorError(f"{self.name}: socket service {self.service_name} already active, refusing")
+            if svc is not None and svc.active:
+                raise RefusedError(f"{self.name}: socket service {self.service_name} already active, refusing")
         if not self.listeners:
             try:
                 self.bind()
@@ -106,13 +117,17 @@ class SocketRuntime:
         else:
             self._watch()
 
-    async def stop(self, *, result: Result = Result.SUCCESS) -> None:
-        """Close the listeners (RemoveOnStop=) and stop the instances of an Accept=yes socket."""
+    async def stop(self, *, result: Result = Result.SUCCESS, stop_instances: bool = True) -> None:
+        """Close the listeners (RemoveOnStop=) and stop the instances of an Accept=yes socket.
+
+        ``stop_instances=False`` (a reload rebinding the socket) leaves the connections
+        already accepted running.
+        """
         self._unwatch()
         if self._resume is not None:
             self._resume.cancel()
             self._resume = None
-        if self.section.Accept:
+        if self.section.Accept and stop_instances:
             await self.daemon.stop_instances(self)
         close_listeners(self.listeners, self.section, remove=True)
         self.listeners = []
@@ -255,6 +270,10 @@ class SocketRuntime:
         self.n_accepted = n + 1
         sec = self.section
         remote, rport = _peer(lst, fd, addr)
+        if self.n_connections >= sec.MaxConnections:
+            # Instances that have exited but are not reaped yet still count; reap them first
+            # so that the limit counts what really runs.
+            self.daemon.reaper.reap_now()
         if self.n_connections >= sec.MaxConnections:
             os.close(fd)
             self.n_refused += 1

@@ -1,7 +1,8 @@
 """The one reaper: the only code in activator that calls waitpid.
 
-A single thread blocks in ``waitpid(-1, 0)`` and hands every exit to the event
-loop with ``call_soon_threadsafe``. It is the same code under asyncio and uvloop
+A single thread blocks in ``waitid(P_ALL, WNOWAIT)`` until a child has exited
+and asks the event loop, with ``call_soon_threadsafe``, to reap every zombie there
+is with ``waitpid(-1, WNOHANG)``. It is the same code under asyncio and uvloop
 (uvloop keeps SIGCHLD for itself, so a SIGCHLD handler is not an option there),
 wakes only when a child exits (no polling: zero wake-ups while idle), and reaps
 orphans that are re-parented to us when activator is PID 1 (or a subreaper).
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from collections.abc import Callable
 
@@ -28,9 +30,14 @@ class Reaper:
         self._watched: dict[int, ExitCallback] = {}
         self._on_orphan = on_orphan
         self._wake = threading.Event()
+        self._reaped = threading.Event()
         self._stopping = False
         self.orphans_reaped = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
+        # The thread needs the GIL for a moment after each wake-up; under load the loop holds
+        # it, and the interpreter hands it over only every switch interval (5 ms by default),
+        # which would leave exited instances counted against MaxConnections= that long.
+        sys.setswitchinterval(0.0005)
         self._thread = threading.Thread(target=self._run, name="activator-reaper", daemon=True)
         self._thread.start()
 
@@ -75,11 +82,15 @@ class Reaper:
         self._stopping = True
         self._wake.set()
 
-    # -- the thread: the only waitpid in activator
+    # -- the thread only watches; the loop reaps
     def _run(self) -> None:
+        # waitid(WNOWAIT) blocks (without the GIL) until some child is a zombie but leaves it
+        # in place; the loop then reaps every zombie there is in one callback. One GIL hand-off
+        # per batch, not per child: under load a thread that reaped one child per wake-up
+        # would wait up to the interpreter's switch interval (5 ms) for each.
         while True:
             try:
-                pid, status = os.waitpid(-1, 0)
+                os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
             except ChildProcessError:
                 try:
                     self._loop.call_soon_threadsafe(self._idle)
@@ -94,10 +105,30 @@ class Reaper:
                 continue
             except InterruptedError:
                 continue
+            self._reaped.clear()
             try:
-                self._loop.call_soon_threadsafe(self._dispatch, pid, status)
+                self._loop.call_soon_threadsafe(self._reap)
             except RuntimeError:
                 return  # the loop is closed: the daemon is gone
+            self._reaped.wait()
+
+    def reap_now(self) -> None:
+        """Reap what has exited, now, on the loop (the accept path calls this at MaxConnections=)."""
+        self._reap()
+
+    def _reap(self) -> None:
+        """On the loop: the only waitpid in activator; reaps every zombie, then lets the thread watch again."""
+        try:
+            while True:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    return
+                if pid == 0:
+                    return
+                self._dispatch(pid, status)
+        finally:
+            self._reaped.set()
 
     def _dispatch(self, pid: int, status: int) -> None:
         callback = self._watched.pop(pid, None)

@@ -76,6 +76,11 @@ class Activator:
         except BaseException:
             self.close()
             raise
+        # the activator process itself (behind a wrapper such as unshare --fork, its child)
+        self.pid = self.proc.pid
+        if wrapper:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                self.pid = int(f.read().split()[0])
 
     # -- log lines
     def _read(self, deadline: float) -> bool:
@@ -140,10 +145,11 @@ class Activator:
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM, then read the log to its end; returns the exit status (bounded)."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         with contextlib.suppress(EOFError):
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and not self._eof:
                 self._read(deadline)
         try:
             return self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))

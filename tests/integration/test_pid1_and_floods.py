@@ -1,0 +1,139 @@
+"""activator as PID 1 of a new PID namespace, and floods that must leave nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+
+import pytest
+from harness import SYSTEM_PYTHON, Activator, free_port, install_probe, public_dir, read_line, read_report
+
+pytestmark = pytest.mark.root
+
+UNSHARE = shutil.which("unshare")
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
+def zombies_of(pid: int) -> list[int]:
+    out = []
+    for child in children_of(pid):
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == "Z":
+            out.append(child)
+    return out
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.fixture(scope="module")
+def probe():
+    return install_probe(public_dir("activator-probe-"))
+
+
+@pytest.mark.skipif(UNSHARE is None, reason="unshare(1) missing")
+def test_pid1_reaps_orphans_and_stops_everything(probe, loop_kind):
+    d = public_dir()
+    stubborn = d / "stubborn.py"
+    stubborn.write_text(
+        "import os, signal, socket\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        # leave an orphan behind that outlives us in its own session: PID 1 must reap it
+        "if os.fork() == 0:\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        os._exit(7)\n"
+        "    os._exit(0)\n"
+        "c, _ = socket.socket(fileno=3).accept()\n"
+        "c.sendall(b'up')\n"
+        "c.close()\n"
+        "while True:\n"
+        "    signal.pause()\n"
+    )
+    stubborn.chmod(0o644)
+    port, p2 = free_port(), free_port()
+    units = {
+        "t.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\n",
+        "t.service": f"[Service]\nExecStart={SYSTEM_PYTHON} {stubborn}\nUser=nobody\nTimeoutStopSec=1\n",
+        "e.socket": f"[Socket]\nListenStream=127.0.0.1:{p2}\nAccept=yes\n",
+        "e@.service": f"[Service]\nExecStart={SYSTEM_PYTHON} {probe}\nUser=nobody\n",
+    }
+    with Activator(units, loop=loop_kind, wrapper=[UNSHARE, "--pid", "--fork", "--mount-proc"]) as a:
+        assert a.ready["pid"] == 1
+        assert read_line(("127.0.0.1", port)) == b"up"
+        reaped = a.wait_for("reap", status=7)  # the orphan, re-parented to PID 1
+        assert reaped["pid"] > 1
+        rep = read_report(("127.0.0.1", p2))
+        assert rep["env"]["LISTEN_PID"] == str(rep["pid"])  # the pid inside the namespace
+        assert a.stop() == 0
+        a.wait_for("kill", unit="t.service", signal="SIGKILL")
+        assert a.wait_for("exit", pid=1)["status"] == 0
+
+
+@pytest.mark.slow
+def test_flood_leaves_no_fds_and_no_zombies(loop_kind):
+    """10,000 connections at concurrency 64 against MaxConnections=32: back to idle after."""
+    port = free_port()
+    units = {
+        "f.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections=32\nBacklog=1024\n",
+        "f@.service": "[Service]\nExecStart=/bin/echo hi\nUser=nobody\nStandardInput=socket\n",
+    }
+    with Activator(units, loop=loop_kind) as a:
+        pid = a.ready["pid"]
+        idle_fds = fd_count(pid)
+        served, refused = asyncio.run(_flood(port, total=10_000, concurrency=64, deadline=240))
+        assert served + refused == 10_000
+        assert served > 0
+        # wait (bounded) until every instance is gone, reading activator's own counters
+        deadline = time.monotonic() + 60
+        while True:
+            st = a.status("f.socket")
+            if st["NConnections"] == 0 or time.monotonic() > deadline:
+                break
+            a.drain(0.2)
+        assert st["NConnections"] == 0
+        assert st["NAccepted"] == 10_000
+        assert st["refused"]["limit"] == refused or refused <= st["NRefused"]
+        assert fd_count(pid) == idle_fds
+        assert zombies_of(pid) == []
+
+
+async def _flood(port: int, *, total: int, concurrency: int, deadline: float) -> tuple[int, int]:
+    served = refused = 0
+    sem = asyncio.Semaphore(concurrency)
+    end = time.monotonic() + deadline
+
+    async def one() -> None:
+        nonlocal served, refused
+        async with sem:
+            if time.monotonic() > end:
+                refused += 1
+                return
+            try:
+                r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 30)
+                data = await asyncio.wait_for(r.read(), 30)
+                w.close()
+            except (ConnectionError, TimeoutError, OSError):
+                refused += 1
+                return
+            if data == b"hi\n":
+                served += 1
+            else:
+                refused += 1
+
+    await asyncio.gather(*(one() for _ in range(total)))
+    return served, refused
