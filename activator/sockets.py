@@ -45,6 +45,9 @@ _NETLINK = {
 _IP_FREEBIND, _IPV6_FREEBIND = 15, 78
 _IP_TRANSPARENT, _IPV6_TRANSPARENT = 19, 75
 _SO_PASSSEC = 34
+_SO_RCVBUFFORCE, _SO_SNDBUFFORCE = 33, 32
+_SO_TIMESTAMP, _SO_TIMESTAMPNS = 29, 35
+_IP_PKTINFO = 8
 _IPV6_RECVPKTINFO = 49
 _F_SETPIPE_SZ = 1031
 
@@ -349,12 +352,12 @@ def apply_options(fd: int, family: int, type_: int, section: SocketSection, *, l
             opt(sol, socket.SO_PRIORITY, section.Priority)
         if section.ReceiveBuffer is not None:
             try:
-                s.setsockopt(sol, socket.SO_RCVBUFFORCE, section.ReceiveBuffer)
+                s.setsockopt(sol, _SO_RCVBUFFORCE, section.ReceiveBuffer)
             except OSError:
                 opt(sol, socket.SO_RCVBUF, section.ReceiveBuffer)
         if section.SendBuffer is not None:
             try:
-                s.setsockopt(sol, socket.SO_SNDBUFFORCE, section.SendBuffer)
+                s.setsockopt(sol, _SO_SNDBUFFORCE, section.SendBuffer)
             except OSError:
                 opt(sol, socket.SO_SNDBUF, section.SendBuffer)
         if section.Mark is not None:
@@ -374,13 +377,13 @@ def apply_options(fd: int, family: int, type_: int, section: SocketSection, *, l
             opt(sol, _SO_PASSSEC, 1)
         if section.PassPacketInfo and inet:
             if family == socket.AF_INET:
-                opt(socket.IPPROTO_IP, socket.IP_PKTINFO, 1)
+                opt(socket.IPPROTO_IP, _IP_PKTINFO, 1)
             else:
                 opt(socket.IPPROTO_IPV6, _IPV6_RECVPKTINFO, 1)
         if section.Timestamping == "us":
-            opt(sol, socket.SO_TIMESTAMP, 1)
+            opt(sol, _SO_TIMESTAMP, 1)
         elif section.Timestamping == "ns":
-            opt(sol, socket.SO_TIMESTAMPNS, 1)
+            opt(sol, _SO_TIMESTAMPNS, 1)
     finally:
         s.detach()
 
