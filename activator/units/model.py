@@ -35,7 +35,8 @@ class SocketType(StrEnum):
 
 
 class InetListen(Frozen):
-    """An IP listener. ``host`` None is a bare port: ``[::]`` where the host has IPv6, else ``0.0.0.0``."""
+    """An IP listener. ``host`` None is a bare port: ``[::]`` where the host has IPv6,
+    else ``0.0.0.0``."""
 
     family: Literal["inet"] = "inet"
     type: SocketType
@@ -186,10 +187,12 @@ class ExecContext(Frozen):
     OOMScoreAdjust: int | None = None
     IgnoreSIGPIPE: bool = True
     NoNewPrivileges: bool = False
-    CapabilityBoundingSet: tuple[str, ...] | None = None  # None: unchanged; names like "CAP_NET_BIND_SERVICE"
+    # None: unchanged; names like "CAP_NET_BIND_SERVICE"
+    CapabilityBoundingSet: tuple[str, ...] | None = None
     AmbientCapabilities: tuple[str, ...] = ()
     StandardInput: str = "null"  # null | tty | socket | data | file:P | fd:NAME | inherit
-    StandardOutput: str | None = None  # None → systemd's default (inherit if stdin is socket/tty, else journal)
+    # None → systemd's default (inherit if stdin is socket/tty, else journal)
+    StandardOutput: str | None = None
     StandardError: str | None = None  # None → inherit
     SyslogIdentifier: str | None = None
     LimitCPU: Rlimit | None = None
@@ -321,7 +324,8 @@ class ServiceSection(ExecContext):
     GuessMainPID: bool = True
     PIDFile: str | None = None
     BusName: str | None = None
-    NotifyAccess: Literal["none", "main", "exec", "all"] | None = None  # None → main for notify, else none
+    # None → main for notify, else none
+    NotifyAccess: Literal["none", "main", "exec", "all"] | None = None
     WatchdogSec: float = 0.0
     Restart: RestartPolicy = RestartPolicy.NO
     RestartSec: float = 0.1

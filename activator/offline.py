@@ -1,0 +1,104 @@
+"""The offline verbs of activatorctl: ``verify`` and ``import``. No daemon is involved.
+
+Both print to **stdout** only — problems, results and the summary alike — so that
+``activatorctl verify units/ | grep`` sees everything; exit codes carry the verdict.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import os
+import sys
+from typing import TextIO
+
+from .units import Problem, load_units
+from .units.export import unit_to_toml
+from .units.loader import load_one
+
+
+def _summary(loaded: int, problems: list[Problem]) -> tuple[int, int, str]:
+    errors = sum(p.severity == "error" for p in problems)
+    warnings = len(problems) - errors
+    s = "s" if loaded != 1 else ""
+    line = (
+        f"{loaded} unit{s} loaded, {errors} error{'s' if errors != 1 else ''}, "
+        f"{warnings} warning{'s' if warnings != 1 else ''}"
+    )
+    return errors, warnings, line
+
+
+def run_verify(
+    paths: list[str], *, strict: bool = False, json: bool = False, out: TextIO | None = None
+) -> int:
+    """Check unit files offline, like ``systemd-analyze verify``.
+
+    Prints every problem (one line each: ``file:line: Directive=: message``; warnings
+    carry ``warning:``), then ``N units loaded, E errors, W warnings``. With ``json``,
+    one JSON object instead: ``{"units": [...], "problems": [...], "loaded": N,
+    "errors": E, "warnings": W}``. Everything goes to stdout.
+
+    Exit code: 0 when every unit loads (warnings allowed, unless ``strict`` makes them
+    errors), 1 otherwise (some unit refused or a path unreadable).
+    """
+    out = out or sys.stdout
+    units, problems = load_units(paths, strict=strict)
+    errors, warnings, line = _summary(len(units), problems)
+    if json:
+        doc = {
+            "units": sorted(u.name for u in units),
+            "problems": [p.to_dict() for p in problems],
+            "loaded": len(units),
+            "errors": errors,
+            "warnings": warnings,
+        }
+        print(_json.dumps(doc, indent=2), file=out)
+    else:
+        for p in problems:
+            print(p, file=out)
+        print(line, file=out)
+    return 1 if errors else 0
+
+
+def run_import(files: list[str], outdir: str | None = None, *, out: TextIO | None = None) -> int:
+    """Write the TOML form of each unit file (drop-ins beside it merged) into ``outdir``.
+
+    Output names are ``NAME.socket.toml`` / ``NAME.service.toml`` in ``outdir`` (default:
+    the current directory, created if missing). An existing file is **never
+    overwritten**: that unit is reported and skipped (remove the file first). Units are
+    converted one by one, without pairing checks, so a socket can be imported without
+    its service. Directives activator ignores are reported as warnings and left out.
+
+    Exit code: 0 when every file was written, 1 if any was refused or failed.
+    """
+    out = out or sys.stdout
+    outdir = outdir or "."
+    status = 0
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as e:
+        print(f"{outdir}: cannot create directory: {e.strerror}", file=out)
+        return 1
+    for path in files:
+        unit, problems = load_one(path)
+        for p in problems:
+            print(p, file=out)
+        if unit is None:
+            print(f"{path}: not imported (fix the errors above)", file=out)
+            status = 1
+            continue
+        target = os.path.join(outdir, unit.name + ".toml")
+        text = unit_to_toml(unit, source=path)
+        try:
+            # "x": exclusive creation, so an existing file is never clobbered (no race).
+            with open(target, "x", encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            print(f"{target}: already exists, not overwritten", file=out)
+            status = 1
+            continue
+        except OSError as e:
+            print(f"{target}: cannot write: {e.strerror}", file=out)
+            status = 1
+            continue
+        print(f"{path} -> {target}", file=out)
+    return status

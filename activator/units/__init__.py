@@ -1,0 +1,27 @@
+"""Unit files: systemd's INI syntax and the TOML form → validated models.
+
+Public API (see each docstring):
+
+- ``load_units(paths, strict=False) -> (UnitSet, [Problem])`` — never raises for bad input;
+  bad units are left out and reported, good ones load
+- ``UnitSet`` — ``sockets``, ``services``, ``aliases``, ``socket_templates``, ``get``,
+  ``service_of``, ``sockets_of``, ``instantiate`` (the Accept=yes hot path)
+- ``Problem`` — one printable finding: ``units/web.socket:4: ListenStream=: …``
+- ``unit_to_toml(unit) -> str`` — the TOML form; loading it gives an equal model
+- ``load_one(path)`` — one file with its drop-ins, no pairing checks (for import)
+- ``UnitError`` — raised by ``UnitSet.instantiate`` for an instance that is not valid
+
+Value parsers the runtime reuses (``read_environment_file``, ``split_command_line`` …)
+live in ``activator.units.values``.
+
+Module map, data flowing one way: ini.py / toml_reader.py (text → entries) →
+directives.py (what each directive is, value kinds) + values.py, listen.py,
+specifiers.py, names.py → build.py (entries → model, load-time checks) → loader.py
+(files, drop-ins, aliases, pairing, UnitSet); export.py (model → TOML).
+"""
+
+from .errors import Problem, UnitError
+from .export import unit_to_toml
+from .loader import UnitSet, load_one, load_units
+
+__all__ = ["Problem", "UnitError", "UnitSet", "load_one", "load_units", "unit_to_toml"]

@@ -1,0 +1,104 @@
+"""Typed errors of the unit readers, and the Problem lines they become.
+
+Inside the package a bad value raises ``BadValue`` (the value parsers know only the
+text they were given) or ``UnitError`` (which also knows where: file, line or TOML key
+path, directive). The loader turns every one of them into a ``Problem``, so callers
+get a list of printable lines and never a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning"]
+
+
+class BadValue(ValueError):
+    """A value that does not parse; the message says what was expected.
+
+    Raised by the value parsers (``activator.units.values``) with just the message, e.g.
+    ``"127.0.0.1:99999": port must be 1-65535``; the caller adds file, line and directive.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnitError(ValueError):
+    """One problem in a unit, with as much location as is known where it is raised."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        where: int | str | None = None,
+        directive: str | None = None,
+        unit: str | None = None,
+        severity: Severity = "error",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.where = where
+        self.directive = directive
+        self.unit = unit
+        self.severity = severity
+
+    def problem(self, path: str = "", unit: str | None = None) -> Problem:
+        return Problem(
+            path=self.path or path,
+            where=self.where,
+            directive=self.directive,
+            message=self.message,
+            severity=self.severity,
+            unit=self.unit or unit,
+        )
+
+    def __str__(self) -> str:
+        return str(self.problem())
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One line of ``activatorctl verify`` output.
+
+    ``where`` is the INI line number (1-based) or the TOML key path
+    (``Socket.ListenStream[1]``, 0-based index), None when the problem is about the
+    unit as a whole.
+    """
+
+    path: str
+    where: int | str | None
+    directive: str | None
+    message: str
+    severity: Severity
+    unit: str | None
+
+    def __str__(self) -> str:
+        loc = self.path if self.where is None else f"{self.path}:{self.where}"
+        parts = [loc]
+        if self.severity == "warning":
+            parts.append("warning")
+        if self.directive:
+            parts.append(f"{self.directive}=")
+        parts.append(self.message)
+        return ": ".join(parts)
+
+    def as_error(self) -> Problem:
+        """The same problem as an error (``--strict``)."""
+        if self.severity == "error":
+            return self
+        return Problem(self.path, self.where, self.directive, self.message, "error", self.unit)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "where": self.where,
+            "directive": self.directive,
+            "message": self.message,
+            "severity": self.severity,
+            "unit": self.unit,
+        }
