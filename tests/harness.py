@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -66,11 +66,12 @@ class Activator:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=full_env, start_new_session=True)
         self.events: list[dict] = []
-        self._buf = b""
         self._eof = False
-        self._sel = selectors.DefaultSelector()
-        os.set_blocking(self.proc.stderr.fileno(), False)
-        self._sel.register(self.proc.stderr, selectors.EVENT_READ)
+        # A thread reads the log all the time: a test that is busy elsewhere (a flood) must
+        # never leave activator blocked on a full stderr pipe.
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
         try:
             self.ready = self.wait_for("ready", timeout=20)
         except BaseException:
@@ -83,22 +84,31 @@ class Activator:
                 self.pid = int(f.read().split()[0])
 
     # -- log lines
-    def _read(self, deadline: float) -> bool:
-        timeout = max(0.0, deadline - time.monotonic())
-        if not self._sel.select(timeout):
-            return False
-        data = os.read(self.proc.stderr.fileno(), 65536)
-        if not data:
-            self._eof = True
-            raise EOFError(f"activator exited ({self.proc.poll()}); log:\n{self.log_text()}")
-        self._buf += data
-        while b"\n" in self._buf:
-            line, self._buf = self._buf.split(b"\n", 1)
+    def _read_log(self) -> None:
+        for line in self.proc.stderr:
             try:
-                self.events.append(json.loads(line))
+                event = json.loads(line)
             except ValueError:
-                self.events.append({"event": "raw", "line": line.decode(errors="replace")})
-        return True
+                event = {"event": "raw", "line": line.decode(errors="replace").rstrip()}
+            with self._cond:
+                self.events.append(event)
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def _read(self, deadline: float) -> bool:
+        """Wait until more log lines arrive (True), the deadline passes (False) or EOF (EOFError)."""
+        with self._cond:
+            seen = len(self.events)
+            while len(self.events) == seen and not self._eof:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    return False
+                self._cond.wait(timeout)
+            if len(self.events) == seen:
+                raise EOFError(f"activator exited ({self.proc.poll()}); log:\n{self.log_text()}")
+            return True
 
     def wait_for(self, event: str, timeout: float = 10, start: int = 0, **match) -> dict:
         """The first log event at index >= start with this name and fields; bounded."""
@@ -165,7 +175,7 @@ class Activator:
 
     def close(self) -> None:
         self.kill()
-        self._sel.close()
+        self._reader.join(timeout=10)
         self.proc.stderr.close()
         self.proc.stdout.close()
         shutil.rmtree(self.dir, ignore_errors=True)
