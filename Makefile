@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint bench bench-quick clean
 
 install: $(STAMP)
 
@@ -28,8 +28,12 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check activator tests bench
 
+# activator beside tcpserver, tcpsvd and systemd-socket-activate (root; installs the peers).
 bench: install
 	$(PY) bench/run.py
 
+bench-quick: install
+	$(PY) bench/run.py --quick
+
 clean:
-	rm -rf $(VENV) build *.egg-info run
+	rm -rf $(VENV) build *.egg-info run bench/build
