@@ -21,7 +21,15 @@ specifiers.py, names.py → build.py (entries → model, load-time checks) → l
 """
 
 from .errors import Problem, UnitError
-from .export import unit_to_toml
 from .loader import UnitSet, load_one, load_units
 
 __all__ = ["Problem", "UnitError", "UnitSet", "load_one", "load_units", "unit_to_toml"]
+
+
+def __getattr__(name: str):
+    # The daemon never writes TOML: tomli-w is loaded only by `activatorctl import`.
+    if name == "unit_to_toml":
+        from .export import unit_to_toml
+
+        return unit_to_toml
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
