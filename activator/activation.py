@@ -26,7 +26,7 @@ from .errors import ActivatorError, RefusedError
 from .ratelimit import RateLimit
 from .service import Handover, Service
 from .sockets import Listener, apply_options, bind_unit, close_listeners, options_needed
-from .states import SOCKET_TRANSITIONS, Result, ServiceState, SocketState, check
+from .states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubState, SocketState, check
 from .units.model import SocketUnit
 
 if TYPE_CHECKING:
@@ -98,9 +98,10 @@ class SocketRuntime:
             return
         if not self.section.Accept:
             # systemd's socket_start(): the service holds (or is about to get) fds we would
-            # not share with it; the operator has to stop it first.
+            # not share with it; the operator has to stop it first. A service waiting to
+            # restart holds none yet, and will collect the new ones.
             svc = self.daemon.services.get(self.service_name)
-            if svc is not None and svc.active:
+            if svc is not None and svc.active and svc.sub != ServiceSubState.AUTO_RESTART:
                 raise RefusedError(f"{self.name}: socket service {self.service_name} already active, refusing")
         if not self.listeners:
             try:
@@ -220,6 +221,9 @@ class SocketRuntime:
         for lst in self.listeners:
             if lst.sock is None:
                 continue
+            # The service shared the file description and may have left it blocking
+            # (NonBlocking=no): an accept() on it would block the loop once the queue is empty.
+            os.set_blocking(lst.fd, False)
             while True:
                 try:
                     if lst.accepting:

@@ -16,10 +16,11 @@ from collections.abc import Sequence
 
 from . import plan
 from .activation import SocketRuntime
-from .errors import ActivatorError, StartError
+from .errors import ActivatorError
 from .log import EventLog
+from .notify import NotifyServer, open_server
 from .reaper import Reaper, describe_status
-from .service import Handover, Service
+from .service import Handover, Host, Service
 from .states import ServiceState
 from .units import Problem, UnitSet, load_units
 from .units.model import ServiceUnit
@@ -42,6 +43,8 @@ class Daemon:
         self.stopping = False
         self.started = time.time()
         self.notify_socket_path: str | None = None
+        self.notify: NotifyServer | None = None
+        self.host = Host()  # the services' clock, timers, spawner, signals (faked in tests/lifecycle)
         self._prepared: dict[str, plan.Prepared] = {}
         self._stopped = asyncio.Event()
         self._control = None
@@ -102,28 +105,6 @@ class Daemon:
                 h.names.append(sock.fdname)
         return h
 
-    def make_directories(self, unit: ServiceUnit, prepared: plan.Prepared) -> None:
-        """RuntimeDirectory= and friends: created, chowned to User=, before the start."""
-        svc = unit.Service
-        roots = (
-            ("/run", svc.RuntimeDirectory, svc.RuntimeDirectoryMode, "RUNTIME_DIRECTORY"),
-            ("/var/lib", svc.StateDirectory, svc.StateDirectoryMode, "STATE_DIRECTORY"),
-            ("/var/cache", svc.CacheDirectory, svc.CacheDirectoryMode, "CACHE_DIRECTORY"),
-            ("/var/log", svc.LogsDirectory, svc.LogsDirectoryMode, "LOGS_DIRECTORY"),
-            ("/etc", svc.ConfigurationDirectory, svc.ConfigurationDirectoryMode, "CONFIGURATION_DIRECTORY"),
-        )
-        creds = prepared.creds
-        for root, names, mode, _var in roots:
-            for name in names:
-                path = os.path.join(root, name)
-                try:
-                    os.makedirs(path, exist_ok=True)
-                    os.chmod(path, mode)
-                    if creds is not None and root != "/etc":
-                        os.chown(path, creds.uid, creds.gid)
-                except OSError as e:
-                    raise StartError(f"unable to create {path}: {e.strerror}") from None
-
     # ------------------------------------------------------------ Accept=yes instances
     def spawn_instance(self, sock: SocketRuntime, instance: str, fd: int, env: dict[str, str],
                        remote: str | None, rport: int) -> None:
@@ -152,11 +133,15 @@ class Daemon:
     def _orphan(self, pid: int, status: int) -> None:
         how, value = describe_status(status)
         self.log("reap", None, pid=pid, **{"status" if how == "exited" else "signal": value})
+        self.host.orphan_exited()  # a service waiting for its process groups to empty
 
     # ------------------------------------------------------------ life
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         self.reaper = Reaper(loop, on_orphan=self._orphan)
+        self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
+        self.notify = open_server(self.control_path, self.log, loop)
+        self.notify_socket_path = self.notify.path if self.notify is not None else None
         self.load()
         self.build()
         # Bind everything before anything runs.
@@ -174,8 +159,8 @@ class Daemon:
             self._control = ControlServer(self, self.control_path, self.control_group)
             try:
                 await self._control.start()
-            except OSError as e:
-                self.log("failed", None, reason=f"unable to bind control socket {self.control_path}: {e.strerror}")
+            except ActivatorError as e:  # names the path or the group, and the cause
+                self.log("failed", None, reason=str(e))
                 self._control = None
         self.log("ready", None, pid=os.getpid(), units=len(self.sockets) + len(self.services),
                  sockets=len(self.sockets), loop=_loop_name(loop),
@@ -191,10 +176,12 @@ class Daemon:
         self._stopped.set()
 
     def _on_sighup(self) -> None:
-        asyncio.ensure_future(self.reload_units())
+        from .reload import reload_in_background
 
-    async def reload_units(self) -> list[Problem]:
-        """Re-read unit files (SIGHUP, `activatorctl reload`); see control.py for the rules."""
+        reload_in_background(self)
+
+    async def reload_units(self):
+        """Re-read unit files (SIGHUP, `activatorctl reload`); see reload.py for the rules."""
         from .reload import reload_units
 
         return await reload_units(self)
@@ -208,6 +195,8 @@ class Daemon:
         for sock in self.sockets.values():
             with contextlib.suppress(Exception):
                 await sock.stop()
+        if self.notify is not None:
+            self.notify.close()
         if self._control is not None:
             await self._control.close()
         if os.getpid() == 1:
