@@ -10,22 +10,25 @@ then closes.
 
 Error codes are the ``ERRORS`` below; a client never sees a traceback (the daemon
 logs its own). A request larger than ``MAX_REQUEST`` bytes is refused.
+
+This module is imported by activatorctl on every call, so it imports only the
+standard library's json (no typing, no pydantic): keep it that way.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
 
 VERSION = 1
 MAX_REQUEST = 64 * 1024
+REQUEST_TIMEOUT = 10.0  # seconds the daemon waits for a request line
 
 ERRORS = {
-    "bad-request": "the request is not valid JSON or lacks a field",
+    "bad-request": "the request is not valid JSON, lacks a field or is too large",
     "bad-version": "the protocol version is not supported",
     "unknown-verb": "no such verb",
     "unknown-unit": "no such unit",
-    "already-active": "the unit is already active",
+    "already-active": "the unit (or the service a socket triggers) is already active",
     "not-active": "the unit is not active",
     "refused": "the unit's state or configuration does not allow it",
     "permission-denied": "the caller may not use the control socket",
@@ -33,26 +36,40 @@ ERRORS = {
     "internal": "activator hit a bug; its log has the details",
 }
 
-VERBS = ("start", "stop", "restart", "reload", "status", "list-units", "list-sockets",
-         "cat", "show", "kill", "reset-failed", "ping")
+VERBS = (
+    "ping",
+    "start",
+    "stop",
+    "restart",
+    "reload",
+    "status",
+    "list-units",
+    "list-sockets",
+    "cat",
+    "show",
+    "kill",
+    "reset-failed",
+)
 
 
 class ProtocolError(Exception):
+    """An error answer (or a request that earns one): ``code`` is one of ``ERRORS``."""
+
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
 
 
-def encode(obj: dict[str, Any]) -> bytes:
+def encode(obj: dict) -> bytes:
     return json.dumps(obj, separators=(",", ":"), default=str).encode() + b"\n"
 
 
-def request(verb: str, units: list[str] | None = None, **args: Any) -> bytes:
+def request(verb: str, units: list[str] | None = None, **args) -> bytes:
     return encode({"v": VERSION, "verb": verb, "units": units or [], "args": args})
 
 
-def ok(result: Any) -> bytes:
+def ok(result) -> bytes:
     return encode({"v": VERSION, "ok": True, "result": result})
 
 
@@ -61,34 +78,55 @@ def error(code: str, message: str) -> bytes:
     return encode({"v": VERSION, "ok": False, "error": code, "message": message})
 
 
-def decode_request(data: bytes) -> tuple[str, list[str], dict[str, Any]]:
-    """Raises ProtocolError("bad-request" | "bad-version" | "unknown-verb")."""
+def decode_request(data: bytes) -> tuple[str, list[str], dict]:
+    """(verb, units, args) of one request line.
+
+    Raises ProtocolError "bad-request" (not JSON, not an object, a field of the wrong
+    type), "bad-version" or "unknown-verb". The version is checked before the verb,
+    so a future client gets "bad-version", not a confusing "unknown-verb".
+    """
     try:
         obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ProtocolError("bad-request", "request is not valid JSON") from None
     if not isinstance(obj, dict):
         raise ProtocolError("bad-request", "request must be a JSON object")
-    if obj.get("v") != VERSION:
-        raise ProtocolError("bad-version", f"protocol version {obj.get('v')!r} not supported (want {VERSION})")
+    if "v" not in obj:
+        raise ProtocolError("bad-request", "request lacks the protocol version 'v'")
+    v = obj["v"]
+    if v != VERSION or isinstance(v, bool):
+        raise ProtocolError(
+            "bad-version", f"protocol version {v!r} not supported (this activator speaks {VERSION})"
+        )
     verb, units, args = obj.get("verb"), obj.get("units", []), obj.get("args", {})
     if not isinstance(verb, str):
-        raise ProtocolError("bad-request", "missing 'verb'")
+        raise ProtocolError("bad-request", "request lacks 'verb'")
     if verb not in VERBS:
-        raise ProtocolError("unknown-verb", f"unknown verb {verb!r}")
-    if not isinstance(units, list) or not all(isinstance(u, str) for u in units):
+        raise ProtocolError("unknown-verb", f"unknown verb {verb[:64]!r}")
+    if not isinstance(units, list) or not all(isinstance(u, str) and u for u in units):
         raise ProtocolError("bad-request", "'units' must be a list of unit names")
     if not isinstance(args, dict):
         raise ProtocolError("bad-request", "'args' must be an object")
     return verb, units, args
 
 
-def decode_answer(data: bytes) -> Any:
-    """The result of a successful answer; raises ProtocolError for an error answer."""
+def decode_answer(data: bytes):
+    """The result of a successful answer; raises ProtocolError for an error answer.
+
+    An answer that is not one of ours (empty: the daemon closed without answering;
+    not JSON) raises ProtocolError("internal").
+    """
+    if not data:
+        raise ProtocolError("internal", "activator closed the connection without an answer")
     try:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError):
-        raise ProtocolError("bad-request", "answer is not valid JSON") from None
+        raise ProtocolError("internal", "the answer is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("internal", "the answer is not a JSON object")
     if not obj.get("ok"):
-        raise ProtocolError(obj.get("error", "internal"), obj.get("message", "unknown error"))
+        code = obj.get("error")
+        raise ProtocolError(
+            code if code in ERRORS else "internal", str(obj.get("message", "unknown error"))
+        )
     return obj.get("result")
