@@ -26,7 +26,7 @@ import os
 import resource
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from activator import _spawn
@@ -125,30 +125,39 @@ def _call(spec: ExecSpec, *, in_place: bool) -> int:
 
 
 def _check(spec: ExecSpec) -> dict[str, object]:
-    """Validate the spec into the plain tuples, ints and masks _spawn.spawn() takes."""
+    """Validate the spec into the plain tuples, ints and masks _spawn.spawn() takes.
 
-    def need(ok: bool, what: str) -> None:
+    This runs once per connection in Accept=yes mode: the checks are plain comparisons,
+    and a message is only formatted for a spec that fails one.
+    """
+
+    def need(ok: bool, what: str | Callable[[], str]) -> None:
         if not ok:
-            raise ValueError(f"ExecSpec: {what}")
+            raise ValueError(f"ExecSpec: {what() if callable(what) else what}")
 
     def ints(xs: Sequence[int], lo: int, hi: int, what: str) -> tuple[int, ...]:
         out = tuple(xs)
-        need(all(type(x) is int and lo <= x <= hi for x in out), f"{what} out of range: {out!r}")
+        for x in out:
+            if type(x) is not int or not lo <= x <= hi:
+                need(False, f"{what} out of range: {out!r}")
         return out
 
     def plain(b: object, what: str) -> None:
-        need(isinstance(b, bytes) and b"\0" not in b, f"{what} must be bytes without NUL: {b!r}")
+        if type(b) is not bytes or b"\0" in b:
+            need(False, f"{what} must be bytes without NUL: {b!r}")
 
     plain(spec.path, "path")
-    need(spec.path.startswith(b"/"), f"path must be absolute: {spec.path!r}")
+    need(spec.path.startswith(b"/"), lambda: f"path must be absolute: {spec.path!r}")
     argv, env = tuple(spec.argv), tuple(spec.env)
     need(len(argv) > 0, "argv must not be empty")
     for a in argv:
         plain(a, "argv item")
     for e in env:
         plain(e, "env item")
-        need(e.find(b"=") > 0, f"env item must be KEY=VALUE: {e!r}")
-        need(not (spec.listen_pid and e.startswith(b"LISTEN_PID=")), "LISTEN_PID given twice")
+        if e.find(b"=") <= 0:
+            need(False, f"env item must be KEY=VALUE: {e!r}")
+        if spec.listen_pid and e.startswith(b"LISTEN_PID="):
+            need(False, "LISTEN_PID given twice")
     if spec.cwd is not None:
         plain(spec.cwd, "cwd")
         need(spec.cwd.startswith(b"/"), f"cwd must be absolute: {spec.cwd!r}")

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import sys
 import time
 from typing import Any, TextIO
 
 _KEEP_PER_UNIT = 10
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
 
 
 class EventLog:
     def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
         self.fmt = fmt
         self.stream = stream if stream is not None else sys.stderr
+        # stderr is line-buffered (Python >= 3.9): one write per line is already one syscall
+        self._flush = not getattr(self.stream, "line_buffering", False)
         self.recent: dict[str, collections.deque[str]] = {}
 
     def __call__(self, event: str, unit: str | None = None, /, **fields: Any) -> None:
@@ -40,13 +44,14 @@ class EventLog:
                 if value is None:
                     continue
                 text = str(value)
-                if not text or any(c in text for c in ' "=\n'):
+                if not text or _NEEDS_QUOTES.search(text):
                     text = json.dumps(text)
                 parts.append(f"{key}={text}")
             line = " ".join(parts)
         try:
             self.stream.write(line + "\n")
-            self.stream.flush()
+            if self._flush:
+                self.stream.flush()
         except (OSError, ValueError):
             pass  # a closed stderr must not take the supervisor down
         if unit is not None:
