@@ -71,6 +71,7 @@ struct spec {
     const char *path, *cwd;       /* cwd NULL: keep */
     char **argv, **envp;
     char *listen_pid;             /* the envp slot "LISTEN_PID=" + room for digits, or NULL */
+    char *watchdog_pid;           /* likewise "WATCHDOG_PID=" (WatchdogSec=), or NULL */
     long long *fds, *rlimits;     /* rlimits: (resource, soft, hard) triples; -1 = infinity */
     int nfds, nrlimits, stdio[3]; /* stdio -1: /dev/null */
     int *scratch;                 /* 3 + nfds ints for move_fds() */
@@ -220,10 +221,11 @@ child(const struct spec *s, volatile struct report *r)
     struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
     for (int sig = 1; sig < _NSIG; sig++) sigaction(sig, &dfl, NULL);
     if (s->ignore_sigpipe) TRY(sigaction(SIGPIPE, &ign, NULL), SIGNALS);
-    if (s->listen_pid) { /* the pid that will exec: vfork children have their own */
+    if (s->listen_pid || s->watchdog_pid) { /* the pid that will exec: ours, not the parent's */
         char buf[24], *p = decimal(buf + sizeof buf - 1, (long)syscall(SYS_getpid));
         buf[sizeof buf - 1] = '\0';
-        strcpy(s->listen_pid + strlen("LISTEN_PID="), p);
+        if (s->listen_pid) strcpy(s->listen_pid + strlen("LISTEN_PID="), p);
+        if (s->watchdog_pid) strcpy(s->watchdog_pid + strlen("WATCHDOG_PID="), p);
     }
     sigset_t none;
     sigemptyset(&none);
@@ -237,7 +239,7 @@ child(const struct spec *s, volatile struct report *r)
 static char **strings(PyObject *t)
 {
     Py_ssize_t n = PyTuple_GET_SIZE(t);
-    char **a = PyMem_Calloc((size_t)n + 2, sizeof *a);
+    char **a = PyMem_Calloc((size_t)n + 3, sizeof *a); /* + LISTEN_PID, WATCHDOG_PID, NULL */
     if (!a) return (char **)PyErr_NoMemory();
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t len;
@@ -277,18 +279,19 @@ static PyObject *spawn(PyObject *self, PyObject *args, PyObject *kw)
     static char *names[] = {"path", "argv", "env", "fds", "stdin", "stdout", "stderr",
         "listen_pid", "nonblocking", "uid", "gid", "groups", "umask", "cwd", "cwd_optional",
         "rlimits", "nice", "oom_score_adj", "no_new_privs", "capability_bounding",
-        "ambient_capabilities", "ignore_sigpipe", "new_session", "in_place", "quiet", NULL};
+        "ambient_capabilities", "ignore_sigpipe", "new_session", "in_place", "quiet", "watchdog_pid",
+        NULL};
     struct spec s = {0};
     PyObject *argv, *env, *fds, *groups, *cwd, *rlimits, *nice, *oom, *bounding, *ret = NULL;
-    int listen_pid, in_place, quiet = 0;
+    int listen_pid, in_place, quiet = 0, watchdog_pid = 0;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "yO!O!O!iiippllOIOpO!OOpOKppp|p", names, &s.path,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "yO!O!O!iiippllOIOpO!OOpOKppp|pp", names, &s.path,
             &PyTuple_Type, &argv, &PyTuple_Type, &env, &PyTuple_Type, &fds, &s.stdio[0],
             &s.stdio[1], &s.stdio[2], &listen_pid, &s.nonblocking, &s.uid, &s.gid, &groups,
             &s.umask, &cwd, &s.cwd_optional, &PyTuple_Type, &rlimits, &nice, &oom,
-            &s.no_new_privs, &bounding, &s.ambient, &s.ignore_sigpipe, &s.new_session, &in_place, &quiet))
+            &s.no_new_privs, &bounding, &s.ambient, &s.ignore_sigpipe, &s.new_session, &in_place, &quiet, &watchdog_pid))
         return NULL;
-    char listen_buf[32] = "LISTEN_PID="; /* the child appends its pid */
+    char listen_buf[32] = "LISTEN_PID=", watchdog_buf[32] = "WATCHDOG_PID="; /* + the child's pid */
     long long *gl = NULL;
     s.ngroups = -1;
     s.nfds = (int)PyTuple_GET_SIZE(fds);
@@ -317,7 +320,9 @@ static PyObject *spawn(PyObject *self, PyObject *args, PyObject *kw)
         }
         for (int i = 0; i < s.ngroups; i++) s.groups[i] = (gid_t)gl[i];
     }
-    if (listen_pid) s.envp[PyTuple_GET_SIZE(env)] = s.listen_pid = listen_buf;
+    Py_ssize_t slot = PyTuple_GET_SIZE(env);
+    if (listen_pid) s.envp[slot++] = s.listen_pid = listen_buf;
+    if (watchdog_pid) s.envp[slot] = s.watchdog_pid = watchdog_buf;
 
     /* Block every signal around vfork(): the child inherits the mask, so no handler of
      * ours runs in it before it has reset the dispositions. The GIL stays held: this thread

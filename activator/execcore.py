@@ -58,6 +58,7 @@ class ExecSpec:
     stdout: int = -1
     stderr: int = -1
     listen_pid: bool = False  # append b"LISTEN_PID=<the child's own pid>" to env
+    watchdog_pid: bool = False  # append b"WATCHDOG_PID=<the child's own pid>" (WatchdogSec=)
     nonblocking: bool = False  # O_NONBLOCK on fds 3.. set if True, cleared if False
     uid: int = -1  # -1: keep
     gid: int = -1
@@ -158,6 +159,8 @@ def _check(spec: ExecSpec) -> dict[str, object]:
             need(False, f"env item must be KEY=VALUE: {e!r}")
         if spec.listen_pid and e.startswith(b"LISTEN_PID="):
             need(False, "LISTEN_PID given twice")
+        if spec.watchdog_pid and e.startswith(b"WATCHDOG_PID="):
+            need(False, "WATCHDOG_PID given twice")
     if spec.cwd is not None:
         plain(spec.cwd, "cwd")
         need(spec.cwd.startswith(b"/"), f"cwd must be absolute: {spec.cwd!r}")
@@ -186,6 +189,7 @@ def _check(spec: ExecSpec) -> dict[str, object]:
         oom_score_adj=spec.oom_score_adj, no_new_privs=spec.no_new_privs,
         capability_bounding=bounding, ambient_capabilities=_mask(spec.ambient_capabilities),
         ignore_sigpipe=spec.ignore_sigpipe, new_session=spec.new_session, quiet=spec.quiet,
+        watchdog_pid=spec.watchdog_pid,
     )
 
 

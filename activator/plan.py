@@ -206,6 +206,7 @@ def make_spec(
     fds: list[int] | tuple[int, ...] = (),
     stdio: tuple[int, int, int] = (-1, -1, -1),
     listen_pid: bool = False,
+    watchdog_pid: bool = False,
     nonblocking: bool = False,
 ) -> ExecSpec:
     """The ExecSpec for one command line of a unit. ``+``/``!`` lines keep root's credentials."""
@@ -222,6 +223,7 @@ def make_spec(
         stdout=stdio[1],
         stderr=stdio[2],
         listen_pid=listen_pid,
+        watchdog_pid=watchdog_pid,
         nonblocking=nonblocking,
         uid=creds.uid if creds else -1,
         gid=creds.gid if creds else -1,

@@ -1375,10 +1375,12 @@ class Service:
                             generated["LISTEN_FDS"] = str(len(fds))
                             generated["LISTEN_FDNAMES"] = ":".join(names)
                             listen = True
+            watchdog = False
             if main:
                 wd = self._watchdog_sec()
                 if 0 < wd < math.inf:
                     generated["WATCHDOG_USEC"] = str(int(wd * _USEC))
+                    watchdog = True  # WATCHDOG_PID: the child's own pid, like LISTEN_PID
             elif self.main_pid is not None:
                 generated["MAINPID"] = str(self.main_pid)
             if extra:
@@ -1402,6 +1404,7 @@ class Service:
                 fds=fds,
                 stdio=stdio,
                 listen_pid=listen,
+                watchdog_pid=watchdog,
                 nonblocking=svc.NonBlocking,
             )
             pid = self.daemon.host.spawn(spec)

@@ -596,6 +596,7 @@ def test_watchdog():
     svc.start()
     main = svc.main_pid
     assert d.spawned()[0].env["WATCHDOG_USEC"] == "2000000"
+    assert d.spawned()[0].spec.watchdog_pid  # the core writes the child's own pid
     d.host.advance(5)  # no watchdog before READY=1 (start-post on)
     d.send(svc, main, READY="1")
     for _ in range(3):

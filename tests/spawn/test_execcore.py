@@ -406,3 +406,24 @@ def test_speed_of_spawning_bin_true(nobody, capsys):
         print(f"\nspawn+wait of /bin/true{' as nobody' if nobody else ''}: "
               f"{small:,.0f}/s from this process, {big:,.0f}/s with 64 MiB more resident",
               file=sys.stderr)
+
+
+def test_watchdog_pid_is_the_childs_own_pid():
+    """WatchdogSec=: WATCHDOG_PID, like LISTEN_PID, is the pid that execs."""
+    import os
+
+    from activator.execcore import ExecSpec, spawn
+
+    r, w = os.pipe()
+    try:
+        pid = spawn(ExecSpec(path=b"/bin/sh", argv=[b"sh", b"-c", b'echo "$$ $LISTEN_PID $WATCHDOG_PID"'],
+                             env=[b"PATH=/bin"], stdout=w, listen_pid=True, watchdog_pid=True))
+    finally:
+        os.close(w)
+    try:
+        out = os.read(r, 100).split()
+    finally:
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+    assert out == [str(pid).encode()] * 3
+    assert os.waitstatus_to_exitcode(status) == 0
