@@ -219,7 +219,14 @@ child(const struct spec *s, volatile struct report *r)
      * table). Handlers would not survive execve anyway; ignored signals would. SIGKILL,
      * SIGSTOP and glibc's internal signals refuse; that is fine. */
     struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
-    for (int sig = 1; sig < _NSIG; sig++) sigaction(sig, &dfl, NULL);
+    /* glibc refuses its internal signals (32, 33); an ignored disposition of theirs would
+     * survive execve, so those go to the kernel directly (its sigaction layout; SIG_DFL
+     * needs no restorer). */
+    struct { void (*handler)(int); unsigned long flags; void (*restorer)(void); unsigned long mask; }
+        kdfl = {SIG_DFL, 0, NULL, 0};
+    for (int sig = 1; sig < _NSIG; sig++)
+        if (sigaction(sig, &dfl, NULL) < 0 && errno == EINVAL && sig != SIGKILL && sig != SIGSTOP)
+            syscall(SYS_rt_sigaction, sig, &kdfl, NULL, sizeof kdfl.mask);
     if (s->ignore_sigpipe) TRY(sigaction(SIGPIPE, &ign, NULL), SIGNALS);
     if (s->listen_pid || s->watchdog_pid) { /* the pid that will exec: ours, not the parent's */
         char buf[24], *p = decimal(buf + sizeof buf - 1, (long)syscall(SYS_getpid));
