@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ActivatorError, RefusedError
 from .ratelimit import RateLimit
-from .service import Handover, Service
+from .service import Service
 from .sockets import Listener, apply_options, bind_unit, close_listeners, options_needed
 from .states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubState, SocketState, check
 from .units.model import SocketUnit
@@ -65,8 +65,11 @@ class SocketRuntime:
         # good (sd#15633, tang#61) — so activator leaves it off unless the unit sets it, and
         # bounds Accept=yes by MaxConnections= and MaxConnectionsPerSource= instead.
         if sec.Accept:
-            burst = sec.TriggerLimitBurst if sec.TriggerLimitBurst is not None else (
-                200 if sec.TriggerLimitIntervalSec else 0)
+            burst = (
+                sec.TriggerLimitBurst
+                if sec.TriggerLimitBurst is not None
+                else (200 if sec.TriggerLimitIntervalSec else 0)
+            )
         else:
             burst = sec.TriggerLimitBurst if sec.TriggerLimitBurst is not None else 20
         interval = sec.TriggerLimitIntervalSec if sec.TriggerLimitIntervalSec is not None else 2.0
@@ -102,7 +105,9 @@ class SocketRuntime:
             # restart holds none yet, and will collect the new ones.
             svc = self.daemon.services.get(self.service_name)
             if svc is not None and svc.active and svc.sub != ServiceSubState.AUTO_RESTART:
-                raise RefusedError(f"{self.name}: socket service {self.service_name} already active, refusing")
+                raise RefusedError(
+                    f"{self.name}: socket service {self.service_name} already active, refusing"
+                )
         if not self.listeners:
             try:
                 self.bind()
@@ -167,9 +172,13 @@ class SocketRuntime:
         self.refused_trigger += 1
         self._unwatch()
         delay = self.trigger_limit.remaining()
-        self.daemon.log("pause", self.name, result=Result.TRIGGER_LIMIT_HIT,
-                        reason=f"trigger limit hit ({self.trigger_limit.burst} in "
-                               f"{self.trigger_limit.interval:g}s), listening again in {delay:.2f}s")
+        self.daemon.log(
+            "pause",
+            self.name,
+            result=Result.TRIGGER_LIMIT_HIT,
+            reason=f"trigger limit hit ({self.trigger_limit.burst} in "
+            f"{self.trigger_limit.interval:g}s), listening again in {delay:.2f}s",
+        )
         self._set(K.PAUSED, Result.TRIGGER_LIMIT_HIT)
         self._resume = asyncio.get_running_loop().call_later(delay, self._unpause)
         return False
@@ -244,7 +253,11 @@ class SocketRuntime:
                 return
             except OSError as e:
                 if e.errno in _CAPACITY:
-                    self.daemon.log("warning", self.name, reason=f"unable to accept: {e.strerror}, retrying in 100ms")
+                    self.daemon.log(
+                        "warning",
+                        self.name,
+                        reason=f"unable to accept: {e.strerror}, retrying in 100ms",
+                    )
                     self._unwatch()
                     asyncio.get_running_loop().call_later(0.1, self._rewatch)
                     return
@@ -282,16 +295,24 @@ class SocketRuntime:
             os.close(fd)
             self.n_refused += 1
             self.refused_limit += 1
-            self.daemon.log("reject", self.name, peer=_fmt_peer(remote, rport),
-                            reason=f"too many incoming connections ({self.n_connections})")
+            self.daemon.log(
+                "reject",
+                self.name,
+                peer=_fmt_peer(remote, rport),
+                reason=f"too many incoming connections ({self.n_connections})",
+            )
             return
         if sec.MaxConnectionsPerSource and remote is not None and lst.family != socket.AF_UNIX:
             if self.per_source[remote] >= sec.MaxConnectionsPerSource:
                 os.close(fd)
                 self.n_refused += 1
                 self.refused_per_source += 1
-                self.daemon.log("reject", self.name, peer=remote,
-                                reason=f"too many connections from {remote} ({self.per_source[remote]})")
+                self.daemon.log(
+                    "reject",
+                    self.name,
+                    peer=remote,
+                    reason=f"too many connections from {remote} ({self.per_source[remote]})",
+                )
                 return
         if self._with_options:
             apply_options(fd, lst.family, lst.type, sec, listening=False)
@@ -313,7 +334,9 @@ class SocketRuntime:
             else:
                 del self.per_source[remote]
 
-    def _describe(self, lst: Listener, fd: int, n: int, remote, rport) -> tuple[str, dict[str, str]]:
+    def _describe(
+        self, lst: Listener, fd: int, n: int, remote, rport
+    ) -> tuple[str, dict[str, str]]:
         """The instance name systemd gives this connection, and REMOTE_*/UCSPI variables."""
         env: dict[str, str] = {}
         if lst.family == socket.AF_UNIX:
@@ -323,7 +346,10 @@ class SocketRuntime:
                     creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
                 finally:
                     s.detach()
-                pid, uid = int.from_bytes(creds[0:4], "little"), int.from_bytes(creds[4:8], "little")
+                pid, uid = (
+                    int.from_bytes(creds[0:4], "little"),
+                    int.from_bytes(creds[4:8], "little"),
+                )
                 inst = f"{n}-{pid}-{uid}" if pid > 0 else f"{n}-unknown"
             except OSError:
                 inst = f"{n}-unknown"
@@ -339,8 +365,13 @@ class SocketRuntime:
         env["REMOTE_ADDR"] = remote
         env["REMOTE_PORT"] = str(rport)
         if self.section.UCSPI:
-            env.update(PROTO="TCP6" if ":" in local else "TCP", TCPREMOTEIP=remote,
-                       TCPREMOTEPORT=str(rport), TCPLOCALIP=local, TCPLOCALPORT=str(lport))
+            env.update(
+                PROTO="TCP6" if ":" in local else "TCP",
+                TCPREMOTEIP=remote,
+                TCPREMOTEPORT=str(rport),
+                TCPLOCALIP=local,
+                TCPLOCALPORT=str(lport),
+            )
         return f"{self._prefix}@{n}-{local}:{lport}-{remote}:{rport}.service", env
 
 

@@ -22,11 +22,21 @@ DEFAULT_CONTROL = "/run/activator/control.sock"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="activator", description="socket-activation supervisor")
-    p.add_argument("--units", action="append", metavar="DIR",
-                   help=f"unit directory (repeatable; default $ACTIVATOR_UNITS or {DEFAULT_UNITS})")
-    p.add_argument("--control", metavar="PATH",
-                   help=f"control socket (default $ACTIVATOR_CONTROL or {DEFAULT_CONTROL}); 'none' disables it")
-    p.add_argument("--control-group", metavar="GROUP", help="let this group use the control socket too")
+    p.add_argument(
+        "--units",
+        action="append",
+        metavar="DIR",
+        help=f"unit directory (repeatable; default $ACTIVATOR_UNITS or {DEFAULT_UNITS})",
+    )
+    p.add_argument(
+        "--control",
+        metavar="PATH",
+        help=f"control socket (default $ACTIVATOR_CONTROL or {DEFAULT_CONTROL}); "
+        "'none' disables it",
+    )
+    p.add_argument(
+        "--control-group", metavar="GROUP", help="let this group use the control socket too"
+    )
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("--strict", action="store_true", help="treat unit warnings as errors")
@@ -47,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     if control == "none":
         control = None
     log = EventLog(args.log_format)
-    daemon = Daemon(units, control_path=control, log=log, strict=args.strict,
-                    control_group=args.control_group)
+    daemon = Daemon(
+        units, control_path=control, log=log, strict=args.strict, control_group=args.control_group
+    )
     try:
         code = run(daemon.run(), args.loop)
     except ImportError as e:

@@ -23,14 +23,20 @@ from .log import EventLog
 from .notify import NotifyServer, open_server
 from .reaper import Reaper, describe_status
 from .service import Handover, Host, Service
-from .states import ServiceState
 from .units import Problem, UnitSet, load_units
 from .units.model import ServiceUnit
 
 
 class Daemon:
-    def __init__(self, unit_dirs: Sequence[str], *, control_path: str | None, log: EventLog,
-                 strict: bool = False, control_group: str | None = None) -> None:
+    def __init__(
+        self,
+        unit_dirs: Sequence[str],
+        *,
+        control_path: str | None,
+        log: EventLog,
+        strict: bool = False,
+        control_group: str | None = None,
+    ) -> None:
         self.unit_dirs = list(unit_dirs)
         self.control_path = control_path
         self.control_group = control_group
@@ -46,7 +52,9 @@ class Daemon:
         self.started = time.time()
         self.notify_socket_path: str | None = None
         self.notify: NotifyServer | None = None
-        self.host = Host()  # the services' clock, timers, spawner, signals (faked in tests/lifecycle)
+        self.host = (
+            Host()
+        )  # the services' clock, timers, spawner, signals (faked in tests/lifecycle)
         self._prepared: dict[str, plan.Prepared] = {}
         self._stopped = asyncio.Event()
         self._control = None
@@ -65,7 +73,7 @@ class Daemon:
 
     def build(self) -> None:
         """Runtime objects for every loaded unit (templates get theirs per connection)."""
-        for name, unit in self.units.services.items():
+        for unit in self.units.services.values():
             if not unit.is_template:
                 self._add_service(unit)
         for name, unit in self.units.sockets.items():
@@ -85,7 +93,8 @@ class Daemon:
 
     # ------------------------------------------------------------ what services need
     def prepared(self, unit: ServiceUnit) -> plan.Prepared:
-        """Users, limits and capabilities, resolved once per unit (templates: once for all instances)."""
+        """Users, limits and capabilities, resolved once per unit (a template's once for
+        all its instances)."""
         key = unit.name
         at = key.find("@")
         if at >= 0:
@@ -108,12 +117,25 @@ class Daemon:
         return h
 
     # ------------------------------------------------------------ Accept=yes instances
-    def spawn_instance(self, sock: SocketRuntime, instance: str, fd: int, env: dict[str, str],
-                       remote: str | None, rport: int) -> None:
+    def spawn_instance(
+        self,
+        sock: SocketRuntime,
+        instance: str,
+        fd: int,
+        env: dict[str, str],
+        remote: str | None,
+        rport: int,
+    ) -> None:
         template = sock.service_name
-        unit = self.units.instantiate(template, instance[len(template) - len(".service") : -len(".service")])
+        unit = self.units.instantiate(
+            template, instance[len(template) - len(".service") : -len(".service")]
+        )
         svc = Service(self, unit)
-        svc.peer = None if remote is None else (f"[{remote}]:{rport}" if ":" in remote else f"{remote}:{rport}")
+        svc.peer = (
+            None
+            if remote is None
+            else (f"[{remote}]:{rport}" if ":" in remote else f"{remote}:{rport}")
+        )
         svc.socket = sock  # type: ignore[attr-defined]
         svc.remote = remote  # type: ignore[attr-defined]
         self.instances[unit.name] = svc
@@ -165,9 +187,15 @@ class Daemon:
                 self.log("failed", None, reason=str(e))
                 self._control = None
         release_startup_memory()
-        self.log("ready", None, pid=os.getpid(), units=len(self.sockets) + len(self.services),
-                 sockets=len(self.sockets), loop=_loop_name(loop),
-                 control=self.control_path if self._control else None)
+        self.log(
+            "ready",
+            None,
+            pid=os.getpid(),
+            units=len(self.sockets) + len(self.services),
+            sockets=len(self.sockets),
+            loop=_loop_name(loop),
+            control=self.control_path if self._control else None,
+        )
         await self._stopped.wait()
         await self.shutdown()
         return 0
@@ -190,10 +218,13 @@ class Daemon:
         return await reload_units(self)
 
     async def shutdown(self) -> None:
-        """Stop every service and instance (bounded by each TimeoutStopSec=), close sockets, reap."""
+        """Stop every service and instance (each bounded by its TimeoutStopSec=), close the
+        sockets, reap."""
         for sock in self.sockets.values():
             sock._unwatch()
-        await asyncio.gather(*(s.stop() for s in list(self.instances.values())), return_exceptions=True)
+        await asyncio.gather(
+            *(s.stop() for s in list(self.instances.values())), return_exceptions=True
+        )
         await asyncio.gather(*(s.stop() for s in self.services.values()), return_exceptions=True)
         for sock in self.sockets.values():
             with contextlib.suppress(Exception):

@@ -35,10 +35,24 @@ __all__ = ["EXIT_CODES", "ExecSpec", "SpawnError", "spawn"]
 
 #: step -> the exit status of a child that failed at that step (systemd's numbers).
 EXIT_CODES = {
-    "chdir": 200, "nice": 201, "fds": 202, "exec": 203, "setrlimit": 205,
-    "oom_score_adj": 206, "signals": 207, "stdin": 208, "stdout": 209, "setgroups": 216,
-    "setgid": 216, "keepcaps": 217, "setuid": 217, "capability_bounding": 218,
-    "ambient_capabilities": 218, "setsid": 220, "stderr": 222, "no_new_privs": 227,
+    "chdir": 200,
+    "nice": 201,
+    "fds": 202,
+    "exec": 203,
+    "setrlimit": 205,
+    "oom_score_adj": 206,
+    "signals": 207,
+    "stdin": 208,
+    "stdout": 209,
+    "setgroups": 216,
+    "setgid": 216,
+    "keepcaps": 217,
+    "setuid": 217,
+    "capability_bounding": 218,
+    "ambient_capabilities": 218,
+    "setsid": 220,
+    "stderr": 222,
+    "no_new_privs": 227,
 }
 
 _ID_MAX = 2**32 - 2  # (uid_t)-1 means "unchanged" to the kernel
@@ -182,13 +196,30 @@ def _check(spec: ExecSpec) -> dict[str, object]:
     ints((spec.umask,), 0, 0o777, "umask")
     bounding = None if spec.capability_bounding is None else _mask(spec.capability_bounding)
     return dict(
-        path=spec.path, argv=argv, env=env, fds=ints(spec.fds, 0, 2**31 - 1, "fds"),
-        stdin=stdin, stdout=stdout, stderr=stderr, listen_pid=spec.listen_pid,
-        nonblocking=spec.nonblocking, uid=uid, gid=gid, groups=groups, umask=spec.umask,
-        cwd=spec.cwd, cwd_optional=spec.cwd_optional, rlimits=tuple(flat), nice=spec.nice,
-        oom_score_adj=spec.oom_score_adj, no_new_privs=spec.no_new_privs,
-        capability_bounding=bounding, ambient_capabilities=_mask(spec.ambient_capabilities),
-        ignore_sigpipe=spec.ignore_sigpipe, new_session=spec.new_session, quiet=spec.quiet,
+        path=spec.path,
+        argv=argv,
+        env=env,
+        fds=ints(spec.fds, 0, 2**31 - 1, "fds"),
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        listen_pid=spec.listen_pid,
+        nonblocking=spec.nonblocking,
+        uid=uid,
+        gid=gid,
+        groups=groups,
+        umask=spec.umask,
+        cwd=spec.cwd,
+        cwd_optional=spec.cwd_optional,
+        rlimits=tuple(flat),
+        nice=spec.nice,
+        oom_score_adj=spec.oom_score_adj,
+        no_new_privs=spec.no_new_privs,
+        capability_bounding=bounding,
+        ambient_capabilities=_mask(spec.ambient_capabilities),
+        ignore_sigpipe=spec.ignore_sigpipe,
+        new_session=spec.new_session,
+        quiet=spec.quiet,
         watchdog_pid=spec.watchdog_pid,
     )
 
@@ -226,9 +257,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     path = shutil.which(prog[0]) or prog[0]
     env = [k + b"=" + v for k, v in os.environb.items() if k != b"LISTEN_PID" or not a.listen_pid]
     spec = ExecSpec(
-        path=os.fsencode(os.path.abspath(path)), argv=[os.fsencode(x) for x in prog], env=env,
-        fds=a.fds, stdin=0, stdout=1, stderr=2, listen_pid=a.listen_pid, uid=a.uid, gid=a.gid,
-        groups=a.groups, umask=os.umask(0o022),
+        path=os.fsencode(os.path.abspath(path)),
+        argv=[os.fsencode(x) for x in prog],
+        env=env,
+        fds=a.fds,
+        stdin=0,
+        stdout=1,
+        stderr=2,
+        listen_pid=a.listen_pid,
+        uid=a.uid,
+        gid=a.gid,
+        groups=a.groups,
+        umask=os.umask(0o022),
         cwd=None if a.cwd is None else os.fsencode(os.path.abspath(a.cwd)),
         new_session=False,
     )

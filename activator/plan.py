@@ -25,27 +25,66 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _SEARCH_PATH = DEFAULT_PATH.split(":")
 
 _RLIMITS = {
-    "LimitCPU": resource.RLIMIT_CPU, "LimitFSIZE": resource.RLIMIT_FSIZE,
-    "LimitDATA": resource.RLIMIT_DATA, "LimitSTACK": resource.RLIMIT_STACK,
-    "LimitCORE": resource.RLIMIT_CORE, "LimitRSS": resource.RLIMIT_RSS,
-    "LimitNOFILE": resource.RLIMIT_NOFILE, "LimitAS": resource.RLIMIT_AS,
-    "LimitNPROC": resource.RLIMIT_NPROC, "LimitMEMLOCK": resource.RLIMIT_MEMLOCK,
+    "LimitCPU": resource.RLIMIT_CPU,
+    "LimitFSIZE": resource.RLIMIT_FSIZE,
+    "LimitDATA": resource.RLIMIT_DATA,
+    "LimitSTACK": resource.RLIMIT_STACK,
+    "LimitCORE": resource.RLIMIT_CORE,
+    "LimitRSS": resource.RLIMIT_RSS,
+    "LimitNOFILE": resource.RLIMIT_NOFILE,
+    "LimitAS": resource.RLIMIT_AS,
+    "LimitNPROC": resource.RLIMIT_NPROC,
+    "LimitMEMLOCK": resource.RLIMIT_MEMLOCK,
     "LimitLOCKS": 10,  # RLIMIT_LOCKS: Linux has it, the resource module does not
     "LimitSIGPENDING": resource.RLIMIT_SIGPENDING,
-    "LimitMSGQUEUE": resource.RLIMIT_MSGQUEUE, "LimitNICE": resource.RLIMIT_NICE,
-    "LimitRTPRIO": resource.RLIMIT_RTPRIO, "LimitRTTIME": resource.RLIMIT_RTTIME,
+    "LimitMSGQUEUE": resource.RLIMIT_MSGQUEUE,
+    "LimitNICE": resource.RLIMIT_NICE,
+    "LimitRTPRIO": resource.RLIMIT_RTPRIO,
+    "LimitRTTIME": resource.RLIMIT_RTTIME,
 }
 
 _CAPS = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ]
 CAPABILITIES = {name: i for i, name in enumerate(_CAPS)}
 
@@ -151,10 +190,14 @@ def build_environment(
             env.update(read_environment_file(ef.path))
         except FileNotFoundError:
             if not ef.optional:
-                raise StartError(f"unable to read environment file {ef.path}: No such file or directory") from None
+                raise StartError(
+                    f"unable to read environment file {ef.path}: No such file or directory"
+                ) from None
         except OSError as e:
             if not ef.optional:
-                raise StartError(f"unable to read environment file {ef.path}: {e.strerror}") from None
+                raise StartError(
+                    f"unable to read environment file {ef.path}: {e.strerror}"
+                ) from None
     for item in ctx.UnsetEnvironment:
         if "=" in item:
             name, _, value = item.partition("=")
@@ -185,7 +228,9 @@ def prepare(ctx: ExecContext) -> Prepared:
         lim = getattr(ctx, field)
         if lim is not None:
             inf = resource.RLIM_INFINITY
-            limits.append((res, inf if lim.soft is None else lim.soft, inf if lim.hard is None else lim.hard))
+            limits.append(
+                (res, inf if lim.soft is None else lim.soft, inf if lim.hard is None else lim.hard)
+            )
     wd = ctx.WorkingDirectory
     optional = False
     if wd is not None and wd.startswith("-"):
@@ -193,8 +238,12 @@ def prepare(ctx: ExecContext) -> Prepared:
     if wd == "~":
         wd = creds.home if creds is not None else "/root"
     cwd = os.fsencode(wd if wd else "/")
-    bounding = None if ctx.CapabilityBoundingSet is None else tuple(cap_numbers(ctx.CapabilityBoundingSet))
-    return Prepared(creds, tuple(limits), cwd, optional, bounding, tuple(cap_numbers(ctx.AmbientCapabilities)))
+    bounding = (
+        None if ctx.CapabilityBoundingSet is None else tuple(cap_numbers(ctx.CapabilityBoundingSet))
+    )
+    return Prepared(
+        creds, tuple(limits), cwd, optional, bounding, tuple(cap_numbers(ctx.AmbientCapabilities))
+    )
 
 
 def make_spec(
@@ -256,7 +305,9 @@ STDIO_FLAGS = {
 }
 
 
-def open_stdio(ctx: ExecContext, socket_fd: int | None, named: dict[str, int]) -> tuple[tuple[int, int, int], list[int]]:
+def open_stdio(
+    ctx: ExecContext, socket_fd: int | None, named: dict[str, int]
+) -> tuple[tuple[int, int, int], list[int]]:
     """fds for 0, 1, 2 per StandardInput/Output/Error= and the fds opened here (to close).
 
     ``socket_fd`` is the connection (Accept=yes) or the one listener (Accept=no) for
@@ -272,7 +323,9 @@ def open_stdio(ctx: ExecContext, socket_fd: int | None, named: dict[str, int]) -
         try:
             fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOCTTY, 0o644)
         except OSError as e:
-            raise StartError(f"unable to open {path} for {'input' if read else 'output'}: {e.strerror}") from None
+            raise StartError(
+                f"unable to open {path} for {'input' if read else 'output'}: {e.strerror}"
+            ) from None
         opened.append(fd)
         return fd
 

@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 
 class RateLimit:
-    def __init__(self, interval: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, interval: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.interval = interval
         self.burst = burst
         self.clock = clock

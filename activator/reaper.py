@@ -25,7 +25,9 @@ ExitCallback = Callable[[int, int], None]  # (pid, wait status)
 
 
 class Reaper:
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_orphan: ExitCallback | None = None) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_orphan: ExitCallback | None = None
+    ) -> None:
         self._loop = loop
         self._watched: dict[int, ExitCallback] = {}
         self._on_orphan = on_orphan
@@ -113,11 +115,12 @@ class Reaper:
             self._reaped.wait()
 
     def reap_now(self) -> None:
-        """Reap what has exited, now, on the loop (the accept path calls this at MaxConnections=)."""
+        """Reap what has exited, now, on the loop (the accept path, at MaxConnections=)."""
         self._reap()
 
     def _reap(self) -> None:
-        """On the loop: the only waitpid in activator; reaps every zombie, then lets the thread watch again."""
+        """On the loop: the only waitpid in activator. Reaps every zombie, then lets the
+        thread watch again."""
         try:
             while True:
                 try:

@@ -36,10 +36,26 @@ _SOCK_TYPES = {
 }
 _PROTOCOLS = {"udplite": 136, "sctp": 132, "mptcp": 262}
 _NETLINK = {
-    "route": 0, "firewall": 3, "inet-diag": 4, "sock-diag": 4, "nflog": 5, "xfrm": 6,
-    "selinux": 7, "iscsi": 8, "audit": 9, "fib-lookup": 10, "connector": 11,
-    "netfilter": 12, "ip6-fw": 13, "dnrtmsg": 14, "kobject-uevent": 15, "generic": 16,
-    "scsitransport": 18, "ecryptfs": 19, "rdma": 20, "crypto": 21,
+    "route": 0,
+    "firewall": 3,
+    "inet-diag": 4,
+    "sock-diag": 4,
+    "nflog": 5,
+    "xfrm": 6,
+    "selinux": 7,
+    "iscsi": 8,
+    "audit": 9,
+    "fib-lookup": 10,
+    "connector": 11,
+    "netfilter": 12,
+    "ip6-fw": 13,
+    "dnrtmsg": 14,
+    "kobject-uevent": 15,
+    "generic": 16,
+    "scsitransport": 18,
+    "ecryptfs": 19,
+    "rdma": 20,
+    "crypto": 21,
 }
 # Linux constants the socket module does not export everywhere.
 _IP_FREEBIND, _IPV6_FREEBIND = 15, 78
@@ -155,24 +171,35 @@ def _bind_inet(unit: str, spec: InetListen, section: SocketSection, ipv6: bool) 
     s = _new_socket(family, type_, proto)
     try:
         if family == socket.AF_INET6 and section.BindIPv6Only != "default":
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY,
-                         1 if section.BindIPv6Only == "ipv6-only" else 0)
+            s.setsockopt(
+                socket.IPPROTO_IPV6,
+                socket.IPV6_V6ONLY,
+                1 if section.BindIPv6Only == "ipv6-only" else 0,
+            )
         if section.BindToDevice:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, section.BindToDevice.encode())
         if section.ReusePort:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         v6 = family == socket.AF_INET6
         if section.FreeBind:
-            s.setsockopt(socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP,
-                         _IPV6_FREEBIND if v6 else _IP_FREEBIND, 1)
+            s.setsockopt(
+                socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP,
+                _IPV6_FREEBIND if v6 else _IP_FREEBIND,
+                1,
+            )
         if section.Transparent:
-            s.setsockopt(socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP,
-                         _IPV6_TRANSPARENT if v6 else _IP_TRANSPARENT, 1)
+            s.setsockopt(
+                socket.IPPROTO_IPV6 if v6 else socket.IPPROTO_IP,
+                _IPV6_TRANSPARENT if v6 else _IP_TRANSPARENT,
+                1,
+            )
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if v6:
             scope = 0
             if spec.scope:
-                scope = int(spec.scope) if spec.scope.isdigit() else socket.if_nametoindex(spec.scope)
+                scope = (
+                    int(spec.scope) if spec.scope.isdigit() else socket.if_nametoindex(spec.scope)
+                )
             s.bind((host, spec.port, 0, scope))
         else:
             s.bind((host, spec.port))
@@ -204,7 +231,8 @@ def _bind_unix(unit: str, spec: UnixListen, section: SocketSection) -> Listener:
                 except OSError as e:
                     if e.errno != errno.EADDRINUSE:
                         raise
-                    # A stale node from an earlier run (or a live listener: systemd steals the path too).
+                    # A stale node from an earlier run (or a live listener: systemd
+                    # steals the path too).
                     os.unlink(node)
                     s.bind(node)
             finally:
@@ -216,7 +244,9 @@ def _bind_unix(unit: str, spec: UnixListen, section: SocketSection) -> Listener:
     except BaseException:
         s.close()
         raise
-    return Listener(unit, spec, s.fileno(), s, socket.AF_UNIX, type_, type_ != socket.SOCK_DGRAM, node)
+    return Listener(
+        unit, spec, s.fileno(), s, socket.AF_UNIX, type_, type_ != socket.SOCK_DGRAM, node
+    )
 
 
 def _open_fifo(unit: str, spec: FifoListen, section: SocketSection) -> Listener:
@@ -242,7 +272,12 @@ def _open_fifo(unit: str, spec: FifoListen, section: SocketSection) -> Listener:
 
 
 def _open_special(unit: str, spec: SpecialListen, section: SocketSection) -> Listener:
-    flags = (os.O_RDWR if section.Writable else os.O_RDONLY) | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+    flags = (
+        (os.O_RDWR if section.Writable else os.O_RDONLY)
+        | os.O_CLOEXEC
+        | os.O_NOCTTY
+        | os.O_NONBLOCK
+    )
     fd = os.open(spec.path, flags)
     st = os.fstat(fd)
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
@@ -317,7 +352,9 @@ def _make_symlinks(unit: str, section: SocketSection, bound: list[Listener]) -> 
             continue
 
 
-def apply_options(fd: int, family: int, type_: int, section: SocketSection, *, listening: bool) -> None:
+def apply_options(
+    fd: int, family: int, type_: int, section: SocketSection, *, listening: bool
+) -> None:
     """Socket options of [Socket], applied to listeners and to every accepted connection.
 
     Options that need privileges the supervisor lacks (Mark=, buffer forcing) fail
@@ -391,9 +428,16 @@ def apply_options(fd: int, family: int, type_: int, section: SocketSection, *, l
 def options_needed(section: SocketSection) -> bool:
     """Whether accepted connections need apply_options() at all (the hot path skips it)."""
     return bool(
-        section.KeepAlive or section.KeepAliveTimeSec is not None
-        or section.KeepAliveIntervalSec is not None or section.KeepAliveProbes is not None
-        or section.NoDelay or section.Priority is not None or section.ReceiveBuffer is not None
-        or section.SendBuffer is not None or section.Mark is not None or section.IPTOS is not None
-        or section.IPTTL is not None or section.TCPCongestion
+        section.KeepAlive
+        or section.KeepAliveTimeSec is not None
+        or section.KeepAliveIntervalSec is not None
+        or section.KeepAliveProbes is not None
+        or section.NoDelay
+        or section.Priority is not None
+        or section.ReceiveBuffer is not None
+        or section.SendBuffer is not None
+        or section.Mark is not None
+        or section.IPTOS is not None
+        or section.IPTTL is not None
+        or section.TCPCongestion
     )

@@ -42,7 +42,9 @@ def lookup_group(name: str) -> int:
         raise StartError(f"unknown group {name!r}") from None
 
 
-def resolve(user: str | None, group: str | None, supplementary: tuple[str, ...] = ()) -> Credentials | None:
+def resolve(
+    user: str | None, group: str | None, supplementary: tuple[str, ...] = ()
+) -> Credentials | None:
     """The credentials a process runs with, or None to keep the supervisor's (root).
 
     As systemd: Group= defaults to the user's primary group; the user's groups come

@@ -47,8 +47,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 class Activator:
     """A running activator process with its unit dir and control socket."""
 
-    def __init__(self, units: dict[str, str], *, loop: str = "asyncio", extra_args=(), env=None,
-                 wrapper: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        units: dict[str, str],
+        *,
+        loop: str = "asyncio",
+        extra_args=(),
+        env=None,
+        wrapper: list[str] | None = None,
+    ) -> None:
         self.dir = public_dir()
         self.unit_dir = self.dir / "units"
         self.unit_dir.mkdir()
@@ -57,14 +64,32 @@ class Activator:
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
         self.control = str(self.dir / "control.sock")
-        cmd = [sys.executable, "-m", "activator.cli", "--units", str(self.unit_dir),
-               "--control", self.control, "--loop", loop, "--log-format", "json", *extra_args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "activator.cli",
+            "--units",
+            str(self.unit_dir),
+            "--control",
+            self.control,
+            "--loop",
+            loop,
+            "--log-format",
+            "json",
+            *extra_args,
+        ]
         if wrapper:
             cmd = [*wrapper, *cmd]
         full_env = dict(os.environ)
         full_env.update(env or {})
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, env=full_env, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            start_new_session=True,
+        )
         self.events: list[dict] = []
         self._eof = False
         # A thread reads the log all the time: a test that is busy elsewhere (a flood) must
@@ -134,15 +159,23 @@ class Activator:
                 pass
 
     def count(self, event: str, **match) -> int:
-        return sum(1 for e in self.events if e.get("event") == event and all(e.get(k) == v for k, v in match.items()))
+        return sum(
+            1
+            for e in self.events
+            if e.get("event") == event and all(e.get(k) == v for k, v in match.items())
+        )
 
     def log_text(self) -> str:
         return "\n".join(json.dumps(e) for e in self.events[-60:])
 
     # -- control
     def ctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
-        r = subprocess.run([sys.executable, "-m", "activator.ctl", "--control", self.control, *args],
-                           capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            [sys.executable, "-m", "activator.ctl", "--control", self.control, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         if check and r.returncode != 0:
             raise AssertionError(f"activatorctl {args} -> {r.returncode}\n{r.stdout}\n{r.stderr}")
         return r
@@ -194,7 +227,11 @@ class Activator:
 def read_line(addr, timeout: float = 10.0, send: bytes | None = None, family=None) -> bytes:
     """Connect, optionally send, read until EOF; bounded."""
     if family is None:
-        family = socket.AF_UNIX if isinstance(addr, str) else (socket.AF_INET6 if ":" in addr[0] else socket.AF_INET)
+        family = (
+            socket.AF_UNIX
+            if isinstance(addr, str)
+            else (socket.AF_INET6 if ":" in addr[0] else socket.AF_INET)
+        )
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(addr)

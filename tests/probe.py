@@ -22,8 +22,13 @@ def describe_fd(fd):
     except OSError:
         return None
     d = {
-        "mode": "socket" if stat.S_ISSOCK(st.st_mode) else "fifo" if stat.S_ISFIFO(st.st_mode)
-        else "chr" if stat.S_ISCHR(st.st_mode) else "file",
+        "mode": "socket"
+        if stat.S_ISSOCK(st.st_mode)
+        else "fifo"
+        if stat.S_ISFIFO(st.st_mode)
+        else "chr"
+        if stat.S_ISCHR(st.st_mode)
+        else "file",
         "nonblock": bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK),
         "cloexec": bool(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC),
     }
@@ -79,7 +84,10 @@ def main():
     if n and os.environ.get("LISTEN_PID") == str(os.getpid()):
         socks = [socket.socket(fileno=fd) for fd in range(3, 3 + n)]
         first = socks[0]
-        if first.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) or first.type == socket.SOCK_DGRAM:
+        if (
+            first.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+            or first.type == socket.SOCK_DGRAM
+        ):
             # answer on whichever passed socket has traffic first
             while True:
                 ready, _, _ = select.select(socks, [], [], 30)

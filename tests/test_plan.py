@@ -18,7 +18,13 @@ def cmd(*argv: str, **kw) -> ExecCommand:
 def test_expand_argv_whole_word_splits_braced_does_not():
     """§6c 29: Environment="A=1 2" B=3, ExecStart=/bin/echo $A ${A} $B → 1 2 "1 2" 3."""
     env = {"A": "1 2", "B": "3"}
-    assert plan.expand_argv(cmd("/bin/echo", "$A", "${A}", "$B"), env) == ["/bin/echo", "1", "2", "1 2", "3"]
+    assert plan.expand_argv(cmd("/bin/echo", "$A", "${A}", "$B"), env) == [
+        "/bin/echo",
+        "1",
+        "2",
+        "1 2",
+        "3",
+    ]
 
 
 def test_expand_argv_dollars_unknown_and_inside_words():
@@ -45,7 +51,13 @@ def test_environment_order_and_no_leak():
     )
     sup = {"PASSED": "p", "SECRET": "s", "LANG": "C.UTF-8", "GONE": "x"}
     env = plan.build_environment(ctx, None, {"LISTEN_FDS": "1", "INVOCATION_ID": "i"}, sup)
-    assert env == {"PATH": "/custom", "LANG": "C.UTF-8", "LISTEN_FDS": "1", "PASSED": "p", "A": "env"}
+    assert env == {
+        "PATH": "/custom",
+        "LANG": "C.UTF-8",
+        "LISTEN_FDS": "1",
+        "PASSED": "p",
+        "A": "env",
+    }
 
 
 def test_environment_user_variables():
@@ -60,19 +72,31 @@ def test_environment_file_optional_and_required(tmp_path):
     """§6c 30: EnvironmentFile=-/missing is ignored; without '-' the start fails."""
     f = tmp_path / "env"
     f.write_text("# comment\nA=from-file\nB='quoted value'\n")
-    ctx = ServiceSection(ExecStart=(cmd("/bin/true"),), Environment={"A": "env"},
-                         EnvironmentFile=(EnvironmentFile(path=str(f)),
-                                          EnvironmentFile(path="/missing/x", optional=True)))
+    ctx = ServiceSection(
+        ExecStart=(cmd("/bin/true"),),
+        Environment={"A": "env"},
+        EnvironmentFile=(
+            EnvironmentFile(path=str(f)),
+            EnvironmentFile(path="/missing/x", optional=True),
+        ),
+    )
     env = plan.build_environment(ctx, None, {}, {})
     assert env["A"] == "from-file" and env["B"] == "quoted value"
-    bad = ServiceSection(ExecStart=(cmd("/bin/true"),), EnvironmentFile=(EnvironmentFile(path="/missing/x"),))
+    bad = ServiceSection(
+        ExecStart=(cmd("/bin/true"),), EnvironmentFile=(EnvironmentFile(path="/missing/x"),)
+    )
     with pytest.raises(StartError, match="/missing/x"):
         plan.build_environment(bad, None, {}, {})
 
 
 def test_prepare_user_workdir_limits():
-    ctx = ServiceSection(ExecStart=(cmd("/bin/true"),), User="nobody", WorkingDirectory="~",
-                         LimitNOFILE=Rlimit(soft=100, hard=200), LimitCORE=Rlimit(soft=None, hard=None))
+    ctx = ServiceSection(
+        ExecStart=(cmd("/bin/true"),),
+        User="nobody",
+        WorkingDirectory="~",
+        LimitNOFILE=Rlimit(soft=100, hard=200),
+        LimitCORE=Rlimit(soft=None, hard=None),
+    )
     p = plan.prepare(ctx)
     assert p.creds.uid == 65534 and p.creds.groups == (65534,)
     assert p.cwd == os.fsencode(p.creds.home)
@@ -102,8 +126,12 @@ def test_plus_and_bang_lines_keep_root():
 
 
 def test_bare_program_name_is_searched_in_systemds_path():
-    spec = plan.make_spec(ServiceSection(ExecStart=(cmd("true"),)), plan.prepare(ServiceSection()),
-                          ExecCommand(path="true", argv=("true",)), {})
+    spec = plan.make_spec(
+        ServiceSection(ExecStart=(cmd("true"),)),
+        plan.prepare(ServiceSection()),
+        ExecCommand(path="true", argv=("true",)),
+        {},
+    )
     assert spec.path in (b"/usr/bin/true", b"/bin/true")
     with pytest.raises(StartError, match="unable to find program"):
         plan.find_program("no-such-program-xyz")
@@ -121,10 +149,14 @@ def test_stdio_socket_inherit_and_files(tmp_path):
     ctx = ServiceSection(ExecStart=(cmd("/bin/true"),), StandardInput="socket")
     stdio, opened = plan.open_stdio(ctx, sock_fd, {})
     assert stdio == (99, 99, 99) and opened == []  # stdout and stderr inherit the socket
-    ctx = ServiceSection(ExecStart=(cmd("/bin/true"),), StandardInput="socket", StandardError="journal")
+    ctx = ServiceSection(
+        ExecStart=(cmd("/bin/true"),), StandardInput="socket", StandardError="journal"
+    )
     assert plan.open_stdio(ctx, sock_fd, {})[0] == (99, 99, 2)
     out = tmp_path / "out.log"
-    ctx = ServiceSection(ExecStart=(cmd("/bin/true"),), StandardOutput=f"append:{out}", StandardError="null")
+    ctx = ServiceSection(
+        ExecStart=(cmd("/bin/true"),), StandardOutput=f"append:{out}", StandardError="null"
+    )
     stdio, opened = plan.open_stdio(ctx, None, {})
     try:
         assert stdio[0] == -1 and stdio[2] == -1 and stdio[1] == opened[0]

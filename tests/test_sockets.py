@@ -37,7 +37,9 @@ def sockopt(fd, level, name):
 def test_bare_port_is_dual_stack_and_ipv6_only_separates():
     """§6c 22."""
     port = free_port("::")
-    sec = SocketSection(Listen=(InetListen(type=SocketType.STREAM, host=None, port=port, text=str(port)),))
+    sec = SocketSection(
+        Listen=(InetListen(type=SocketType.STREAM, host=None, port=port, text=str(port)),)
+    )
     lst = bind_unit("d.socket", sec)
     try:
         if host_has_ipv6():
@@ -61,8 +63,15 @@ def test_bare_port_is_dual_stack_and_ipv6_only_separates():
 
 def test_listener_flags_and_options():
     port = free_port()
-    sec = SocketSection(Listen=(inet("127.0.0.1", port),), ReusePort=True, KeepAlive=True,
-                        NoDelay=True, ReceiveBuffer=65536, Backlog=7, PassCredentials=True)
+    sec = SocketSection(
+        Listen=(inet("127.0.0.1", port),),
+        ReusePort=True,
+        KeepAlive=True,
+        NoDelay=True,
+        ReceiveBuffer=65536,
+        Backlog=7,
+        PassCredentials=True,
+    )
     lst = bind_unit("o.socket", sec)
     try:
         fd = lst[0].fd
@@ -80,8 +89,12 @@ def test_listener_flags_and_options():
 def test_udp_and_seqpacket_and_abstract():
     port = free_port()
     name = f"@activator-sock-test-{os.getpid()}"
-    sec = SocketSection(Listen=(inet("127.0.0.1", port, SocketType.DATAGRAM),
-                                UnixListen(type=SocketType.SEQPACKET, path=name, text=name)))
+    sec = SocketSection(
+        Listen=(
+            inet("127.0.0.1", port, SocketType.DATAGRAM),
+            UnixListen(type=SocketType.SEQPACKET, path=name, text=name),
+        )
+    )
     lst = bind_unit("u.socket", sec)
     try:
         assert lst[0].type == socket.SOCK_DGRAM and not lst[0].accepting
@@ -96,9 +109,16 @@ def test_fifo_special_and_netlink(tmp_path):
     special = str(tmp_path / "special")
     with open(special, "w") as f:
         f.write("x")
-    sec = SocketSection(Listen=(FifoListen(path=fifo, text=fifo), SpecialListen(path=special, text=special),
-                                NetlinkListen(protocol="kobject-uevent", group=1, text="kobject-uevent 1")),
-                        SocketMode=0o620, DirectoryMode=0o700, RemoveOnStop=True)
+    sec = SocketSection(
+        Listen=(
+            FifoListen(path=fifo, text=fifo),
+            SpecialListen(path=special, text=special),
+            NetlinkListen(protocol="kobject-uevent", group=1, text="kobject-uevent 1"),
+        ),
+        SocketMode=0o620,
+        DirectoryMode=0o700,
+        RemoveOnStop=True,
+    )
     lst = bind_unit("f.socket", sec)
     try:
         st = os.stat(fifo)
@@ -124,7 +144,9 @@ def test_taken_port_is_a_bind_error_and_nothing_leaks():
     before = len(os.listdir("/proc/self/fd"))
     sec = SocketSection(Listen=(inet("127.0.0.1", ok), inet("127.0.0.1", port)))
     try:
-        with pytest.raises(BindError, match=f"t.socket: unable to bind 127.0.0.1:{port}: Address already in use"):
+        with pytest.raises(
+            BindError, match=f"t.socket: unable to bind 127.0.0.1:{port}: Address already in use"
+        ):
             bind_unit("t.socket", sec)
     finally:
         taken.close()
@@ -132,7 +154,16 @@ def test_taken_port_is_a_bind_error_and_nothing_leaks():
 
 
 def test_unknown_interface_scope_is_reported():
-    sec = SocketSection(Listen=(InetListen(type=SocketType.STREAM, host="fe80::1", port=free_port("::"),
-                                           scope="nosuchif0", text="[fe80::1]:1%nosuchif0"),))
+    sec = SocketSection(
+        Listen=(
+            InetListen(
+                type=SocketType.STREAM,
+                host="fe80::1",
+                port=free_port("::"),
+                scope="nosuchif0",
+                text="[fe80::1]:1%nosuchif0",
+            ),
+        )
+    )
     with pytest.raises(BindError, match="nosuchif0"):
         bind_unit("s.socket", sec)

@@ -11,7 +11,15 @@ import socket
 import time
 
 import pytest
-from harness import SYSTEM_PYTHON, Activator, free_port, install_probe, public_dir, read_line, read_report
+from harness import (
+    SYSTEM_PYTHON,
+    Activator,
+    free_port,
+    install_probe,
+    public_dir,
+    read_line,
+    read_report,
+)
 
 pytestmark = pytest.mark.root
 
@@ -58,8 +66,18 @@ def test_accept_no_two_listeners_lazy_start(probe, loop_kind, tmp_path):
         assert rep["cwd"] == "/" and rep["umask"] == 0o022
         assert int(rep["sigblk"], 16) == 0
         assert int(rep["sigign"], 16) & SIGPIPE_BIT
-        assert set(env) <= {"PATH", "LANG", "USER", "LOGNAME", "HOME", "SHELL", "INVOCATION_ID",
-                            "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}
+        assert set(env) <= {
+            "PATH",
+            "LANG",
+            "USER",
+            "LOGNAME",
+            "HOME",
+            "SHELL",
+            "INVOCATION_ID",
+            "LISTEN_FDS",
+            "LISTEN_PID",
+            "LISTEN_FDNAMES",
+        }
         a.wait_for("start", unit="x.service", pid=rep["pid"])
         # the service exited after one connection: the next connection starts it again
         a.wait_for("exit", unit="x.service")
@@ -72,7 +90,7 @@ def test_fdname_and_two_sockets_one_service(probe, loop_kind):
     p1, p2 = free_port(), free_port()
     units = {
         "a.socket": f"[Socket]\nListenDatagram=127.0.0.1:{p2}\nListenStream=127.0.0.1:{p1}\n"
-                    "FileDescriptorName=web\nService=svc.service\n",
+        "FileDescriptorName=web\nService=svc.service\n",
         "b.socket": f"[Socket]\nListenStream=/run/activator-test-{os.getpid()}-{loop_kind}-b.sock\nService=svc.service\n",
         "svc.service": svc(probe),
     }
@@ -93,8 +111,10 @@ def test_fdname_and_two_sockets_one_service(probe, loop_kind):
 def test_nonblocking(probe, loop_kind):
     """§6c 5: NonBlocking=yes sets O_NONBLOCK on the passed sockets."""
     port = free_port()
-    units = {"n.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\n",
-             "n.service": svc(probe, "NonBlocking=yes\n")}
+    units = {
+        "n.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\n",
+        "n.service": svc(probe, "NonBlocking=yes\n"),
+    }
     with Activator(units, loop=loop_kind):
         rep = _retry_report(("127.0.0.1", port))
         assert rep["fds"]["3"]["nonblock"]
@@ -113,8 +133,10 @@ def _retry_report(addr):
 def test_accept_yes_instances_and_env(probe, loop_kind):
     """§6c 10: instance names count from 0; LISTEN_FDS=1, `connection`, REMOTE_ADDR/PORT."""
     port = free_port()
-    units = {"foo.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
-             "foo@.service": svc(probe)}
+    units = {
+        "foo.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
+        "foo@.service": svc(probe),
+    }
     with Activator(units, loop=loop_kind) as a:
         for n in range(2):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
@@ -142,7 +164,9 @@ def test_accept_yes_dual_stack_reports_ipv4(probe, loop_kind):
         rep = read_report(("127.0.0.1", port))
         assert rep["env"]["REMOTE_ADDR"] == "127.0.0.1"
         a.drain(0.2)
-        assert any(ev.get("unit", "").startswith(f"d@0-127.0.0.1:{port}-127.0.0.1:") for ev in a.events)
+        assert any(
+            ev.get("unit", "").startswith(f"d@0-127.0.0.1:{port}-127.0.0.1:") for ev in a.events
+        )
         rep6 = read_report(("::1", port))
         assert rep6["env"]["REMOTE_ADDR"] == "::1"
 
@@ -160,8 +184,10 @@ def test_accept_yes_unix_instance_name(probe, loop_kind):
 def test_inetd_style(probe, loop_kind):
     """§6c 13: StandardInput=socket: fds 0, 1, 2 are the connection and no LISTEN_* at all."""
     port = free_port()
-    units = {"i.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
-             "i@.service": svc(probe, "StandardInput=socket\n")}
+    units = {
+        "i.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
+        "i@.service": svc(probe, "StandardInput=socket\n"),
+    }
     with Activator(units, loop=loop_kind):
         rep = read_report(("127.0.0.1", port))
         assert not any(k.startswith("LISTEN_") for k in rep["env"])
@@ -173,8 +199,10 @@ def test_inetd_style(probe, loop_kind):
 def test_inetd_stderr_elsewhere(probe, loop_kind):
     """StandardError=null keeps stderr off the connection."""
     port = free_port()
-    units = {"i.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
-             "i@.service": svc(probe, "StandardInput=socket\nStandardError=null\n")}
+    units = {
+        "i.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
+        "i@.service": svc(probe, "StandardInput=socket\nStandardError=null\n"),
+    }
     with Activator(units, loop=loop_kind):
         rep = read_report(("127.0.0.1", port))
         assert rep["fds"]["2"]["mode"] == "chr"
@@ -183,9 +211,11 @@ def test_inetd_stderr_elsewhere(probe, loop_kind):
 def test_max_connections(probe, loop_kind):
     """§6c 15: MaxConnections=2: the third concurrent client is closed at once; later ones work."""
     port = free_port()
-    units = {"m.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections=2\n",
-             "m@.service": "[Service]\nExecStart=/bin/sh -c 'read x; echo done'\n"
-                           "User=nobody\nStandardInput=socket\n"}
+    units = {
+        "m.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections=2\n",
+        "m@.service": "[Service]\nExecStart=/bin/sh -c 'read x; echo done'\n"
+        "User=nobody\nStandardInput=socket\n",
+    }
     with Activator(units, loop=loop_kind) as a:
         held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
         first = a.wait_for("start")
@@ -208,15 +238,19 @@ def test_max_connections(probe, loop_kind):
 def test_max_connections_per_source(probe, loop_kind):
     """§6c 16: a second concurrent connection from 127.0.0.1 is refused, 127.0.0.2 is not."""
     port = free_port("0.0.0.0")
-    units = {"p.socket": f"[Socket]\nListenStream=0.0.0.0:{port}\nAccept=yes\nMaxConnectionsPerSource=1\n",
-             "p@.service": "[Service]\nExecStart=/bin/sh -c 'read x; echo done'\n"
-                           "User=nobody\nStandardInput=socket\n"}
+    units = {
+        "p.socket": f"[Socket]\nListenStream=0.0.0.0:{port}\nAccept=yes\nMaxConnectionsPerSource=1\n",
+        "p@.service": "[Service]\nExecStart=/bin/sh -c 'read x; echo done'\n"
+        "User=nobody\nStandardInput=socket\n",
+    }
     with Activator(units, loop=loop_kind) as a:
         first = socket.create_connection(("127.0.0.1", port), timeout=10)
         a.wait_for("start")
         assert read_line(("127.0.0.1", port)) == b""
         a.wait_for("reject", unit="p.socket")
-        other = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0))
+        other = socket.create_connection(
+            ("127.0.0.1", port), timeout=10, source_address=("127.0.0.2", 0)
+        )
         a.wait_for("start", peer=f"127.0.0.2:{other.getsockname()[1]}")
         for c in (first, other):
             c.sendall(b"go\n")
@@ -230,9 +264,11 @@ def test_unix_socket_modes_and_stale_node(probe, loop_kind):
     base = f"/run/activator-test-{os.getpid()}-{loop_kind}-modes"
     path = f"{base}/sub/s.sock"
     os.makedirs(base, exist_ok=True)
-    units = {"s.socket": f"[Socket]\nListenStream={path}\nSocketMode=0660\nSocketUser=nobody\n"
-                         f"SocketGroup=nogroup\nDirectoryMode=0750\nRemoveOnStop=yes\nSymlinks={base}/link\n",
-             "s.service": svc(probe)}
+    units = {
+        "s.socket": f"[Socket]\nListenStream={path}\nSocketMode=0660\nSocketUser=nobody\n"
+        f"SocketGroup=nogroup\nDirectoryMode=0750\nRemoveOnStop=yes\nSymlinks={base}/link\n",
+        "s.service": svc(probe),
+    }
     # a stale node from an earlier run
     os.makedirs(f"{base}/sub", exist_ok=True)
     os.chmod(f"{base}/sub", 0o700)
@@ -271,7 +307,10 @@ def test_abstract_socket(probe, loop_kind):
 def test_udp_accept_no(probe, loop_kind):
     """A datagram socket: the first datagram starts the service, which answers it."""
     port = free_port()
-    units = {"udp.socket": f"[Socket]\nListenDatagram=127.0.0.1:{port}\n", "udp.service": svc(probe)}
+    units = {
+        "udp.socket": f"[Socket]\nListenDatagram=127.0.0.1:{port}\n",
+        "udp.service": svc(probe),
+    }
     with Activator(units, loop=loop_kind):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.settimeout(10)
@@ -356,8 +395,10 @@ def test_sigterm_stops_services_and_exits_zero(probe, loop_kind):
     )
     stubborn.chmod(0o644)
     port = free_port()
-    units = {"t.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\n",
-             "t.service": f"[Service]\nExecStart={SYSTEM_PYTHON} {stubborn}\nUser=nobody\nTimeoutStopSec=1\n"}
+    units = {
+        "t.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\n",
+        "t.service": f"[Service]\nExecStart={SYSTEM_PYTHON} {stubborn}\nUser=nobody\nTimeoutStopSec=1\n",
+    }
     with Activator(units, loop=loop_kind) as a:
         assert read_line(("127.0.0.1", port)) == b"up"  # SIGTERM is ignored from here on
         started = a.wait_for("start", unit="t.service")

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 
 import pytest
-from harness import SYSTEM_PYTHON, Activator, free_port, install_probe, public_dir, read_line, read_report
+from harness import (
+    SYSTEM_PYTHON,
+    Activator,
+    free_port,
+    install_probe,
+    public_dir,
+    read_line,
+    read_report,
+)
 
 pytestmark = pytest.mark.root
 
@@ -45,9 +52,11 @@ def test_limits_and_stdout_file(probe, loop_kind):
     out = public_dir() / "out.log"
     units = {
         "o.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
-        "o@.service": (f"[Service]\nExecStart=/bin/sh -c 'ulimit -n; echo to-file'\nUser=nobody\n"
-                       f"LimitNOFILE=77\nStandardInput=socket\nStandardOutput=append:{out}\n"
-                       "StandardError=inherit\n"),
+        "o@.service": (
+            f"[Service]\nExecStart=/bin/sh -c 'ulimit -n; echo to-file'\nUser=nobody\n"
+            f"LimitNOFILE=77\nStandardInput=socket\nStandardOutput=append:{out}\n"
+            "StandardError=inherit\n"
+        ),
     }
     with Activator(units, loop=loop_kind) as a:
         assert read_line(("127.0.0.1", port)) == b""
@@ -134,10 +143,12 @@ def test_accept_no_stdin_socket_gets_the_listener(probe, loop_kind):
     port = free_port()
     units = {
         "l.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\n",
-        "l.service": (f"[Service]\nExecStart={SYSTEM_PYTHON} -c \"import socket,sys; "
-                      "s=socket.socket(fileno=0); c,_=s.accept(); c.sendall(b'listening' "
-                      "if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) else b'no')\"\n"
-                      "StandardInput=socket\nStandardOutput=journal\nUser=nobody\n"),
+        "l.service": (
+            f'[Service]\nExecStart={SYSTEM_PYTHON} -c "import socket,sys; '
+            "s=socket.socket(fileno=0); c,_=s.accept(); c.sendall(b'listening' "
+            "if s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) else b'no')\"\n"
+            "StandardInput=socket\nStandardOutput=journal\nUser=nobody\n"
+        ),
     }
     with Activator(units, loop=loop_kind):
         assert read_line(("127.0.0.1", port)) == b"listening"

@@ -8,7 +8,15 @@ import shutil
 import time
 
 import pytest
-from harness import SYSTEM_PYTHON, Activator, free_port, install_probe, public_dir, read_line, read_report
+from harness import (
+    SYSTEM_PYTHON,
+    Activator,
+    free_port,
+    install_probe,
+    public_dir,
+    read_line,
+    read_report,
+)
 
 pytestmark = pytest.mark.root
 
@@ -72,7 +80,9 @@ def test_pid1_reaps_orphans_and_stops_everything(probe, loop_kind):
         "e.socket": f"[Socket]\nListenStream=127.0.0.1:{p2}\nAccept=yes\n",
         "e@.service": f"[Service]\nExecStart={SYSTEM_PYTHON} {probe}\nUser=nobody\n",
     }
-    with Activator(units, loop=loop_kind, wrapper=[UNSHARE, "--pid", "--fork", "--mount-proc"]) as a:
+    with Activator(
+        units, loop=loop_kind, wrapper=[UNSHARE, "--pid", "--fork", "--mount-proc"]
+    ) as a:
         assert a.ready["pid"] == 1
         assert read_line(("127.0.0.1", port)) == b"up"
         reaped = a.wait_for("reap", status=7)  # the orphan, re-parented to PID 1

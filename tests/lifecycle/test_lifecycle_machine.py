@@ -757,7 +757,10 @@ def test_conditions(tmp_path):
     here = str(tmp_path)
     missing = str(tmp_path / "missing")
     assert failed_condition(()) is None
-    assert failed_condition((("ConditionPathExists", here), ("ConditionPathIsDirectory", here))) is None
+    assert (
+        failed_condition((("ConditionPathExists", here), ("ConditionPathIsDirectory", here)))
+        is None
+    )
     assert failed_condition((("ConditionPathExists", missing),)) == ("ConditionPathExists", missing)
     assert failed_condition((("ConditionPathExists", "!" + missing),)) is None
     # "|": at least one of the triggering ones

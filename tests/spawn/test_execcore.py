@@ -44,8 +44,9 @@ def cat_status(scratch, **fields) -> dict[str, str]:
     out = scratch("status")
     fd = os.open(out, os.O_WRONLY)
     try:
-        spec = ExecSpec(path=b"/bin/cat", argv=[b"cat", b"/proc/self/status"], env=[], stdout=fd,
-                        **fields)
+        spec = ExecSpec(
+            path=b"/bin/cat", argv=[b"cat", b"/proc/self/status"], env=[], stdout=fd, **fields
+        )
         _, code = run_spec(spec)
     finally:
         os.close(fd)
@@ -73,8 +74,10 @@ def at_fds(placements: dict[int, int]) -> Iterator[None]:
     saved: dict[int, tuple[int, bool] | None] = {}
     for target in placements:
         try:
-            saved[target] = (fcntl.fcntl(target, fcntl.F_DUPFD_CLOEXEC, 100),
-                             os.get_inheritable(target))
+            saved[target] = (
+                fcntl.fcntl(target, fcntl.F_DUPFD_CLOEXEC, 100),
+                os.get_inheritable(target),
+            )
         except OSError:
             saved[target] = None
     try:
@@ -121,8 +124,13 @@ def test_nobody_keeps_no_capabilities(root, scratch, nobody):
 
 @pytest.mark.root
 def test_ambient_capability_survives_the_uid_drop(root, scratch, nobody):
-    status = cat_status(scratch, **nobody, ambient_capabilities=[CAP_NET_BIND_SERVICE],
-                        capability_bounding=[CAP_NET_BIND_SERVICE], no_new_privs=True)
+    status = cat_status(
+        scratch,
+        **nobody,
+        ambient_capabilities=[CAP_NET_BIND_SERVICE],
+        capability_bounding=[CAP_NET_BIND_SERVICE],
+        no_new_privs=True,
+    )
     for field in ("CapInh", "CapPrm", "CapEff", "CapAmb", "CapBnd"):
         assert int(status[field], 16) == 1 << CAP_NET_BIND_SERVICE, field
     assert status["NoNewPrivs"] == "1"
@@ -130,8 +138,14 @@ def test_ambient_capability_survives_the_uid_drop(root, scratch, nobody):
 
 @pytest.mark.root
 def test_ambient_capability_outside_the_bounding_set_fails(root, nobody):
-    spec = ExecSpec(path=b"/bin/true", argv=[b"true"], env=[], **nobody,
-                    ambient_capabilities=[CAP_NET_BIND_SERVICE], capability_bounding=[])
+    spec = ExecSpec(
+        path=b"/bin/true",
+        argv=[b"true"],
+        env=[],
+        **nobody,
+        ambient_capabilities=[CAP_NET_BIND_SERVICE],
+        capability_bounding=[],
+    )
     expect_failure(spec, "ambient_capabilities", errno.EPERM)
 
 
@@ -301,8 +315,9 @@ def test_missing_program_fails_with_203_and_one_line_on_stderr(scratch, nobody):
     err = scratch("err")
     fd = os.open(err, os.O_WRONLY)
     try:
-        spec = ExecSpec(path=b"/nonexistent/program", argv=[b"program"], env=[], stderr=fd,
-                        **nobody)
+        spec = ExecSpec(
+            path=b"/nonexistent/program", argv=[b"program"], env=[], stderr=fd, **nobody
+        )
         e = expect_failure(spec, "exec", errno.ENOENT)
     finally:
         os.close(fd)
@@ -343,24 +358,43 @@ def test_failing_setup_steps_exit_with_systemds_codes(nobody):
     expect_failure(ExecSpec(**true, stdout=closed), "stdout", errno.EBADF)
     expect_failure(ExecSpec(**true, stderr=closed), "stderr", errno.EBADF)
     expect_failure(ExecSpec(**true, fds=[closed]), "fds", errno.EBADF)
-    expect_failure(ExecSpec(**true, rlimits=[(resource.RLIMIT_NOFILE, 10, 5)]), "setrlimit",
-                   errno.EINVAL)
+    expect_failure(
+        ExecSpec(**true, rlimits=[(resource.RLIMIT_NOFILE, 10, 5)]), "setrlimit", errno.EINVAL
+    )
     too_many = [NOGROUP] * 65537  # NGROUPS_MAX + 1; without root the kernel says EPERM first
-    expect_failure(ExecSpec(**true, groups=too_many), "setgroups",
-                   errno.EINVAL if IS_ROOT else errno.EPERM)
+    expect_failure(
+        ExecSpec(**true, groups=too_many), "setgroups", errno.EINVAL if IS_ROOT else errno.EPERM
+    )
     if not has_capability(CAP_SYS_RESOURCE):
         expect_failure(ExecSpec(**true, oom_score_adj=-1000), "oom_score_adj", errno.EACCES)
     if not IS_ROOT:
         expect_failure(ExecSpec(**true, uid=0), "setuid", errno.EPERM)
 
 
-@pytest.mark.parametrize("bad", [
-    {"path": b"relative"}, {"path": "/bin/true"}, {"argv": []}, {"argv": [b"a\0b"]},
-    {"env": [b"NOEQUALS"]}, {"env": [b"=x"]}, {"env": [b"LISTEN_PID=1"], "listen_pid": True},
-    {"uid": 2**32 - 1}, {"gid": -2}, {"groups": [-1]}, {"fds": [-1]}, {"stdin": -2},
-    {"cwd": b"relative"}, {"nice": 20}, {"oom_score_adj": 1001}, {"umask": 0o1000},
-    {"ambient_capabilities": [64]}, {"capability_bounding": [-1]}, {"rlimits": [(0, 1)]},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"path": b"relative"},
+        {"path": "/bin/true"},
+        {"argv": []},
+        {"argv": [b"a\0b"]},
+        {"env": [b"NOEQUALS"]},
+        {"env": [b"=x"]},
+        {"env": [b"LISTEN_PID=1"], "listen_pid": True},
+        {"uid": 2**32 - 1},
+        {"gid": -2},
+        {"groups": [-1]},
+        {"fds": [-1]},
+        {"stdin": -2},
+        {"cwd": b"relative"},
+        {"nice": 20},
+        {"oom_score_adj": 1001},
+        {"umask": 0o1000},
+        {"ambient_capabilities": [64]},
+        {"capability_bounding": [-1]},
+        {"rlimits": [(0, 1)]},
+    ],
+)
 def test_malformed_specs_are_refused_before_spawning(bad):
     fields = {"path": b"/bin/true", "argv": [b"true"], "env": [], **bad}
     with pytest.raises(ValueError, match="ExecSpec"):
@@ -403,9 +437,11 @@ def test_speed_of_spawning_bin_true(nobody, capsys):
     big = spawn_rate(spec, 500)
     del ballast
     with capsys.disabled():
-        print(f"\nspawn+wait of /bin/true{' as nobody' if nobody else ''}: "
-              f"{small:,.0f}/s from this process, {big:,.0f}/s with 64 MiB more resident",
-              file=sys.stderr)
+        print(
+            f"\nspawn+wait of /bin/true{' as nobody' if nobody else ''}: "
+            f"{small:,.0f}/s from this process, {big:,.0f}/s with 64 MiB more resident",
+            file=sys.stderr,
+        )
 
 
 def test_watchdog_pid_is_the_childs_own_pid():
@@ -416,8 +452,16 @@ def test_watchdog_pid_is_the_childs_own_pid():
 
     r, w = os.pipe()
     try:
-        pid = spawn(ExecSpec(path=b"/bin/sh", argv=[b"sh", b"-c", b'echo "$$ $LISTEN_PID $WATCHDOG_PID"'],
-                             env=[b"PATH=/bin"], stdout=w, listen_pid=True, watchdog_pid=True))
+        pid = spawn(
+            ExecSpec(
+                path=b"/bin/sh",
+                argv=[b"sh", b"-c", b'echo "$$ $LISTEN_PID $WATCHDOG_PID"'],
+                env=[b"PATH=/bin"],
+                stdout=w,
+                listen_pid=True,
+                watchdog_pid=True,
+            )
+        )
     finally:
         os.close(w)
     try:
