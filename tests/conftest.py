@@ -1,4 +1,5 @@
 import os
+import shutil
 import sys
 
 import pytest
@@ -17,3 +18,13 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(params=["asyncio", "uvloop"])
 def loop_kind(request):
     return request.param
+
+
+@pytest.fixture(scope="session")
+def probe():
+    """The probe service (tests/probe.py) where nobody can run it."""
+    from harness import install_probe, public_dir
+
+    d = public_dir("activator-probe-")
+    yield install_probe(d)
+    shutil.rmtree(d, ignore_errors=True)

@@ -15,7 +15,6 @@ from harness import (
     SYSTEM_PYTHON,
     Activator,
     free_port,
-    install_probe,
     public_dir,
     read_line,
     read_report,
@@ -24,12 +23,6 @@ from harness import (
 pytestmark = pytest.mark.root
 
 SIGPIPE_BIT = 1 << (13 - 1)
-
-
-@pytest.fixture(scope="module")
-def probe():
-    d = public_dir("activator-probe-")
-    return install_probe(d)
 
 
 def svc(probe: str, extra: str = "", mode: str = "once") -> str:

@@ -10,18 +10,12 @@ from harness import (
     SYSTEM_PYTHON,
     Activator,
     free_port,
-    install_probe,
     public_dir,
     read_line,
     read_report,
 )
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture(scope="module")
-def probe():
-    return install_probe(public_dir("activator-probe-"))
 
 
 def test_exec_settings_reach_the_child(probe, loop_kind):

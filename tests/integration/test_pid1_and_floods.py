@@ -12,7 +12,6 @@ from harness import (
     SYSTEM_PYTHON,
     Activator,
     free_port,
-    install_probe,
     public_dir,
     read_line,
     read_report,
@@ -46,11 +45,6 @@ def zombies_of(pid: int) -> list[int]:
 
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-@pytest.fixture(scope="module")
-def probe():
-    return install_probe(public_dir("activator-probe-"))
 
 
 @pytest.mark.skipif(UNSHARE is None, reason="unshare(1) missing")
