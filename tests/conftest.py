@@ -15,6 +15,16 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _remove_public_dirs():
+    """The scratch directories tests made under /tmp for nobody's programs and files."""
+    yield
+    from harness import CREATED
+
+    for d in CREATED:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture(params=["asyncio", "uvloop"])
 def loop_kind(request):
     return request.param

@@ -23,10 +23,15 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 PROBE_SRC = Path(__file__).with_name("probe.py")
 
 
+#: Every public_dir() of this test session; tests/conftest.py removes them at the end.
+CREATED: list[Path] = []
+
+
 def public_dir(prefix: str = "activator-test-") -> Path:
     """A directory every user can read and traverse (nobody's programs live here)."""
     d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     d.chmod(0o755)
+    CREATED.append(d)
     return d
 
 
