@@ -187,7 +187,10 @@ class Activator:
 
     def status(self, unit: str) -> dict:
         r = self.ctl("--json", "status", unit)
-        return json.loads(r.stdout)[0]
+        answer = json.loads(r.stdout)
+        if not isinstance(answer, list):  # an error answer: say which
+            raise AssertionError(f"activatorctl status {unit}: {answer}")
+        return answer[0]
 
     # -- stop
     def stop(self, timeout: float = 30) -> int:
