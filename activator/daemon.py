@@ -55,7 +55,8 @@ class Daemon:
         self.host = (
             Host()
         )  # the services' clock, timers, spawner, signals (faked in tests/lifecycle)
-        self._prepared: dict[str, plan.Prepared] = {}
+        # id(section) -> (section, resolved); the section is kept so its id stays unique
+        self._prepared: dict[int, tuple[object, plan.Prepared]] = {}
         self._stopped = asyncio.Event()
         self._control = None
 
@@ -93,16 +94,19 @@ class Daemon:
 
     # ------------------------------------------------------------ what services need
     def prepared(self, unit: ServiceUnit) -> plan.Prepared:
-        """Users, limits and capabilities, resolved once per unit (a template's once for
-        all its instances)."""
-        key = unit.name
-        at = key.find("@")
-        if at >= 0:
-            key = key[: at + 1] + ".service"
-        p = self._prepared.get(key)
-        if p is None:
-            p = self._prepared[key] = plan.prepare(unit.Service)
-        return p
+        """Users, limits and capabilities, resolved once per [Service] section.
+
+        Instances of a template whose section does not depend on the instance share the
+        template's section object (units.UnitSet.instantiate), so Accept=yes resolves its
+        user once; an instance with its own section (``User=%i``) gets its own entry.
+        """
+        section = unit.Service
+        entry = self._prepared.get(id(section))
+        if entry is None or entry[0] is not section:
+            if len(self._prepared) >= 1024:  # instances with sections of their own: bounded
+                self._prepared.clear()
+            entry = self._prepared[id(section)] = (section, plan.prepare(section))
+        return entry[1]
 
     def collect_fds(self, svc: Service) -> Handover:
         """Accept=no: the listeners of every started socket that triggers this service, in order."""

@@ -168,3 +168,18 @@ def test_stdio_socket_inherit_and_files(tmp_path):
     assert plan.open_stdio(default, None, {})[0] == (-1, 1, 1)  # journal: the container log
     with pytest.raises(StartError, match="got no socket"):
         plan.open_stdio(ServiceSection(StandardInput="socket"), None, {})
+
+
+def test_prepared_is_per_section_not_per_template_name():
+    """Instances sharing the template's [Service] resolve once; one with its own (User=%i) not."""
+    from activator.daemon import Daemon
+    from activator.log import EventLog
+    from activator.units.model import ServiceUnit
+
+    d = Daemon([], control_path=None, log=EventLog())
+    shared = ServiceSection(ExecStart=(cmd("/bin/true"),), User="nobody")
+    a = ServiceUnit(name="t@a.service", path="", Service=shared)
+    b = ServiceUnit(name="t@b.service", path="", Service=shared)
+    own = ServiceUnit(name="t@root.service", path="", Service=ServiceSection(ExecStart=(cmd("/bin/true"),), User="root"))
+    assert d.prepared(a) is d.prepared(b)
+    assert d.prepared(a).creds.uid == 65534 and d.prepared(own).creds.uid == 0
