@@ -161,14 +161,17 @@ def _check(spec: ExecSpec) -> dict[str, object]:
         if type(b) is not bytes or b"\0" in b:
             need(False, f"{what} must be bytes without NUL: {b!r}")
 
-    plain(spec.path, "path")
-    need(spec.path.startswith(b"/"), lambda: f"path must be absolute: {spec.path!r}")
     argv, env = tuple(spec.argv), tuple(spec.env)
     need(len(argv) > 0, "argv must not be empty")
-    for a in argv:
-        plain(a, "argv item")
+    strings = (spec.path, *argv, *env)
+    if not all(type(b) is bytes for b in strings) or b"\0" in b"".join(strings):
+        plain(spec.path, "path")  # find the culprit for the message
+        for a in argv:
+            plain(a, "argv item")
+        for e in env:
+            plain(e, "env item")
+    need(spec.path.startswith(b"/"), lambda: f"path must be absolute: {spec.path!r}")
     for e in env:
-        plain(e, "env item")
         if e.find(b"=") <= 0:
             need(False, f"env item must be KEY=VALUE: {e!r}")
         if spec.listen_pid and e.startswith(b"LISTEN_PID="):

@@ -16,6 +16,8 @@ from typing import Any, TextIO
 
 _KEEP_PER_UNIT = 10
 _NEEDS_QUOTES = re.compile(r'[\s"=]')
+# One encoder for every line: json.dumps(default=...) would build a new one per call.
+_json = json.JSONEncoder(default=str).encode
 
 
 class EventLog:
@@ -35,7 +37,7 @@ class EventLog:
             if unit is not None:
                 record["unit"] = unit
             record.update(fields)
-            line = json.dumps(record, default=str)
+            line = _json(record)
         else:
             parts = [f"event={event}"]
             if unit is not None:
