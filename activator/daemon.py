@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from . import plan
 from .activation import SocketRuntime
-from .errors import ActivatorError
+from .errors import ActivatorError, StartError
 from .log import EventLog
 from .notify import NotifyServer, open_server
 from .reaper import Reaper, describe_status
@@ -77,6 +77,11 @@ class Daemon:
         for unit in self.units.services.values():
             if not unit.is_template:
                 self._add_service(unit)
+            # Resolve users and groups now, not on the first connection: the first lookup
+            # loads the NSS modules and costs about half a millisecond of cold activation.
+            # A unit whose user does not exist yet is resolved (and reported) at its start.
+            with contextlib.suppress(StartError):
+                self.prepared(unit)
         for name, unit in self.units.sockets.items():
             self.sockets[name] = SocketRuntime(self, unit)
 
