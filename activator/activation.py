@@ -77,7 +77,6 @@ class SocketRuntime:
         self._watching = False
         self._resume: asyncio.TimerHandle | None = None
         self._with_options = options_needed(sec)
-        self._prefix = unit.name[: -len(".socket")]
 
     # ------------------------------------------------------------ state
     def _set(self, new: SocketState, result: Result | None = None) -> None:
@@ -337,7 +336,8 @@ class SocketRuntime:
     def _describe(
         self, lst: Listener, fd: int, n: int, remote, rport
     ) -> tuple[str, dict[str, str]]:
-        """The instance name systemd gives this connection, and REMOTE_*/UCSPI variables."""
+        """The instance string systemd gives this connection (``NAME@<it>.service``), and
+        REMOTE_*/UCSPI variables."""
         env: dict[str, str] = {}
         if lst.family == socket.AF_UNIX:
             try:
@@ -353,7 +353,7 @@ class SocketRuntime:
                 inst = f"{n}-{pid}-{uid}" if pid > 0 else f"{n}-unknown"
             except OSError:
                 inst = f"{n}-unknown"
-            return f"{self._prefix}@{inst}.service", env
+            return inst, env
         local, lport = lst.local or ("", 0)
         if local in ("::", "0.0.0.0", ""):
             s = socket.socket(lst.family, lst.type, 0, fd)
@@ -372,7 +372,7 @@ class SocketRuntime:
                 TCPLOCALIP=local,
                 TCPLOCALPORT=str(lport),
             )
-        return f"{self._prefix}@{n}-{local}:{lport}-{remote}:{rport}.service", env
+        return f"{n}-{local}:{lport}-{remote}:{rport}", env
 
 
 def _unmap(host: str) -> str:

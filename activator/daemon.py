@@ -20,6 +20,7 @@ from . import plan
 from .activation import SocketRuntime
 from .errors import ActivatorError, StartError
 from .log import EventLog
+from .loops import loop_name
 from .notify import NotifyServer, open_server
 from .reaper import Reaper, describe_status
 from .service import Handover, Host, Service
@@ -129,16 +130,13 @@ class Daemon:
     def spawn_instance(
         self,
         sock: SocketRuntime,
-        instance: str,
+        instance: str,  # "0-127.0.0.1:7007-127.0.0.1:5555": the part between "@" and ".service"
         fd: int,
         env: dict[str, str],
         remote: str | None,
         rport: int,
     ) -> None:
-        template = sock.service_name
-        unit = self.units.instantiate(
-            template, instance[len(template) - len(".service") : -len(".service")]
-        )
+        unit = self.units.instantiate(sock.service_name, instance)
         svc = Service(self, unit)
         svc.peer = (
             None
@@ -202,7 +200,7 @@ class Daemon:
             pid=os.getpid(),
             units=len(self.sockets) + len(self.services),
             sockets=len(self.sockets),
-            loop=_loop_name(loop),
+            loop=loop_name(loop),
             control=self.control_path if self._control else None,
         )
         await self._stopped.wait()
@@ -259,9 +257,6 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.reaper.wait_idle(), 5)
 
-    def service_or_template(self, name: str):
-        return self.services.get(name) or self.instances.get(name)
-
 
 def release_startup_memory() -> None:
     """Hand what parsing the unit files left over back to the system.
@@ -274,9 +269,3 @@ def release_startup_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
-
-
-def _loop_name(loop) -> str:
-    from .loops import loop_name
-
-    return loop_name(loop)

@@ -15,10 +15,6 @@ class StartError(ActivatorError):
     """A service could not be started (no such user, no socket, exec failed …)."""
 
 
-class UnitNotFound(ActivatorError):
-    pass
-
-
 class RefusedError(ActivatorError):
     """An operation that the unit's state or configuration does not allow."""
 
@@ -27,4 +23,3 @@ class RefusedError(ActivatorError):
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_CONFIG = 3  # no unit could be loaded, or --strict refused some

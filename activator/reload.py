@@ -62,7 +62,6 @@ SOCKET_CONFIG = ("unit", "section", "service_name", "fdname", "trigger_limit", "
 SOCKET_STATE = (
     "daemon",
     "name",
-    "_prefix",
     "state",
     "result",
     "since",
