@@ -15,8 +15,7 @@
  * On failure the child writes one line to its fd 2 and exits with systemd's code for the
  * step (systemd.exec(5), "Process exit codes"). Python face: activator/execcore.py. */
 #define _GNU_SOURCE
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_spawn.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -67,23 +66,6 @@ static const struct { const char *name, *verb; int code; } steps[] = {
     [EXEC] = {"exec", "exec", 203},
 };
 
-struct spec {
-    const char *path, *cwd;       /* cwd NULL: keep */
-    char **argv, **envp;
-    char *listen_pid;             /* the envp slot "LISTEN_PID=" + room for digits, or NULL */
-    char *watchdog_pid;           /* likewise "WATCHDOG_PID=" (WatchdogSec=), or NULL */
-    long long *fds, *rlimits;     /* rlimits: (resource, soft, hard) triples; -1 = infinity */
-    int nfds, nrlimits, stdio[3]; /* stdio -1: /dev/null */
-    int *scratch;                 /* 3 + nfds ints for move_fds() */
-    long uid, gid;                /* -1: keep */
-    gid_t *groups;
-    int ngroups;                  /* -1: keep */
-    unsigned int umask;
-    int nice, oom, has_nice, has_oom, has_bounding;
-    unsigned long long bounding, ambient; /* capability masks */
-    int nonblocking, cwd_optional, no_new_privs, ignore_sigpipe, new_session;
-};
-struct report { int step, err, quiet; }; /* quiet: the caller logs failures itself */
 
 /* Writes v in decimal so that it ends just before `end`; returns where it starts. */
 static char *decimal(char *end, long v)
@@ -274,73 +256,104 @@ static long long *ints(PyObject *t)
     return a;
 }
 
-static pid_t __attribute__((noinline)) vfork_exec(const struct spec *s, volatile struct report *r)
+pid_t __attribute__((noinline)) spawn_vfork(const struct spec *s, volatile struct report *r)
 {
     pid_t pid = vfork();
     if (pid == 0) child(s, r);
     return pid;
 }
 
-static PyObject *spawn(PyObject *self, PyObject *args, PyObject *kw)
+const char *spawn_step_name(int step) { return steps[step].name; }
+const char *spawn_step_verb(int step) { return steps[step].verb; }
+int spawn_step_code(int step) { return steps[step].code; }
+
+void spec_free(struct spec *s, struct spec_mem *m)
+{
+    PyMem_Free(s->argv);
+    PyMem_Free(s->envp);
+    PyMem_Free(s->fds);
+    PyMem_Free(s->rlimits);
+    PyMem_Free(s->scratch);
+    PyMem_Free(s->groups);
+    PyMem_Free(m->gl);
+    s->argv = s->envp = NULL;
+    s->fds = s->rlimits = m->gl = NULL;
+    s->scratch = NULL;
+    s->groups = NULL;
+}
+
+int spec_parse(PyObject *args, PyObject *kw, struct spec *s, struct spec_mem *m, int *in_place)
 {
     static char *names[] = {"path", "argv", "env", "fds", "stdin", "stdout", "stderr",
         "listen_pid", "nonblocking", "uid", "gid", "groups", "umask", "cwd", "cwd_optional",
         "rlimits", "nice", "oom_score_adj", "no_new_privs", "capability_bounding",
         "ambient_capabilities", "ignore_sigpipe", "new_session", "in_place", "quiet", "watchdog_pid",
         NULL};
-    struct spec s = {0};
-    PyObject *argv, *env, *fds, *groups, *cwd, *rlimits, *nice, *oom, *bounding, *ret = NULL;
-    int listen_pid, in_place, quiet = 0, watchdog_pid = 0;
-    (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "yO!O!O!iiippllOIOpO!OOpOKppp|pp", names, &s.path,
-            &PyTuple_Type, &argv, &PyTuple_Type, &env, &PyTuple_Type, &fds, &s.stdio[0],
-            &s.stdio[1], &s.stdio[2], &listen_pid, &s.nonblocking, &s.uid, &s.gid, &groups,
-            &s.umask, &cwd, &s.cwd_optional, &PyTuple_Type, &rlimits, &nice, &oom,
-            &s.no_new_privs, &bounding, &s.ambient, &s.ignore_sigpipe, &s.new_session, &in_place, &quiet, &watchdog_pid))
-        return NULL;
-    char listen_buf[32] = "LISTEN_PID=", watchdog_buf[32] = "WATCHDOG_PID="; /* + the child's pid */
-    long long *gl = NULL;
-    s.ngroups = -1;
-    s.nfds = (int)PyTuple_GET_SIZE(fds);
-    s.nrlimits = (int)PyTuple_GET_SIZE(rlimits) / 3;
-    if ((s.has_nice = nice != Py_None)) s.nice = (int)PyLong_AsLong(nice);
-    if ((s.has_oom = oom != Py_None)) s.oom = (int)PyLong_AsLong(oom);
-    if ((s.has_bounding = bounding != Py_None)) s.bounding = PyLong_AsUnsignedLongLong(bounding);
-    if (cwd != Py_None) s.cwd = PyBytes_AsString(cwd);
-    if (PyErr_Occurred() || !(s.argv = strings(argv)) || !(s.envp = strings(env)) ||
-        !(s.fds = ints(fds)) || !(s.rlimits = ints(rlimits)) ||
-        !(s.scratch = PyMem_Calloc((size_t)s.nfds + 3, sizeof(int))))
-        goto out;
-    if ((s.cwd && strlen(s.cwd) != (size_t)PyBytes_GET_SIZE(cwd)) || PyTuple_GET_SIZE(argv) == 0) {
+    PyObject *argv, *env, *fds, *groups, *cwd, *rlimits, *nice, *oom, *bounding;
+    int listen_pid, quiet = 0, watchdog_pid = 0;
+    memset(s, 0, sizeof *s);
+    memset(m, 0, sizeof *m);
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "yO!O!O!iiippllOIOpO!OOpOKppp|pp", names, &s->path,
+            &PyTuple_Type, &argv, &PyTuple_Type, &env, &PyTuple_Type, &fds, &s->stdio[0],
+            &s->stdio[1], &s->stdio[2], &listen_pid, &s->nonblocking, &s->uid, &s->gid, &groups,
+            &s->umask, &cwd, &s->cwd_optional, &PyTuple_Type, &rlimits, &nice, &oom,
+            &s->no_new_privs, &bounding, &s->ambient, &s->ignore_sigpipe, &s->new_session,
+            in_place, &quiet, &watchdog_pid))
+        return -1;
+    strcpy(m->listen_buf, "LISTEN_PID="); /* + the child's pid, written by the child */
+    strcpy(m->watchdog_buf, "WATCHDOG_PID=");
+    s->ngroups = -1;
+    s->nfds = (int)PyTuple_GET_SIZE(fds);
+    s->nrlimits = (int)PyTuple_GET_SIZE(rlimits) / 3;
+    if ((s->has_nice = nice != Py_None)) s->nice = (int)PyLong_AsLong(nice);
+    if ((s->has_oom = oom != Py_None)) s->oom = (int)PyLong_AsLong(oom);
+    if ((s->has_bounding = bounding != Py_None)) s->bounding = PyLong_AsUnsignedLongLong(bounding);
+    if (cwd != Py_None) s->cwd = PyBytes_AsString(cwd);
+    if (PyErr_Occurred() || !(s->argv = strings(argv)) || !(s->envp = strings(env)) ||
+        !(s->fds = ints(fds)) || !(s->rlimits = ints(rlimits)) ||
+        !(s->scratch = PyMem_Calloc((size_t)s->nfds + 3, sizeof(int))))
+        return -1;
+    if ((s->cwd && strlen(s->cwd) != (size_t)PyBytes_GET_SIZE(cwd)) || PyTuple_GET_SIZE(argv) == 0) {
         PyErr_SetString(PyExc_ValueError, "empty argv or null byte in cwd");
-        goto out;
+        return -1;
     }
     if (groups != Py_None) {
-        if (!PyTuple_Check(groups) || !(gl = ints(groups))) {
+        if (!PyTuple_Check(groups) || !(m->gl = ints(groups))) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "groups must be a tuple");
-            goto out;
+            return -1;
         }
-        s.ngroups = (int)PyTuple_GET_SIZE(groups);
-        if (!(s.groups = PyMem_Calloc((size_t)s.ngroups + 1, sizeof(gid_t)))) {
+        s->ngroups = (int)PyTuple_GET_SIZE(groups);
+        if (!(s->groups = PyMem_Calloc((size_t)s->ngroups + 1, sizeof(gid_t)))) {
             PyErr_NoMemory();
-            goto out;
+            return -1;
         }
-        for (int i = 0; i < s.ngroups; i++) s.groups[i] = (gid_t)gl[i];
+        for (int i = 0; i < s->ngroups; i++) s->groups[i] = (gid_t)m->gl[i];
     }
     Py_ssize_t slot = PyTuple_GET_SIZE(env);
-    if (listen_pid) s.envp[slot++] = s.listen_pid = listen_buf;
-    if (watchdog_pid) s.envp[slot] = s.watchdog_pid = watchdog_buf;
+    if (listen_pid) s->envp[slot++] = s->listen_pid = m->listen_buf;
+    if (watchdog_pid) s->envp[slot] = s->watchdog_pid = m->watchdog_buf;
+    m->quiet = quiet;
+    return 0;
+}
 
+static PyObject *spawn(PyObject *self, PyObject *args, PyObject *kw)
+{
+    struct spec s;
+    struct spec_mem m;
+    PyObject *ret = NULL;
+    int in_place = 0;
+    (void)self;
+    if (spec_parse(args, kw, &s, &m, &in_place) < 0) goto out;
     /* Block every signal around vfork(): the child inherits the mask, so no handler of
      * ours runs in it before it has reset the dispositions. The GIL stays held: this thread
      * is suspended until the child execs anyway, and releasing it would cost every spawn a
      * GIL round trip as soon as another thread wants it. */
     sigset_t all, old;
-    volatile struct report rep = {OK, 0, quiet};
+    volatile struct report rep = {OK, 0, m.quiet};
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     if (in_place) child(&s, &rep); /* chain-loading: execs or exits, never returns */
-    pid_t pid = vfork_exec(&s, &rep);
+    pid_t pid = spawn_vfork(&s, &rep);
     int err = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
@@ -352,13 +365,7 @@ static PyObject *spawn(PyObject *self, PyObject *args, PyObject *kw)
     else
         ret = Py_BuildValue("(iOOii)", pid, Py_None, Py_None, 0, 0);
 out:
-    PyMem_Free(s.argv);
-    PyMem_Free(s.envp);
-    PyMem_Free(s.fds);
-    PyMem_Free(s.rlimits);
-    PyMem_Free(s.scratch);
-    PyMem_Free(s.groups);
-    PyMem_Free(gl);
+    spec_free(&s, &m);
     return ret;
 }
 
@@ -369,4 +376,10 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spawn", NULL, -1, methods,
                                     NULL, NULL, NULL, NULL};
-PyMODINIT_FUNC PyInit__spawn(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__spawn(void)
+{
+    if (PyType_Ready(&LaneType) < 0) return NULL;
+    PyObject *mod = PyModule_Create(&module);
+    if (mod && PyModule_AddObjectRef(mod, "Lane", (PyObject *)&LaneType) < 0) Py_CLEAR(mod);
+    return mod;
+}

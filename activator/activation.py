@@ -22,6 +22,8 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from . import acceptlane
+from .acceptlane import AcceptLane
 from .errors import ActivatorError, RefusedError
 from .ratelimit import RateLimit
 from .service import Service
@@ -77,6 +79,9 @@ class SocketRuntime:
         self._watching = False
         self._resume: asyncio.TimerHandle | None = None
         self._with_options = options_needed(sec)
+        # Accept=yes: the C accept lane for these listeners, if the service can take it
+        self.lane: AcceptLane | None = None
+        self._lane_unfit: str | None = None  # why not, once decided
 
     # ------------------------------------------------------------ state
     def _set(self, new: SocketState, result: Result | None = None) -> None:
@@ -134,6 +139,9 @@ class SocketRuntime:
             self._resume = None
         if self.section.Accept and stop_instances:
             await self.daemon.stop_instances(self)
+        if self.lane is not None:  # its thread is gone (_unwatch); these listeners go now
+            self.lane.dispose()
+        self.lane, self._lane_unfit = None, None
         close_listeners(self.listeners, self.section, remove=True)
         self.listeners = []
         if self.state != K.INACTIVE or result != Result.SUCCESS:
@@ -143,6 +151,10 @@ class SocketRuntime:
     # ------------------------------------------------------------ watching
     def _watch(self) -> None:
         if self._watching:
+            return
+        if self.section.Accept and self._lane() is not None:
+            self.lane.start()
+            self._watching = True
             return
         loop = asyncio.get_running_loop()
         for lst in self.listeners:
@@ -158,10 +170,38 @@ class SocketRuntime:
     def _unwatch(self) -> None:
         if not self._watching:
             return
+        if self.lane is not None:
+            self.lane.close()
+            self._watching = False
+            return
         loop = asyncio.get_running_loop()
         for lst in self.listeners:
             loop.remove_reader(lst.fd)
         self._watching = False
+
+    def _lane(self) -> AcceptLane | None:
+        """The accept lane of these listeners, made on first use; None: the Python path."""
+        if self.lane is None and self._lane_unfit is None:
+            why = acceptlane.unfit(self.daemon, self) if acceptlane.enabled() else "turned off"
+            if why is None:
+                try:
+                    self.lane = AcceptLane(self.daemon, self)
+                except (ActivatorError, OSError, ValueError) as e:
+                    why = str(e)
+            self._lane_unfit = why
+        return self.lane
+
+    def replan_lane(self) -> None:
+        """After a reload: plan the lane again from the current units (or go without)."""
+        if not self.section.Accept:
+            return
+        watching = self._watching
+        self._unwatch()
+        if self.lane is not None:
+            self.lane.dispose()
+        self.lane, self._lane_unfit = None, None
+        if watching:
+            self._watch()
 
     def _trigger_allowed(self) -> bool:
         if self.trigger_limit.below():

@@ -198,7 +198,7 @@ class ControlServer:
     def _find(self, name: str) -> SocketRuntime | Service | None:
         d = self.daemon
         real = d.units.resolve(_full_name(name))
-        return d.sockets.get(real) or d.services.get(real) or d.instances.get(real)
+        return d.sockets.get(real) or d.services.get(real) or d.find_instance(real)
 
     def _units(self, names: list[str]) -> list[Any]:
         """The runtime objects, all of them or an unknown-unit error naming what is missing."""
@@ -224,7 +224,8 @@ class ControlServer:
 
     def _all(self) -> list[Any]:
         d = self.daemon
-        return [*d.sockets.values(), *d.services.values(), *d.instances.values()]
+        lanes = [c for s in d.sockets.values() if s.lane is not None for c in s.lane.conns.values()]
+        return [*d.sockets.values(), *d.services.values(), *d.instances.values(), *lanes]
 
     # ------------------------------------------------------------ verbs: reading
     async def verb_ping(self, units, args) -> dict:
@@ -613,8 +614,7 @@ def describe(daemon: Daemon, t) -> dict:
         if t.section.Accept:
             d["instances"] = [
                 {"unit": i.name, "pid": i.main_pid, "peer": i.peer, "since": i.since}
-                for i in daemon.instances.values()
-                if getattr(i, "socket", None) is t
+                for i in daemon.instances_of(t)
             ]
     else:
         sock = getattr(t, "socket", None)

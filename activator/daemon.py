@@ -154,8 +154,34 @@ class Daemon:
             return
         if self.instances.pop(svc.name, None) is not None:
             sock.instance_gone(svc.remote, svc.remote is None)
+            lane = getattr(svc, "lane", None)
+            if lane is not None:  # an accept lane spawned it: its slot is free now
+                lane.gone(svc)
+
+    def instances_of(self, sock: SocketRuntime) -> list:
+        """The running instances of an Accept=yes socket: Services, and the accept lane's
+        `Conn` records (read-only views; find_instance() turns one into a Service)."""
+        mine = [s for s in self.instances.values() if getattr(s, "socket", None) is sock]
+        if sock.lane is not None:
+            mine += sock.lane.conns.values()
+        return mine
+
+    def find_instance(self, name: str) -> Service | None:
+        svc = self.instances.get(name)
+        if svc is None and "@" in name:
+            for sock in self.sockets.values():
+                conn = sock.lane.find(name) if sock.lane is not None else None
+                if conn is not None:
+                    return sock.lane.materialize(conn)
+        return svc
+
+    def _materialize_lanes(self, sock: SocketRuntime | None = None) -> None:
+        for s in self.sockets.values() if sock is None else (sock,):
+            if s.lane is not None:
+                s.lane.materialize_all()
 
     async def stop_instances(self, sock: SocketRuntime) -> None:
+        self._materialize_lanes(sock)
         mine = [s for s in self.instances.values() if getattr(s, "socket", None) is sock]
         if mine:
             await asyncio.gather(*(s.stop() for s in mine), return_exceptions=True)
@@ -229,6 +255,7 @@ class Daemon:
         sockets, reap."""
         for sock in self.sockets.values():
             sock._unwatch()
+        self._materialize_lanes()
         await asyncio.gather(
             *(s.stop() for s in list(self.instances.values())), return_exceptions=True
         )

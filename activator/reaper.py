@@ -8,9 +8,9 @@ wakes only when a child exits (no polling: zero wake-ups while idle), and reaps
 orphans that are re-parented to us when activator is PID 1 (or a subreaper).
 
 A pid must be registered with ``watch()`` in the same loop iteration that spawned
-it; exits are dispatched on the loop, so a child that dies at once is still
-matched to its owner. Exits of pids nobody watches are orphans: reaped, counted,
-logged.
+it (or be found by a resolver: an accept lane's children, see acceptlane.py); exits
+are dispatched on the loop, so a child that dies at once is still matched to its
+owner. Exits of pids nobody watches are orphans: reaped, counted, logged.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class Reaper:
         self._stopping = False
         self.orphans_reaped = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
+        self._resolvers: list[Callable[[], None]] = []
         # The thread needs the GIL for a moment after each wake-up; under load the loop holds
         # it, and the interpreter hands it over only every switch interval (5 ms by default),
         # which would leave exited instances counted against MaxConnections= that long.
@@ -71,6 +72,16 @@ class Reaper:
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
+
+    def add_resolver(self, resolve: Callable[[], None]) -> None:
+        """``resolve()`` is called before a pid nobody watches is taken for an orphan: an
+        accept lane spawns in its own thread and registers its pids from the loop, in
+        batches, so its child may be reaped before its record has been drained."""
+        self._resolvers.append(resolve)
+
+    def remove_resolver(self, resolve: Callable[[], None]) -> None:
+        if resolve in self._resolvers:
+            self._resolvers.remove(resolve)
 
     def forget(self, pid: int) -> None:
         self._watched.pop(pid, None)
@@ -135,6 +146,10 @@ class Reaper:
 
     def _dispatch(self, pid: int, status: int) -> None:
         callback = self._watched.pop(pid, None)
+        if callback is None and self._resolvers:
+            for resolve in list(self._resolvers):
+                resolve()
+            callback = self._watched.pop(pid, None)
         if callback is not None:
             callback(pid, status)
             return

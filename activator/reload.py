@@ -75,6 +75,8 @@ SOCKET_STATE = (
     "per_source",
     "_watching",
     "_resume",
+    "lane",  # replanned after every reload (SocketRuntime.replan_lane)
+    "_lane_unfit",
 )
 # service.py declares its own: everything but these is run-time state.
 SERVICE_CONFIG = SERVICE_CONFIG_ATTRS
@@ -326,6 +328,10 @@ async def _apply(d: Daemon, new, problems, plan: _Plan, r: Reload) -> None:
     for n in plan.restart:
         d.services[n].start()
         r.restarted.append(n)
+    # An accept lane spawns from a plan of the template, the users and the socket's
+    # settings, any of which may have changed: plan again (the listeners keep queueing).
+    for sock in d.sockets.values():
+        sock.replan_lane()
 
 
 def _check(d: Daemon) -> None:

@@ -323,6 +323,27 @@ class Service:
         the connection when this returns; a service that still needs it keeps a duplicate."""
         self.start(handover)
 
+    def adopt_instance(
+        self, pid: int, invocation: str, since: float, *, watch: bool = True
+    ) -> None:
+        """Accept=yes: take over an instance an accept lane spawned (acceptlane.py) as if
+        start_instance() had spawned it: running, ``pid`` its main process. The lane only
+        runs units whose start is that one exec (acceptlane.unfit), so nothing is skipped.
+        ``watch=False``: the caller has its exit already and hands it to _on_main_exit()."""
+        self._instance = True
+        self.invocation = invocation
+        self._prepared = self.daemon.prepared(self.unit)
+        self._enter(U.START_PRE)
+        self._enter(U.START)
+        self._main_cmd = self.svc.ExecStart[0]
+        if watch:
+            self._set_main(pid, child=True, spawned=True)
+        else:
+            self.main_pid = pid
+            self._groups.add(pid)
+        self._enter_start_post()  # no ExecStartPost= here: straight on to running
+        self.since = since
+
     def request_stop(self) -> None:
         """Begin the stop sequence (systemd's service_stop); no Restart= after it."""
         self._forbid_restart = True
@@ -773,7 +794,7 @@ class Service:
             return  # one we gave up on (a reload that timed out)
         self.control_pid = None
         cmd = self._control_cmd
-        how, value, dumped = _exit_of(status)
+        how, value, dumped = exit_of(status)
         if self.sub == U.CONDITION:
             # ExecCondition=: 0 go on, 1-254 skip the start quietly, 255 or a signal fail it.
             if how == "exited" and 0 < value < 255:
@@ -790,7 +811,7 @@ class Service:
                 self.name,
                 pid=pid,
                 command=_PHASE_NAMES.get(self.sub, str(self.sub)),
-                **{"status" if how == "exited" else "signal": _fmt_exit(how, value)},
+                **{"status" if how == "exited" else "signal": fmt_exit(how, value)},
             )
         if ok or (cmd is not None and cmd.ignore_failure):
             self._next_control()
@@ -949,7 +970,7 @@ class Service:
                 return  # MAINPID= moved the main process elsewhere
         self._forget_main()
         self.main_pid = None
-        how, value, dumped = _exit_of(status)
+        how, value, dumped = exit_of(status)
         self.last_exit = self._main_exit = (how, value)
         cmd = self._main_cmd
         f = self._main_result(how, value, dumped)
@@ -959,7 +980,7 @@ class Service:
             "exit",
             self.name,
             pid=pid,
-            **{"status" if how == "exited" else "signal": _fmt_exit(how, value)},
+            **{"status" if how == "exited" else "signal": fmt_exit(how, value)},
         )
         if self.result == Result.SUCCESS:
             self.result = f
@@ -990,18 +1011,7 @@ class Service:
         # start-post, reload (ExecReload=), stop, stop-post: the operation in progress decides
 
     def _main_result(self, how: str, value: int, dumped: bool) -> Result:
-        svc = self.svc
-        if how == "exited":
-            return (
-                Result.SUCCESS
-                if value == 0 or value in svc.SuccessExitStatus.codes
-                else Result.EXIT_CODE
-            )
-        if value in svc.SuccessExitStatus.signals or (
-            self.type != ServiceType.ONESHOT and value in _CLEAN_SIGNALS
-        ):
-            return Result.SUCCESS
-        return Result.CORE_DUMP if dumped else Result.SIGNAL
+        return main_result(self.svc, how, value, dumped, oneshot=self.type == ServiceType.ONESHOT)
 
     # ------------------------------------------------------------ leftovers of the process groups
     def _groups_alive(self) -> bool:
@@ -1680,13 +1690,27 @@ def _ignore_exit(_pid: int, _status: int) -> None:
     pass
 
 
-def _exit_of(status: int | None) -> tuple[str, int, bool]:
+def exit_of(status: int | None) -> tuple[str, int, bool]:
     """("exited", code, False) or ("killed", signal, core dumped); None: unknown → exited 0."""
     if status is None:
         return "exited", 0, False
     if os.WIFSIGNALED(status):
         return "killed", os.WTERMSIG(status), os.WCOREDUMP(status)
     return "exited", os.WEXITSTATUS(status), False
+
+
+def main_result(svc, how: str, value: int, dumped: bool, *, oneshot: bool = False) -> Result:
+    """What the main process's exit means (systemd's service_sigchld_event): exit 0, a
+    SuccessExitStatus=, or for all but oneshot SIGHUP/SIGINT/SIGTERM/SIGPIPE are success."""
+    if how == "exited":
+        return (
+            Result.SUCCESS
+            if value == 0 or value in svc.SuccessExitStatus.codes
+            else Result.EXIT_CODE
+        )
+    if value in svc.SuccessExitStatus.signals or (not oneshot and value in _CLEAN_SIGNALS):
+        return Result.SUCCESS
+    return Result.CORE_DUMP if dumped else Result.SIGNAL
 
 
 def _failure(how: str, dumped: bool) -> Result:
@@ -1712,5 +1736,5 @@ def _signame(sig: int, *, short: bool = False) -> str:
     return name[3:] if short else name
 
 
-def _fmt_exit(how: str, value: int) -> str:
+def fmt_exit(how: str, value: int) -> str:
     return str(value) if how == "exited" else _signame(value)

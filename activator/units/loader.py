@@ -300,6 +300,15 @@ class UnitSet:
             return self._triggered_by.get(p.template, ())
         return ()
 
+    def instances_share_template(self, template: str) -> bool:
+        """Whether every instance of ``template`` is the template under another name: no
+        instance-dependent specifier, no instance drop-in (instantiate()'s fast path)."""
+        raw = self._raw.get(template)
+        if raw is None or raw.instance_dependent:
+            return False
+        prefix = template[: template.index("@") + 1]
+        return not any(name.startswith(prefix) for name in self._instance_dropins)
+
     def instantiate(self, template: str, instance: str) -> ServiceUnit:
         """The instance ``instance`` of a template ("echo@.service") as its own unit.
 

@@ -1,0 +1,416 @@
+"""Accept=yes at tcpserver's speed: a lane accepts and spawns in C, the loop keeps the books.
+
+For an instance whose whole start is one exec, activator's Python path (activation.py →
+Service) spent more per connection than tcpserver does in all: the state machine, two
+log lines, the ExecSpec, and the loop thread suspended in vfork until the child's execve.
+A lane (``activator/_lane.c``) is one thread per such socket that accepts, names the
+connection as systemd does, fills in REMOTE_*/UCSPI/INVOCATION_ID, and spawns from an
+ExecSpec planned here once — by the same plan.py code as every other start, with
+placeholders for the connection and its variables. The thread never runs Python.
+
+The loop drains the lane's records in batches (one eventfd wake-up per batch), watches the
+pids with the one reaper, logs the same ``start``/``exit``/``failed``/``reject`` lines as
+the Python path and counts. An instance lives as a small `Conn` record; when an operator
+asks for it by name (stop, kill, status …) or its process group outlives the main process,
+it becomes a full `Service` (`Service.adopt_instance`) and the state machine takes over.
+
+`unfit()` says which units take the lane. Everything it refuses runs on the Python path,
+unchanged, so no systemd semantics depend on the lane. ``ACTIVATOR_ACCEPT_LANE=0`` turns
+the lane off (for comparison and debugging).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import socket
+import time
+from typing import TYPE_CHECKING
+
+from . import plan
+from ._spawn import Lane
+from .errors import StartError
+from .execcore import _check
+from .service import Service, exit_of, fmt_exit, main_result
+from .states import Result, ServiceState, ServiceSubState
+from .units.model import RestartPolicy, ServiceType
+
+if TYPE_CHECKING:
+    from .activation import SocketRuntime
+    from .daemon import Daemon
+
+#: In the planned ExecSpec's stdio and fds: "the connection" (_lane.c's CONN_FD).
+CONN_FD = 2**31 - 1
+#: The per-connection variables, in _lane.c's order (enum var).
+_VARS = (
+    "INVOCATION_ID",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "PROTO",
+    "TCPREMOTEIP",
+    "TCPREMOTEPORT",
+    "TCPLOCALIP",
+    "TCPLOCALPORT",
+)
+_MARK = "\x01lane:"  # a placeholder value no unit can produce (build_environment copies it)
+SPAWNED, FAILED, NOFORK, REFUSED, ACCEPT_ERROR = range(5)
+
+
+def enabled() -> bool:
+    return os.environ.get("ACTIVATOR_ACCEPT_LANE", "1") != "0"
+
+
+def unfit(daemon: Daemon, sock: SocketRuntime) -> str | None:
+    """Why the instances of this socket need more than one exec from the state machine;
+    None when a lane can run them exactly as the Python path would."""
+    sec = sock.section
+    if not sec.Accept:
+        return "Accept=no"
+    if sec.MaxConnectionsPerSource:
+        return "MaxConnectionsPerSource="
+    if sock.trigger_limit.burst:
+        return "TriggerLimitBurst="
+    if sock._with_options:
+        return "socket options on accepted connections"
+    families = {lst.family for lst in sock.listeners}
+    if not families or not (
+        families <= {socket.AF_INET, socket.AF_INET6} or families == {socket.AF_UNIX}
+    ):
+        return "listeners of mixed or other families"
+    if any(not lst.accepting or lst.sock is None for lst in sock.listeners):
+        return "a listener that does not accept"
+    units = daemon.units
+    template = units.services.get(sock.service_name)
+    if template is None:
+        return "no service"
+    if not units.instances_share_template(sock.service_name):
+        return "the unit depends on the instance name"
+    if template.Unit.Conditions:
+        return "Condition*/Assert*"
+    svc = template.Service
+    if svc.Type not in (ServiceType.SIMPLE, ServiceType.EXEC):
+        return f"Type={svc.Type}"
+    if len(svc.ExecStart) != 1 or any(
+        (
+            svc.ExecCondition,
+            svc.ExecStartPre,
+            svc.ExecStartPost,
+            svc.ExecStop,
+            svc.ExecStopPost,
+            svc.ExecReload,
+        )
+    ):
+        return "more than one command"
+    if svc.Restart != RestartPolicy.NO or svc.RuntimeMaxSec != math.inf or svc.WatchdogSec:
+        return "Restart=, RuntimeMaxSec= or WatchdogSec="
+    if svc.PIDFile or svc.EnvironmentFile or svc.FileDescriptorStoreMax:
+        return "PIDFile=, EnvironmentFile= or the fd store"
+    if svc.NotifyAccess not in (None, "none"):
+        return "NotifyAccess="
+    if any(
+        getattr(svc, f)
+        for f in (
+            "RuntimeDirectory",
+            "StateDirectory",
+            "CacheDirectory",
+            "LogsDirectory",
+            "ConfigurationDirectory",
+        )
+    ):
+        return "*Directory="
+    cmd = svc.ExecStart[0]
+    if not cmd.no_env_expand and any("$" in a for a in cmd.argv):
+        return "$VARIABLES in ExecStart="
+    return None
+
+
+def plan_spec(daemon: Daemon, sock: SocketRuntime) -> tuple[dict, tuple[tuple[int, int], ...]]:
+    """The spawn arguments every connection shares, with CONN_FD for the connection, and
+    where in the environment the per-connection variables go. Raises StartError."""
+    template = daemon.units.services[sock.service_name]
+    svc = template.Service
+    inetd = "socket" in (svc.StandardInput, svc.StandardOutput, svc.StandardError)
+    generated = {"INVOCATION_ID": _MARK + "INVOCATION_ID"}
+    if sock.listeners[0].family != socket.AF_UNIX:
+        names = _VARS[1:] if sock.section.UCSPI else _VARS[1:3]
+        generated.update((k, _MARK + k) for k in names)
+    if not inetd:
+        generated["LISTEN_FDS"] = "1"
+        generated["LISTEN_FDNAMES"] = "connection"
+    prepared = daemon.prepared(template)
+    env = plan.build_environment(svc, prepared.creds, generated)
+    stdio, opened = plan.open_stdio(svc, CONN_FD, {})
+    for fd in opened:
+        os.close(fd)
+    if opened:
+        raise StartError("a file on stdio is opened per start")
+    spec = plan.make_spec(
+        svc,
+        prepared,
+        svc.ExecStart[0],
+        env,
+        fds=() if inetd else (CONN_FD,),
+        stdio=stdio,
+        listen_pid=not inetd,
+        nonblocking=svc.NonBlocking,
+    )
+    slots = []
+    for i, item in enumerate(spec.env):
+        key, _, value = item.decode().partition("=")
+        if value == _MARK + key:
+            slots.append((i, _VARS.index(key)))
+    args = _check(spec)
+    args["in_place"] = False
+    return args, tuple(slots)
+
+
+class Conn:
+    """One connection's instance while nobody has asked about it: what status shows.
+
+    Reads like a running `Service` for the control plane's reading verbs; anything that
+    acts on it goes through `AcceptLane.materialize()` first.
+    """
+
+    __slots__ = ("lane", "instance", "name", "main_pid", "remote", "rport", "invocation", "since")
+    state = ServiceState.ACTIVE
+    sub = ServiceSubState.RUNNING
+    result = Result.SUCCESS
+    control_pid = None
+    last_exit = None
+    n_restarts = 0
+    status_text = ""
+    status_errno = 0
+    fd_store = ()
+
+    def __init__(self, lane, instance, name, pid, remote, rport, invocation, since) -> None:
+        self.lane = lane
+        self.instance = instance
+        self.name = name
+        self.main_pid = pid
+        self.remote = remote
+        self.rport = rport
+        self.invocation = invocation
+        self.since = since
+
+    @property
+    def peer(self) -> str | None:
+        return _fmt_peer(self.remote, self.rport)
+
+    @property
+    def socket(self) -> SocketRuntime:
+        return self.lane.sock
+
+    @property
+    def unit(self):
+        return self.lane.daemon.units.instantiate(self.lane.sock.service_name, self.instance)
+
+
+class AcceptLane:
+    """The Python side of one socket's lane: its records, its instances, their exits."""
+
+    def __init__(self, daemon: Daemon, sock: SocketRuntime) -> None:
+        self.daemon = daemon
+        self.sock = sock
+        args, slots = plan_spec(daemon, sock)
+        template = daemon.units.services[sock.service_name]
+        self.svc = template.Service
+        self.command = self.svc.ExecStart[0].path
+        self.path = os.fsdecode(args["path"])
+        self.cwd = os.fsdecode(args["cwd"] or b"")
+        self.prefix = sock.service_name[: -len(".service")]  # "echo@"
+        self._efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            self.lane = Lane(
+                args,
+                tuple(lst.fd for lst in sock.listeners),
+                self._efd,
+                sock.section.MaxConnections,
+                slots,
+                sock.n_accepted,  # connections are numbered on from the last listener's
+            )
+        except BaseException:
+            os.close(self._efd)
+            raise
+        self.conns: dict[int, Conn] = {}
+        self._running = False
+        self._disposed = False
+
+    # ------------------------------------------------------------ life
+    def start(self) -> None:
+        for lst in self.sock.listeners:
+            os.set_blocking(lst.fd, False)
+        self.daemon.reaper.add_resolver(self.resolve)
+        asyncio.get_running_loop().add_reader(self._efd, self._on_wake)
+        self.lane.start()
+        self._running = True
+
+    def close(self) -> None:
+        """Stop accepting (before the listeners close). Instances already running stay
+        in the books: their exits still arrive."""
+        if not self._running:
+            return
+        self._running = False
+        self.lane.close()
+        asyncio.get_running_loop().remove_reader(self._efd)
+        self.drain()
+
+    def dispose(self) -> None:
+        """These listeners are done with (the socket stopped, was rebound or replanned).
+        The eventfd goes with the last instance still in the books."""
+        self.close()
+        self._disposed = True
+        self._free_if_done()
+
+    def _free_if_done(self) -> None:
+        if self._disposed and not self.conns and self._efd >= 0:
+            self.daemon.reaper.remove_resolver(self.resolve)
+            os.close(self._efd)
+            self._efd = -1
+
+    def resolve(self) -> None:
+        """The reaper met a pid it does not know: it may be one of ours not drained yet."""
+        if self._efd >= 0:
+            self.lane.sync()
+            self.drain()
+
+    # ------------------------------------------------------------ the records
+    def _on_wake(self) -> None:
+        try:
+            os.eventfd_read(self._efd)
+        except BlockingIOError:
+            pass
+        self.drain()
+
+    def drain(self) -> None:
+        if self._efd < 0:
+            return
+        now = time.time()
+        sock, log, watch = self.sock, self.daemon.log, self.daemon.reaper.watch
+        for rec in self.lane.drain():
+            kind = rec[0]
+            if kind == ACCEPT_ERROR:
+                log(
+                    "warning",
+                    sock.name,
+                    reason=f"unable to accept: {os.strerror(rec[1])}, retrying in 100ms",
+                )
+                continue
+            _, pid, n, instance, remote, rport = rec[:6]
+            sock.n_accepted = n + 1
+            name = f"{self.prefix}{instance}.service"
+            if kind == REFUSED:
+                sock.n_refused += 1
+                sock.refused_limit += 1
+                log(
+                    "reject",
+                    sock.name,
+                    peer=_fmt_peer(remote, rport),
+                    reason=f"too many incoming connections ({rec[6]})",
+                )
+            elif kind == SPAWNED:
+                sock.n_connections += 1
+                self.conns[pid] = Conn(self, instance, name, pid, remote, rport, rec[6], now)
+                watch(pid, self._exited)
+                log("start", name, pid=pid, command=self.command, peer=_fmt_peer(remote, rport))
+            elif kind == FAILED:  # before exec: a zombie with systemd's exit code
+                sock.n_connections += 1
+                step, verb, err, code = rec[7:11]
+                self.conns[pid] = Conn(self, instance, name, pid, remote, rport, rec[6], now)
+                watch(pid, self._failed)
+                where = self.cwd if step == "chdir" else self.path
+                log(
+                    "failed",
+                    name,
+                    pid=pid,
+                    step=step,
+                    status=code,
+                    reason=f"unable to {verb} {where}: {os.strerror(err)}",
+                )
+            else:  # NOFORK
+                log(
+                    "failed",
+                    name,
+                    result=Result.RESOURCES,
+                    reason=f"unable to spawn {self.command}: {os.strerror(rec[7])}",
+                )
+                log("failed", name, result=Result.RESOURCES)
+
+    # ------------------------------------------------------------ exits
+    def _release(self, pid: int) -> Conn | None:
+        conn = self.conns.pop(pid, None)
+        if conn is not None:
+            self.lane.exited(pid)
+            self.sock.n_connections -= 1
+            self._free_if_done()
+        return conn
+
+    def _exited(self, pid: int, status: int) -> None:
+        conn = self.conns.get(pid)
+        if conn is None:
+            return
+        if _group_alive(pid):
+            # Something it started outlives it: the state machine stops the group, as for
+            # any service (SIGTERM, TimeoutStopSec=, SIGKILL).
+            self.materialize(conn, watch=False)._on_main_exit(pid, status)
+            return
+        self._release(pid)
+        how, value, dumped = exit_of(status)
+        log = self.daemon.log
+        key = "status" if how == "exited" else "signal"
+        log("exit", conn.name, pid=pid, **{key: fmt_exit(how, value)})
+        cmd = self.svc.ExecStart[0]
+        f = main_result(self.svc, how, value, dumped)
+        if f != Result.SUCCESS and not cmd.ignore_failure:
+            log("failed", conn.name, result=f)
+
+    def _failed(self, pid: int, status: int) -> None:
+        conn = self._release(pid)
+        if conn is not None:
+            self.daemon.log("failed", conn.name, result=Result.EXIT_CODE)
+
+    # ------------------------------------------------------------ becoming a Service
+    def find(self, name: str) -> Conn | None:
+        for conn in self.conns.values():
+            if conn.name == name:
+                return conn
+        return None
+
+    def materialize(self, conn: Conn, *, watch: bool = True) -> Service:
+        """The instance as a full Service (running, main pid adopted) from now on."""
+        d = self.daemon
+        unit = d.units.instantiate(self.sock.service_name, conn.instance)
+        svc = Service(d, unit)
+        svc.peer = conn.peer
+        svc.socket = self.sock  # type: ignore[attr-defined]
+        svc.remote = conn.remote  # type: ignore[attr-defined]
+        svc.lane = self  # type: ignore[attr-defined]
+        svc.lane_pid = conn.main_pid  # type: ignore[attr-defined]
+        self.conns.pop(conn.main_pid, None)
+        d.instances[unit.name] = svc
+        if not watch:
+            d.reaper.forget(conn.main_pid)
+        svc.adopt_instance(conn.main_pid, conn.invocation, conn.since, watch=watch)
+        return svc
+
+    def materialize_all(self) -> list[Service]:
+        return [self.materialize(c) for c in list(self.conns.values())]
+
+    def gone(self, svc: Service) -> None:
+        """A materialized instance is done (Daemon.instance_done): free its slot."""
+        self.lane.exited(svc.lane_pid)  # type: ignore[attr-defined]
+        self._free_if_done()
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _fmt_peer(remote: str | None, port: int) -> str | None:
+    if remote is None:
+        return None
+    return f"[{remote}]:{port}" if ":" in remote else f"{remote}:{port}"
