@@ -3,6 +3,7 @@
 # the pure-Python package.
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("activator._spawn", ["activator/_spawn.c", "activator/_lane.c"],
+setup(ext_modules=[Extension("activator._spawn", ["activator/_spawn.c", "activator/_lane.c",
+                                                   "activator/_reap.c"],
                              depends=["activator/_spawn.h"],
                              extra_compile_args=["-O2", "-Wall", "-Wextra"])])

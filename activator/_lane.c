@@ -15,8 +15,9 @@
  *
  * Lifetime: Python starts the thread with start() and stops it with close(), which joins
  * it, before the listeners are closed. Python's reaper may reap a child before the lane's
- * record about it is drained; sync() waits out a spawn in flight so that a drain after it
- * sees every pid the kernel has shown (see reaper.py). */
+ * record about it is drained, even before it is written: `spawning` is set from before
+ * vfork() until the record is queued, so a reaper that reads it false and then drains has
+ * seen the record of every child it has reaped (see acceptlane.py, resolve()). */
 #define _GNU_SOURCE
 #include "_spawn.h"
 #include <arpa/inet.h>
@@ -74,7 +75,7 @@ typedef struct {
     pthread_t thread;
     int started, stopping;
     pthread_mutex_t lock;       /* the books and the queue */
-    pthread_mutex_t spawn_lock; /* held from accept to the record; sync() */
+    int inflight;               /* from before vfork to the record: see `spawning` */
     struct live *live;          /* spawned and not yet handed back by exited() */
     size_t nlive, caplive;
     long active;                /* live minus those seen dead */
@@ -211,6 +212,7 @@ static void one(Lane *L, int fd, const struct sockaddr_storage *sa)
     for (int i = 0; i < 3; i++) s->stdio[i] = L->tmpl_stdio[i] == CONN_FD ? fd : L->tmpl_stdio[i];
     for (int i = 0; i < s->nfds; i++) s->fds[i] = L->tmpl_fds[i] == CONN_FD ? fd : L->tmpl_fds[i];
     volatile struct report rep = {0, 0, 1};
+    __atomic_store_n(&L->inflight, 1, __ATOMIC_SEQ_CST);
     pid_t pid = spawn_vfork(s, &rep);
     r.err = pid < 0 ? errno : rep.err;
     close(fd);
@@ -218,6 +220,7 @@ static void one(Lane *L, int fd, const struct sockaddr_storage *sa)
     r.step = rep.step;
     r.kind = pid < 0 ? R_NOFORK : rep.step ? R_FAILED : R_SPAWNED;
     push(L, &r, pid); /* a child that failed before exec is a zombie to reap: it counts too */
+    __atomic_store_n(&L->inflight, 0, __ATOMIC_SEQ_CST);
 }
 
 /* -1: back off (an error that may pass: EMFILE and friends, or anything unexpected). */
@@ -226,11 +229,9 @@ static int accept_some(Lane *L, int lfd)
     for (int k = 0; k < BATCH; k++) {
         struct sockaddr_storage sa;
         socklen_t sl = sizeof sa;
-        pthread_mutex_lock(&L->spawn_lock);
         int fd = accept4(lfd, (struct sockaddr *)&sa, &sl, SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
-            pthread_mutex_unlock(&L->spawn_lock);
             if (e == EAGAIN || e == EWOULDBLOCK || e == EINTR) return 0;
             if (e == ECONNABORTED || e == EPROTO || e == EPERM) continue; /* that one is gone */
             struct rec r;
@@ -242,7 +243,6 @@ static int accept_some(Lane *L, int lfd)
         }
         if (sl == 0) sa.ss_family = AF_UNIX; /* an unnamed unix peer */
         one(L, fd, &sa);
-        pthread_mutex_unlock(&L->spawn_lock);
     }
     return 0;
 }
@@ -348,7 +348,6 @@ static int Lane_init(Lane *L, PyObject *args, PyObject *kw)
         return -1;
     }
     pthread_mutex_init(&L->lock, NULL);
-    pthread_mutex_init(&L->spawn_lock, NULL);
     return 0;
 }
 
@@ -367,7 +366,6 @@ static void Lane_dealloc(Lane *L)
         close(L->ctl[0]);
         close(L->ctl[1]);
         pthread_mutex_destroy(&L->lock);
-        pthread_mutex_destroy(&L->spawn_lock);
     }
     if (L->parsed) spec_free(&L->spec, &L->mem);
     PyMem_Free(L->lfd);
@@ -408,17 +406,6 @@ static PyObject *Lane_close(Lane *L, PyObject *unused)
 {
     (void)unused;
     lane_stop(L);
-    Py_RETURN_NONE;
-}
-
-static PyObject *Lane_sync(Lane *L, PyObject *unused)
-{
-    (void)unused;
-    if (!ready(L)) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&L->spawn_lock);
-    pthread_mutex_unlock(&L->spawn_lock);
-    Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
@@ -503,15 +490,21 @@ static PyMethodDef Lane_methods[] = {
     {"start", (PyCFunction)Lane_start, METH_NOARGS, "start accepting (the thread)"},
     {"close", (PyCFunction)Lane_close, METH_NOARGS,
      "stop accepting; returns once the thread is gone (call before closing the listeners)"},
-    {"sync", (PyCFunction)Lane_sync, METH_NOARGS,
-     "wait out a spawn in flight: a drain() after it has a record of every child spawned"},
     {"drain", (PyCFunction)Lane_drain, METH_NOARGS,
      "the records since the last drain: (kind, pid, n, instance, remote, port, ...)"},
     {"exited", (PyCFunction)Lane_exited, METH_O, "exited(pid): that child is reaped; frees its slot"},
     {NULL, NULL, 0, NULL}};
 
+static PyObject *Lane_get_spawning(Lane *L, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(__atomic_load_n(&L->inflight, __ATOMIC_SEQ_CST));
+}
+
 static PyGetSetDef Lane_getset[] = {
     {"active", (getter)Lane_get_active, NULL, "instances counted against max_connections", NULL},
+    {"spawning", (getter)Lane_get_spawning, NULL,
+     "a child may exist whose record is not queued yet (read it before drain())", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 PyTypeObject LaneType = {

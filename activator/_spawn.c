@@ -373,6 +373,8 @@ static PyMethodDef methods[] = {
     {"spawn", (PyCFunction)(void (*)(void))spawn, METH_VARARGS | METH_KEYWORDS,
      "spawn(path, argv, ...) -> (pid, step, verb, errno, exit_code): vfork, set up, execve.\n"
      "step is None once execve succeeded; else the child has exited with exit_code."},
+    {"sigchld_fd", sigchld_fd, METH_NOARGS,
+     "block SIGCHLD in this thread and return a signalfd for it (the reaper's wake-up)"},
     {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spawn", NULL, -1, methods,
                                     NULL, NULL, NULL, NULL};

@@ -47,4 +47,7 @@ const char *spawn_step_verb(int step);
 int spawn_step_code(int step);
 
 extern PyTypeObject LaneType;
+
+/* _reap.c: SIGCHLD blocked in the calling thread and readable from an fd (reaper.py). */
+PyObject *sigchld_fd(PyObject *self, PyObject *unused);
 #endif

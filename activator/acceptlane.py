@@ -32,6 +32,7 @@ from . import plan
 from ._spawn import Lane
 from .errors import StartError
 from .execcore import _check
+from .reaper import HOLD_OFF
 from .service import Service, exit_of, fmt_exit, main_result
 from .states import Result, ServiceState, ServiceSubState
 from .units.model import RestartPolicy, ServiceType
@@ -235,6 +236,7 @@ class AcceptLane:
         self.conns: dict[int, Conn] = {}
         self._running = False
         self._disposed = False
+        self._hold: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ life
     def start(self) -> None:
@@ -252,6 +254,9 @@ class AcceptLane:
             return
         self._running = False
         self.lane.close()
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
         asyncio.get_running_loop().remove_reader(self._efd)
         self.drain()
 
@@ -268,11 +273,15 @@ class AcceptLane:
             os.close(self._efd)
             self._efd = -1
 
-    def resolve(self) -> None:
-        """The reaper met a pid it does not know: it may be one of ours not drained yet."""
-        if self._efd >= 0:
-            self.lane.sync()
-            self.drain()
+    def resolve(self, pid: int) -> bool:
+        """The reaper met a pid it does not know: it may be ours, its record not drained
+        yet, or not even queued (the thread is between vfork() and the record). True: it
+        may still turn out to be ours (the reaper keeps its exit until it is claimed)."""
+        if self._efd < 0:
+            return False
+        spawning = self.lane.spawning  # first: false means every record so far is queued
+        self.drain()
+        return spawning and pid not in self.conns
 
     # ------------------------------------------------------------ the records
     def _on_wake(self) -> None:
@@ -281,13 +290,25 @@ class AcceptLane:
         except BlockingIOError:
             pass
         self.drain()
+        # As the reaper does with SIGCHLD: the next batch after a short hold-off, not a
+        # wake-up per connection. Status and the reaper drain on demand in between.
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._efd)
+        self._hold = loop.call_later(HOLD_OFF, self._rearm)
+
+    def _rearm(self) -> None:
+        self._hold = None
+        if self._running:
+            asyncio.get_running_loop().add_reader(self._efd, self._on_wake)
 
     def drain(self) -> None:
         if self._efd < 0:
             return
         now = time.time()
-        sock, log, watch = self.sock, self.daemon.log, self.daemon.reaper.watch
-        for rec in self.lane.drain():
+        reaper = self.daemon.reaper
+        sock, log, watch = self.sock, self.daemon.log, reaper.watch
+        records = self.lane.drain()
+        for rec in records:
             kind = rec[0]
             if kind == ACCEPT_ERROR:
                 log(
@@ -335,6 +356,8 @@ class AcceptLane:
                     reason=f"unable to spawn {self.command}: {os.strerror(rec[7])}",
                 )
                 log("failed", name, result=Result.RESOURCES)
+        if records:
+            reaper.settle()
 
     # ------------------------------------------------------------ exits
     def _release(self, pid: int) -> Conn | None:

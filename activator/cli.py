@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     from .daemon import Daemon
     from .log import EventLog
     from .loops import run
+    from .reaper import Reaper
+
+    Reaper.block_early()  # before any thread exists (the loop's executors, the lanes)
 
     units = args.units or os.environ.get("ACTIVATOR_UNITS", DEFAULT_UNITS).split(":")
     control = args.control or os.environ.get("ACTIVATOR_CONTROL", DEFAULT_CONTROL)

@@ -16,8 +16,18 @@ from typing import Any, TextIO
 
 _KEEP_PER_UNIT = 10
 _NEEDS_QUOTES = re.compile(r'[\s"=]')
-# One encoder for every line: json.dumps(default=...) would build a new one per call.
-_json = json.JSONEncoder(default=str).encode
+# One encoder for every line. JSONEncoder.encode() builds its C encoder anew per call, and
+# a busy Accept=yes socket writes two lines per connection: build it once (same output:
+# ", "/": " separators, ASCII, NaN allowed, no circular check — a record is flat).
+try:
+    from json.encoder import c_make_encoder, encode_basestring_ascii
+
+    _c = c_make_encoder(None, str, encode_basestring_ascii, None, ": ", ", ", False, False, True)
+
+    def _json(record: dict) -> str:
+        return "".join(_c(record, 0))
+except (ImportError, TypeError):  # no C accelerator
+    _json = json.JSONEncoder(default=str).encode
 
 
 class EventLog:

@@ -1,11 +1,17 @@
 """The one reaper: the only code in activator that calls waitpid.
 
-A single thread blocks in ``waitid(P_ALL, WNOWAIT)`` until a child has exited
-and asks the event loop, with ``call_soon_threadsafe``, to reap every zombie there
-is with ``waitpid(-1, WNOHANG)``. It is the same code under asyncio and uvloop
-(uvloop keeps SIGCHLD for itself, so a SIGCHLD handler is not an option there),
-wakes only when a child exits (no polling: zero wake-ups while idle), and reaps
-orphans that are re-parented to us when activator is PID 1 (or a subreaper).
+SIGCHLD is blocked and read from a signalfd (``activator/_reap.c``) that the event
+loop watches; when it is readable the loop reaps every zombie there is with
+``waitpid(-1, WNOHANG)`` and dispatches by pid. No thread and no signal handler: the
+same code under asyncio and uvloop (uvloop keeps SIGCHLD handlers for itself), one
+wake-up per batch of exits (SIGCHLD does not queue: one pending signal stands for
+any number of exits), none while idle, and orphans re-parented to us when activator
+is PID 1 (or a subreaper) are reaped like our own children.
+
+SIGCHLD must stay blocked in every thread: `Reaper` must be created before any
+other thread exists (``Reaper.block_early()`` does the blocking part even earlier,
+in cli.main); threads started later inherit the mask, and the spawn core gives
+every child an empty one before exec.
 
 A pid must be registered with ``watch()`` in the same loop iteration that spawned
 it (or be found by a resolver: an accept lane's children, see acceptlane.py); exits
@@ -17,11 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
-import threading
+import signal
 from collections.abc import Callable
 
+from . import _spawn
+
 ExitCallback = Callable[[int, int], None]  # (pid, wait status)
+
+# After a batch of exits, SIGCHLD is looked at again only this much later: under load it
+# comes once per exit, and every wake-up of the loop costs more than the reaping itself.
+# Interrupt coalescing, as NICs do: the first exit after a quiet spell is reaped at once,
+# the ones right behind it within this window; an idle daemon still never wakes.
+HOLD_OFF = 0.002
 
 
 class Reaper:
@@ -31,23 +44,28 @@ class Reaper:
         self._loop = loop
         self._watched: dict[int, ExitCallback] = {}
         self._on_orphan = on_orphan
-        self._wake = threading.Event()
-        self._reaped = threading.Event()
-        self._stopping = False
+        self._resolvers: list[Callable[[int], bool]] = []
+        self._unclaimed: dict[int, int] = {}  # pid -> status: exited before its lane said so
+        self._settling = False
         self.orphans_reaped = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
-        self._resolvers: list[Callable[[], None]] = []
-        # The thread needs the GIL for a moment after each wake-up; under load the loop holds
-        # it, and the interpreter hands it over only every switch interval (5 ms by default),
-        # which would leave exited instances counted against MaxConnections= that long.
-        sys.setswitchinterval(0.0005)
-        self._thread = threading.Thread(target=self._run, name="activator-reaper", daemon=True)
-        self._thread.start()
+        self._fd = _spawn.sigchld_fd()
+        self._hold: asyncio.TimerHandle | None = None
+        loop.add_reader(self._fd, self._on_sigchld)
+        loop.call_soon(self._reap)  # whatever exited before the fd existed
+
+    @staticmethod
+    def block_early() -> None:
+        """Block SIGCHLD in the calling (main) thread, before any thread is started."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
 
     def watch(self, pid: int, callback: ExitCallback) -> None:
         """Call ``callback(pid, status)`` on the loop when ``pid`` exits."""
         self._watched[pid] = callback
-        self._wake.set()
+        if self._unclaimed:
+            status = self._unclaimed.pop(pid, None)
+            if status is not None:  # reaped already: report it, as for any exit, on the loop
+                self._loop.call_soon(self._dispatch, pid, status)
 
     def wait(self, pid: int) -> asyncio.Future[int]:
         """A future for the wait status of ``pid`` (registered like watch())."""
@@ -64,7 +82,7 @@ class Reaper:
         """A future that resolves the next time no child at all is left (orphans included)."""
         fut: asyncio.Future[None] = self._loop.create_future()
         self._idle_waiters.append(fut)
-        self._wake.set()  # let the thread look now
+        self._loop.call_soon(self._reap)  # no child may be left already: no SIGCHLD to come
         return fut
 
     def _idle(self) -> None:
@@ -73,13 +91,14 @@ class Reaper:
             if not fut.done():
                 fut.set_result(None)
 
-    def add_resolver(self, resolve: Callable[[], None]) -> None:
-        """``resolve()`` is called before a pid nobody watches is taken for an orphan: an
+    def add_resolver(self, resolve: Callable[[int], bool]) -> None:
+        """``resolve(pid)`` is called before a pid nobody watches is taken for an orphan: an
         accept lane spawns in its own thread and registers its pids from the loop, in
-        batches, so its child may be reaped before its record has been drained."""
+        batches, so its child may be reaped before its record has been drained. It
+        registers what it can; True means the pid may still be claimed by a watch() soon."""
         self._resolvers.append(resolve)
 
-    def remove_resolver(self, resolve: Callable[[], None]) -> None:
+    def remove_resolver(self, resolve: Callable[[int], bool]) -> None:
         if resolve in self._resolvers:
             self._resolvers.remove(resolve)
 
@@ -91,65 +110,72 @@ class Reaper:
         return len(self._watched)
 
     def close(self) -> None:
-        """Stop the thread once no child is left (it exits on the next ECHILD)."""
-        self._stopping = True
-        self._wake.set()
+        """Stop watching (SIGCHLD stays blocked: nobody else is meant to take it)."""
+        if self._fd < 0:
+            return
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
+        self._loop.remove_reader(self._fd)
+        os.close(self._fd)
+        self._fd = -1
 
-    # -- the thread only watches; the loop reaps
-    def _run(self) -> None:
-        # waitid(WNOWAIT) blocks (without the GIL) until some child is a zombie but leaves it
-        # in place; the loop then reaps every zombie there is in one callback. One GIL hand-off
-        # per batch, not per child: under load a thread that reaped one child per wake-up
-        # would wait up to the interpreter's switch interval (5 ms) for each.
-        while True:
-            try:
-                os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
-            except ChildProcessError:
-                try:
-                    self._loop.call_soon_threadsafe(self._idle)
-                except RuntimeError:
-                    return
-                if self._stopping:
-                    return
-                # No child at all: sleep until the next spawn. A spawn sets the event after
-                # the fork, so a child that exists is never missed.
-                self._wake.wait()
-                self._wake.clear()
-                continue
-            except InterruptedError:
-                continue
-            self._reaped.clear()
-            try:
-                self._loop.call_soon_threadsafe(self._reap)
-            except RuntimeError:
-                return  # the loop is closed: the daemon is gone
-            self._reaped.wait()
+    def _on_sigchld(self) -> None:
+        try:
+            os.read(self._fd, 4096)  # the pending siginfo records; their content is not needed
+        except BlockingIOError:
+            pass
+        self._reap()
+        self._loop.remove_reader(self._fd)
+        self._hold = self._loop.call_later(HOLD_OFF, self._rearm)
+
+    def _rearm(self) -> None:
+        self._hold = None
+        if self._fd >= 0:  # readable already: the loop calls _on_sigchld at once
+            self._loop.add_reader(self._fd, self._on_sigchld)
 
     def reap_now(self) -> None:
         """Reap what has exited, now, on the loop (the accept path, at MaxConnections=)."""
         self._reap()
 
     def _reap(self) -> None:
-        """On the loop: the only waitpid in activator. Reaps every zombie, then lets the
-        thread watch again."""
+        """On the loop: the only waitpid in activator. Reaps every zombie there is."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.settle()
+                self._idle()
+                return
+            if pid == 0:
+                self.settle()
+                return
+            self._dispatch(pid, status)
+
+    def settle(self) -> None:
+        """Exits kept while a lane was spawning: claimed by now, or orphans after all.
+        (An accept lane calls this after each drain, the reaper after each batch.)"""
+        if not self._unclaimed or self._settling:
+            return
+        self._settling = True
         try:
-            while True:
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    return
-                if pid == 0:
-                    return
-                self._dispatch(pid, status)
+            for pid in list(self._unclaimed):
+                status = self._unclaimed.pop(pid, None)
+                if status is not None:
+                    self._dispatch(pid, status)
         finally:
-            self._reaped.set()
+            self._settling = False
 
     def _dispatch(self, pid: int, status: int) -> None:
         callback = self._watched.pop(pid, None)
         if callback is None and self._resolvers:
+            pending = False
             for resolve in list(self._resolvers):
-                resolve()
+                pending = resolve(pid) or pending
             callback = self._watched.pop(pid, None)
+            if callback is None and pending:
+                self._unclaimed[pid] = status
+                return
         if callback is not None:
             callback(pid, status)
             return
