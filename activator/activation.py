@@ -152,20 +152,39 @@ class SocketRuntime:
     def _watch(self) -> None:
         if self._watching:
             return
-        if self.section.Accept and self._lane() is not None:
+        if self.lane is not None:
             self.lane.start()
             self._watching = True
             return
+        if not self.section.Accept:
+            handler = self._on_traffic
+        elif self._lane_unfit is None:
+            # Undecided: the first connection plans the lane and starts its thread, so a
+            # socket nobody connects to costs no thread (and start-up no planning).
+            handler = self._first_connection
+        else:
+            handler = self._on_connection
         loop = asyncio.get_running_loop()
         for lst in self.listeners:
             # An Accept=no service shares the open file description and clears O_NONBLOCK
             # (systemd's NonBlocking=no): take it back before the loop reads from it again.
             os.set_blocking(lst.fd, False)
-            if self.section.Accept:
-                loop.add_reader(lst.fd, self._on_connection, lst)
-            else:
-                loop.add_reader(lst.fd, self._on_traffic, lst)
+            loop.add_reader(lst.fd, handler, lst)
         self._watching = True
+
+    @property
+    def accept_path(self) -> str | None:
+        """Accept=yes: who accepts and spawns (None: not decided before a connection)."""
+        if not self.section.Accept or (self.lane is None and self._lane_unfit is None):
+            return None
+        if self.lane is not None:
+            return "accept lane (C thread)"
+        return f"event loop ({self._lane_unfit})"
+
+    def _first_connection(self, lst: Listener) -> None:
+        self._unwatch()
+        self._lane()  # the lane, or the reason for the Python path
+        self._watch()  # the lane's thread, or our reader, takes the waiting connection
 
     def _unwatch(self) -> None:
         if not self._watching:

@@ -610,6 +610,7 @@ def describe(daemon: Daemon, t) -> dict:
                 "trigger_limit": t.refused_trigger,
             },
             max_connections=t.section.MaxConnections,
+            accept_path=t.accept_path,
         )
         if t.section.Accept:
             d["instances"] = [

@@ -328,6 +328,8 @@ def _status_text(u: dict, now: float, color: bool) -> str:
                 f"{u['NAccepted']}; Connected: {u['NConnections']}; Refused: {u['NRefused']}"
                 f" (MaxConnections= {r['limit']}, MaxConnectionsPerSource= {r['per_source']})",
             )
+            if u.get("accept_path"):
+                row("Spawning", u["accept_path"])
             row("Instances", f"{len(insts)} (max {u['max_connections']})")
             shown = insts[:10]
             for j, inst in enumerate(shown):

@@ -30,6 +30,12 @@ def loop_kind(request):
     return request.param
 
 
+@pytest.fixture(params=["lane", "python"])
+def accept_path(request):
+    """Accept=yes through the C accept lane or the Python path: the environment for Activator."""
+    return {"ACTIVATOR_ACCEPT_LANE": "1" if request.param == "lane" else "0"}
+
+
 @pytest.fixture(scope="session")
 def probe():
     """The probe service (tests/probe.py) where nobody can run it."""

@@ -180,6 +180,10 @@ def test_prepared_is_per_section_not_per_template_name():
     shared = ServiceSection(ExecStart=(cmd("/bin/true"),), User="nobody")
     a = ServiceUnit(name="t@a.service", path="", Service=shared)
     b = ServiceUnit(name="t@b.service", path="", Service=shared)
-    own = ServiceUnit(name="t@root.service", path="", Service=ServiceSection(ExecStart=(cmd("/bin/true"),), User="root"))
+    own = ServiceUnit(
+        name="t@root.service",
+        path="",
+        Service=ServiceSection(ExecStart=(cmd("/bin/true"),), User="root"),
+    )
     assert d.prepared(a) is d.prepared(b)
     assert d.prepared(a).creds.uid == 65534 and d.prepared(own).creds.uid == 0

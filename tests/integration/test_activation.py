@@ -123,14 +123,14 @@ def _retry_report(addr):
     raise AssertionError("no report")
 
 
-def test_accept_yes_instances_and_env(probe, loop_kind):
+def test_accept_yes_instances_and_env(probe, loop_kind, accept_path):
     """§6c 10: instance names count from 0; LISTEN_FDS=1, `connection`, REMOTE_ADDR/PORT."""
     port = free_port()
     units = {
         "foo.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
         "foo@.service": svc(probe),
     }
-    with Activator(units, loop=loop_kind) as a:
+    with Activator(units, loop=loop_kind, env=accept_path) as a:
         for n in range(2):
             with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
                 cport = c.getsockname()[1]
@@ -149,11 +149,11 @@ def test_accept_yes_instances_and_env(probe, loop_kind):
             assert e["pid"] == rep["pid"]
 
 
-def test_accept_yes_dual_stack_reports_ipv4(probe, loop_kind):
+def test_accept_yes_dual_stack_reports_ipv4(probe, loop_kind, accept_path):
     """§6c 11, 22: a bare port is one [::] socket; an IPv4 peer shows as plain IPv4."""
     port = free_port("::")
     units = {"d.socket": f"[Socket]\nListenStream={port}\nAccept=yes\n", "d@.service": svc(probe)}
-    with Activator(units, loop=loop_kind) as a:
+    with Activator(units, loop=loop_kind, env=accept_path) as a:
         rep = read_report(("127.0.0.1", port))
         assert rep["env"]["REMOTE_ADDR"] == "127.0.0.1"
         a.drain(0.2)
@@ -164,24 +164,24 @@ def test_accept_yes_dual_stack_reports_ipv4(probe, loop_kind):
         assert rep6["env"]["REMOTE_ADDR"] == "::1"
 
 
-def test_accept_yes_unix_instance_name(probe, loop_kind):
+def test_accept_yes_unix_instance_name(probe, loop_kind, accept_path):
     """§6c 12: AF_UNIX instances are named N-PEERPID-PEERUID, no REMOTE_ADDR."""
     path = f"/run/activator-test-{os.getpid()}-{loop_kind}-u.sock"
     units = {"u.socket": f"[Socket]\nListenStream={path}\nAccept=yes\n", "u@.service": svc(probe)}
-    with Activator(units, loop=loop_kind) as a:
+    with Activator(units, loop=loop_kind, env=accept_path) as a:
         rep = read_report(path)
         assert "REMOTE_ADDR" not in rep["env"]
         a.wait_for("start", unit=f"u@0-{os.getpid()}-0.service")
 
 
-def test_inetd_style(probe, loop_kind):
+def test_inetd_style(probe, loop_kind, accept_path):
     """§6c 13: StandardInput=socket: fds 0, 1, 2 are the connection and no LISTEN_* at all."""
     port = free_port()
     units = {
         "i.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
         "i@.service": svc(probe, "StandardInput=socket\n"),
     }
-    with Activator(units, loop=loop_kind):
+    with Activator(units, loop=loop_kind, env=accept_path):
         rep = read_report(("127.0.0.1", port))
         assert not any(k.startswith("LISTEN_") for k in rep["env"])
         for fd in ("0", "1", "2"):
@@ -189,19 +189,19 @@ def test_inetd_style(probe, loop_kind):
         assert sorted(int(k) for k in rep["fds"]) == [0, 1, 2]
 
 
-def test_inetd_stderr_elsewhere(probe, loop_kind):
+def test_inetd_stderr_elsewhere(probe, loop_kind, accept_path):
     """StandardError=null keeps stderr off the connection."""
     port = free_port()
     units = {
         "i.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
         "i@.service": svc(probe, "StandardInput=socket\nStandardError=null\n"),
     }
-    with Activator(units, loop=loop_kind):
+    with Activator(units, loop=loop_kind, env=accept_path):
         rep = read_report(("127.0.0.1", port))
         assert rep["fds"]["2"]["mode"] == "chr"
 
 
-def test_max_connections(probe, loop_kind):
+def test_max_connections(probe, loop_kind, accept_path):
     """§6c 15: MaxConnections=2: the third concurrent client is closed at once; later ones work."""
     port = free_port()
     units = {
@@ -209,7 +209,7 @@ def test_max_connections(probe, loop_kind):
         "m@.service": "[Service]\nExecStart=/bin/sh -c 'read x; echo done'\n"
         "User=nobody\nStandardInput=socket\n",
     }
-    with Activator(units, loop=loop_kind) as a:
+    with Activator(units, loop=loop_kind, env=accept_path) as a:
         held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
         first = a.wait_for("start")
         a.wait_for("start", start=a.events.index(first) + 1)

@@ -18,7 +18,7 @@ from activator.execcore import ExecSpec, spawn
 PYTHON = b"/usr/bin/python3"
 IS_ROOT = os.geteuid() == 0
 
-PROBE = r'''
+PROBE = r"""
 import fcntl, json, os, resource, socket, stat, sys
 
 def fd_info(fd):
@@ -65,7 +65,7 @@ out = {
 }
 with open(sys.argv[-1], "w") as f:
     json.dump(out, f)
-'''
+"""
 
 
 def reap(pid: int, timeout: float = 10.0) -> int:

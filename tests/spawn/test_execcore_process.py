@@ -77,12 +77,22 @@ print(json.dumps({
 
 
 def test_spawning_beside_a_waitpid_thread_and_a_signal_storm(nobody):
-    proc = subprocess.run([sys.executable, "-c", THREADS, json.dumps(nobody)],
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run(
+        [sys.executable, "-c", THREADS, json.dumps(nobody)],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert result == {"done": True, "hits": result["hits"], "spawned": 300, "true": [0],
-                      "failed": 203, "keeper": -9}
+    assert result == {
+        "done": True,
+        "hits": result["hits"],
+        "spawned": 300,
+        "true": [0],
+        "failed": 203,
+        "keeper": -9,
+    }
     assert result["hits"] > 0  # the storm reached the process while it spawned
 
 
@@ -101,8 +111,18 @@ sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 def test_parent_with_closed_stdio_still_gives_the_child_dev_null(probe_dir, scratch, nobody):
     out = scratch("out")
     proc = subprocess.run(
-        [sys.executable, "-c", CLOSED_STDIO, os.path.join(probe_dir, "probe.py"), out,
-         repr(nobody)], capture_output=True, text=True, timeout=TIMEOUT)
+        [
+            sys.executable,
+            "-c",
+            CLOSED_STDIO,
+            os.path.join(probe_dir, "probe.py"),
+            out,
+            repr(nobody),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert proc.returncode == 0, proc.stderr
     with open(out) as f:
         fds = json.load(f)["fds"]
@@ -139,20 +159,36 @@ for stderr in (w, a.fileno()):  # both blocking in the child (stdio sockets are 
 def test_failure_line_never_blocks_on_a_full_stderr():
     # A child blocked writing to a full pipe would hold its vfork parent suspended, and the
     # parent may be the process meant to drain that pipe: a deadlock.
-    proc = subprocess.run([sys.executable, "-c", FULL_STDERR], capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    proc = subprocess.run(
+        [sys.executable, "-c", FULL_STDERR], capture_output=True, text=True, timeout=TIMEOUT
+    )
     assert (proc.returncode, proc.stdout) == (0, "203 203\n203 203\n"), proc.stderr
 
 
 def chain(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "activator.execcore", *args],
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "activator.execcore", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
 
 
 @pytest.mark.root
 def test_chain_loader_drops_privileges_and_execs_in_place(root):
-    proc = chain("--uid", "65534", "--gid", "65534", "--groups", "65534", "--listen-pid", "--",
-                 "sh", "-c", 'id; echo "$LISTEN_PID $$"')
+    proc = chain(
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--groups",
+        "65534",
+        "--listen-pid",
+        "--",
+        "sh",
+        "-c",
+        'id; echo "$LISTEN_PID $$"',
+    )
     assert proc.returncode == 0, proc.stderr
     ids, pids = proc.stdout.splitlines()
     assert ids == "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"
@@ -164,7 +200,8 @@ def test_chain_loader_failure_is_one_line_and_systemds_code():
     proc = chain("--", "/nonexistent/program")
     assert proc.returncode == 203
     assert proc.stderr == (
-        "activator-exec: unable to exec /nonexistent/program: No such file or directory\n")
+        "activator-exec: unable to exec /nonexistent/program: No such file or directory\n"
+    )
 
 
 def test_probe_interpreter_is_reachable_by_nobody():
