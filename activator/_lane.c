@@ -40,6 +40,7 @@
 #define CONN_FD INT_MAX /* in the template's stdio and fds: "the connection" */
 #define BATCH 32        /* accepts per readiness, as the Python path */
 #define STACK (256 * 1024)
+#define GRACE_US 2000   /* at MaxConnections=: how long an exiting instance may take */
 
 /* Environment entries whose value belongs to one connection; Python puts a placeholder
  * entry at the index where build_environment() placed the variable. */
@@ -79,6 +80,7 @@ typedef struct {
     struct live *live;          /* spawned and not yet handed back by exited() */
     size_t nlive, caplive;
     long active;                /* live minus those seen dead */
+    int refusing;               /* the last connection was refused */
     unsigned long long accepted; /* the thread's own */
     struct rec *q, *q2;
     size_t nq, capq, capq2;
@@ -200,7 +202,18 @@ static void one(Lane *L, int fd, const struct sockaddr_storage *sa)
     describe(L, fd, sa, &r);
     pthread_mutex_lock(&L->lock);
     if (L->active >= L->max) count_exited(L);
+    /* A client sees EOF when an instance closes its fds on the way out, a moment before
+     * the kernel makes it a zombie; a client that reconnects at once would find it still
+     * counted. So at the limit, unless the last connection was refused too (a flood:
+     * shed it fast), give the instances up to GRACE_US to finish exiting. */
+    for (int i = 0; i < 4 && L->active >= L->max && !L->refusing; i++) {
+        pthread_mutex_unlock(&L->lock);
+        usleep(GRACE_US / 4);
+        pthread_mutex_lock(&L->lock);
+        count_exited(L);
+    }
     r.active = L->active;
+    L->refusing = r.active >= L->max;
     pthread_mutex_unlock(&L->lock);
     if (r.active >= L->max) { /* systemd's answer: accept and close at once */
         close(fd);

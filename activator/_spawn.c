@@ -375,6 +375,8 @@ static PyMethodDef methods[] = {
      "step is None once execve succeeded; else the child has exited with exit_code."},
     {"sigchld_fd", sigchld_fd, METH_NOARGS,
      "block SIGCHLD in this thread and return a signalfd for it (the reaper's wake-up)"},
+    {"set_subreaper", set_subreaper, METH_NOARGS, "prctl(PR_SET_CHILD_SUBREAPER): ok?"},
+    {"trim_memory", trim_memory, METH_NOARGS, "malloc_trim(0) where there is one (glibc)"},
     {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spawn", NULL, -1, methods,
                                     NULL, NULL, NULL, NULL};

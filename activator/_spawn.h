@@ -50,4 +50,6 @@ extern PyTypeObject LaneType;
 
 /* _reap.c: SIGCHLD blocked in the calling thread and readable from an fd (reaper.py). */
 PyObject *sigchld_fd(PyObject *self, PyObject *unused);
+PyObject *set_subreaper(PyObject *self, PyObject *unused);
+PyObject *trim_memory(PyObject *self, PyObject *unused);
 #endif

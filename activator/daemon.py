@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gc
 import os
 import signal
@@ -16,7 +15,7 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from . import plan
+from . import _spawn, plan
 from .activation import SocketRuntime
 from .errors import ActivatorError, StartError
 from .log import EventLog
@@ -292,7 +291,4 @@ def release_startup_memory() -> None:
     budget sees. The garbage of start-up sits in malloc's free lists until trimmed.
     """
     gc.collect()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    _spawn.trim_memory()

@@ -21,10 +21,8 @@ Exit codes of a child that failed before exec are systemd's (systemd.exec(5)):
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -244,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     one line and exits with systemd's code for the step (table above). Only for a
     single-threaded process: the credentials change for the calling thread alone.
     """
+    import argparse  # the chain-loader's, not the daemon's: kept out of its memory
+    import shutil
+
     p = argparse.ArgumentParser(prog="activator-exec", description=main.__doc__)
     csv = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
     p.add_argument("--uid", type=int, default=-1)

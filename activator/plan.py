@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import resource
-import secrets
 import shlex
 from dataclasses import dataclass
 
@@ -293,7 +292,7 @@ def make_spec(
 
 
 def invocation_id() -> str:
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()  # secrets.token_hex, without hmac/hashlib/random in memory
 
 
 # ---------------------------------------------------------------- stdio

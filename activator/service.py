@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import math
 import os
-import shutil
 import signal
 import stat
 import time
@@ -42,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import execcore, plan
+from . import _spawn, execcore, plan
 from .errors import StartError
 from .execcore import SpawnError
 from .notify import FdStore
@@ -61,7 +59,6 @@ _NOTIFY_TYPES = (ServiceType.NOTIFY, ServiceType.NOTIFY_RELOAD)
 _WATCHDOG_STATES = (U.START_POST, U.RUNNING, U.RELOAD)
 _SETTLED = (U.DEAD, U.FAILED)
 _USEC = 1_000_000
-_PR_SET_CHILD_SUBREAPER = 36
 
 #: What a Service derives from its unit (a reload of the unit files replaces these);
 #: every other attribute is run-time state.
@@ -156,8 +153,7 @@ class Host:
     def become_subreaper() -> bool:
         """Orphans of services come back to activator (a forking daemon, leftovers of a
         process group), so the reaper sees them exit. PID 1 is one anyway."""
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return _spawn.set_subreaper()
 
 
 class _Failed(Exception):
@@ -1530,6 +1526,8 @@ def remove_runtime_directories(svc) -> None:
     """RuntimeDirectory= goes when the service does (shutil.rmtree follows no symlink)."""
     for name in svc.RuntimeDirectory:
         with contextlib.suppress(StartError):
+            import shutil  # here: its bz2/lzma imports are half a MiB of idle memory
+
             shutil.rmtree(_directory("/run", name), ignore_errors=True)
 
 

@@ -14,11 +14,32 @@ lines is not — that happens at spawn time, against the environment of the star
 from __future__ import annotations
 
 import math
+import os
 import signal
+import sys
+import types
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+
+def _without_pydantic_plugins() -> None:
+    """pydantic looks for plugins (importlib.metadata entry points) when it builds its first
+    model. The lookup itself is what PYDANTIC_DISABLE_PLUGINS=__all__ (documented) turns
+    off, but importing the loader still pulls importlib.metadata, email, zipfile, csv …:
+    2 MiB that stay in an idle supervisor's memory (issue #6: 40 MiB with 100 units), for
+    plugins it never has. So the loader is a stand-in with no plugins, unless
+    PYDANTIC_DISABLE_PLUGINS is set to something else (then pydantic's own decides)."""
+    name = "pydantic.plugin._loader"
+    if name in sys.modules or os.environ.get("PYDANTIC_DISABLE_PLUGINS", "__all__") != "__all__":
+        return
+    loader = types.ModuleType(name, "activator: no pydantic plugins (units/model.py)")
+    loader.get_plugins = lambda: ()  # type: ignore[attr-defined]
+    sys.modules[name] = loader
+
+
+_without_pydantic_plugins()
+
+from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 
 
 class Frozen(BaseModel):

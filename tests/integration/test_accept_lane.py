@@ -75,8 +75,9 @@ def test_refused_at_max_connections_counts_exits_not_yet_reaped(loop_kind):
 
     Clients one after the other against MaxConnections=1: the loop reaps in batches (up
     to reaper.HOLD_OFF late), so without that a reconnect would mostly find the last
-    instance still counted. A few are refused anyway, on either path and under systemd:
-    the client sees EOF when the instance closes its fds, a moment before it is a zombie.
+    instance still counted. And the client sees EOF when the instance closes its fds, a
+    moment before it is a zombie: the lane gives it up to 2 ms to finish (the Python path
+    and systemd refuse some of these; this test would see ~5% refused there).
     """
     port = free_port()
     units = {
@@ -85,7 +86,7 @@ def test_refused_at_max_connections_counts_exits_not_yet_reaped(loop_kind):
     }
     with Activator(units, loop=loop_kind) as a:
         served = sum(read_line(("127.0.0.1", port)) == b"hi\n" for _ in range(100))
-        assert served >= 80
+        assert served >= 98
         st = _wait_status(a, "m.socket", lambda st: st["NConnections"] == 0)
         assert st["NAccepted"] == 100 and st["NRefused"] == 100 - served
 
