@@ -68,6 +68,8 @@ typedef struct {
     int tmpl_stdio[3];
     long long *tmpl_fds;
     int nlisten, *lfd;
+    char (*local)[INET6_ADDRSTRLEN]; /* per listener: its bound address, "" if a wildcard */
+    int *lport;
     int ctl[2];                 /* Python → thread: look at `stopping` */
     int wake_fd;                /* thread → Python: records waiting (an eventfd) */
     long max;
@@ -157,15 +159,18 @@ static void ntop(const struct sockaddr_storage *sa, char *host, int *port)
 
 /* The instance string systemd gives the connection, and the per-connection variables
  * (activation.py's _describe() is the Python twin). */
-static void describe(Lane *L, int fd, const struct sockaddr_storage *sa, struct rec *r)
+static void describe(Lane *L, int i, int fd, const struct sockaddr_storage *sa, struct rec *r)
 {
     if (sa->ss_family == AF_INET || sa->ss_family == AF_INET6) {
         struct sockaddr_storage me;
         socklen_t ml = sizeof me;
         char local[INET6_ADDRSTRLEN] = "", port[16];
-        int lport = 0;
+        int lport = L->lport[i];
         ntop(sa, r->remote, &r->rport);
-        if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0) ntop(&me, local, &lport);
+        if (L->local[i][0]) /* bound to one address: that one (no system call) */
+            memcpy(local, L->local[i], sizeof local);
+        else if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0)
+            ntop(&me, local, &lport);
         snprintf(r->inst, sizeof r->inst, "%llu-%s:%d-%s:%d", r->n, local, lport, r->remote,
                  r->rport);
         snprintf(port, sizeof port, "%d", r->rport);
@@ -187,19 +192,23 @@ static void describe(Lane *L, int fd, const struct sockaddr_storage *sa, struct 
     }
     unsigned char id[16];
     static const char hex[] = "0123456789abcdef";
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 36)
+    arc4random_buf(id, sizeof id); /* getrandom()-seeded, without a system call each time */
+#else
     if (getrandom(id, sizeof id, 0) != (ssize_t)sizeof id) /* cannot fail for 16 bytes */
         memset(id, 0, sizeof id);
+#endif
     for (int i = 0; i < 16; i++) r->inv[2 * i] = hex[id[i] >> 4], r->inv[2 * i + 1] = hex[id[i] & 15];
     r->inv[32] = '\0';
     if (L->has_var[V_INVOCATION_ID]) set_var(L, V_INVOCATION_ID, r->inv);
 }
 
-static void one(Lane *L, int fd, const struct sockaddr_storage *sa)
+static void one(Lane *L, int i, int fd, const struct sockaddr_storage *sa)
 {
     struct rec r;
     memset(&r, 0, sizeof r);
     r.n = L->accepted++;
-    describe(L, fd, sa, &r);
+    describe(L, i, fd, sa, &r);
     pthread_mutex_lock(&L->lock);
     if (L->active >= L->max) count_exited(L);
     /* A client sees EOF when an instance closes its fds on the way out, a moment before
@@ -237,8 +246,9 @@ static void one(Lane *L, int fd, const struct sockaddr_storage *sa)
 }
 
 /* -1: back off (an error that may pass: EMFILE and friends, or anything unexpected). */
-static int accept_some(Lane *L, int lfd)
+static int accept_some(Lane *L, int i)
 {
+    int lfd = L->lfd[i];
     for (int k = 0; k < BATCH; k++) {
         struct sockaddr_storage sa;
         socklen_t sl = sizeof sa;
@@ -255,7 +265,7 @@ static int accept_some(Lane *L, int lfd)
             return -1;
         }
         if (sl == 0) sa.ss_family = AF_UNIX; /* an unnamed unix peer */
-        one(L, fd, &sa);
+        one(L, i, fd, &sa);
     }
     return 0;
 }
@@ -286,7 +296,7 @@ static void *lane_main(void *arg)
         }
         for (int i = 0; i < L->nlisten; i++) {
             if (p[1 + i].revents & POLLNVAL) backoff = 1; /* closed under us: never busy-loop */
-            else if (p[1 + i].revents && accept_some(L, L->lfd[i]) < 0) backoff = 1;
+            else if (p[1 + i].revents && accept_some(L, i) < 0) backoff = 1;
         }
     }
     free(p);
@@ -310,15 +320,15 @@ static void lane_stop(Lane *L)
 static int Lane_init(Lane *L, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"spec", "listen_fds", "wake_fd", "max_connections", "conn_env",
-                            "accepted", NULL};
-    PyObject *spec, *fds, *vars, *empty = NULL;
+                            "accepted", "local", NULL};
+    PyObject *spec, *fds, *vars, *locals = NULL, *empty = NULL;
     if (L->parsed || L->keep) {
         PyErr_SetString(PyExc_RuntimeError, "Lane.__init__ called twice");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!ilO!|K", names, &PyDict_Type, &spec,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!ilO!|KO!", names, &PyDict_Type, &spec,
                                      &PyTuple_Type, &fds, &L->wake_fd, &L->max, &PyTuple_Type,
-                                     &vars, &L->accepted))
+                                     &vars, &L->accepted, &PyTuple_Type, &locals))
         return -1;
     if (!(L->keep = PyDict_Copy(spec)) || !(empty = PyTuple_New(0))) return -1;
     int in_place = 0, rc = spec_parse(empty, L->keep, &L->spec, &L->mem, &in_place);
@@ -331,6 +341,8 @@ static int Lane_init(Lane *L, PyObject *args, PyObject *kw)
     }
     L->nlisten = (int)PyTuple_GET_SIZE(fds);
     if (!(L->lfd = PyMem_Calloc((size_t)L->nlisten, sizeof(int))) ||
+        !(L->lport = PyMem_Calloc((size_t)L->nlisten, sizeof(int))) ||
+        !(L->local = PyMem_Calloc((size_t)L->nlisten, sizeof *L->local)) ||
         !(L->tmpl_fds = PyMem_Calloc((size_t)L->spec.nfds + 1, sizeof(long long)))) {
         PyErr_NoMemory();
         return -1;
@@ -340,6 +352,21 @@ static int Lane_init(Lane *L, PyObject *args, PyObject *kw)
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "Lane: bad listener fd");
             return -1;
         }
+    if (locals && PyTuple_GET_SIZE(locals) != L->nlisten) {
+        PyErr_SetString(PyExc_ValueError, "Lane: one local address (or None) per listener");
+        return -1;
+    }
+    for (int i = 0; locals && i < L->nlisten; i++) {
+        PyObject *a = PyTuple_GET_ITEM(locals, i);
+        const char *host;
+        if (a == Py_None) continue;
+        if (!PyArg_ParseTuple(a, "si", &host, &L->lport[i])) return -1;
+        if (strlen(host) >= sizeof L->local[i]) {
+            PyErr_SetString(PyExc_ValueError, "Lane: local address too long");
+            return -1;
+        }
+        strcpy(L->local[i], host);
+    }
     memcpy(L->tmpl_stdio, L->spec.stdio, sizeof L->tmpl_stdio);
     memcpy(L->tmpl_fds, L->spec.fds, (size_t)L->spec.nfds * sizeof(long long));
     Py_ssize_t nenv = 0;
@@ -382,6 +409,8 @@ static void Lane_dealloc(Lane *L)
     }
     if (L->parsed) spec_free(&L->spec, &L->mem);
     PyMem_Free(L->lfd);
+    PyMem_Free(L->lport);
+    PyMem_Free(L->local);
     PyMem_Free(L->tmpl_fds);
     free(L->live);
     free(L->q);
@@ -525,8 +554,8 @@ PyTypeObject LaneType = {
     .tp_name = "activator._spawn.Lane",
     .tp_basicsize = sizeof(Lane),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Lane(spec, listen_fds, wake_fd, max_connections, conn_env, accepted=0): accept "
-              "and spawn "
+    .tp_doc = "Lane(spec, listen_fds, wake_fd, max_connections, conn_env, accepted=0, local=None): "
+              "accept and spawn "
               "in a thread; see activator/acceptlane.py",
     .tp_new = Lane_new,
     .tp_init = (initproc)Lane_init,

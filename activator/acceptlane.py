@@ -21,7 +21,6 @@ the lane off (for comparison and debugging).
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import socket
@@ -32,7 +31,6 @@ from . import plan
 from ._spawn import Lane
 from .errors import StartError
 from .execcore import _check
-from .reaper import HOLD_OFF
 from .service import Service, exit_of, fmt_exit, main_result
 from .states import Result, ServiceState, ServiceSubState
 from .units.model import RestartPolicy, ServiceType
@@ -220,30 +218,27 @@ class AcceptLane:
         self.path = os.fsdecode(args["path"])
         self.cwd = os.fsdecode(args["cwd"] or b"")
         self.prefix = sock.service_name[: -len(".service")]  # "echo@"
-        self._efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-        try:
-            self.lane = Lane(
-                args,
-                tuple(lst.fd for lst in sock.listeners),
-                self._efd,
-                sock.section.MaxConnections,
-                slots,
-                sock.n_accepted,  # connections are numbered on from the last listener's
-            )
-        except BaseException:
-            os.close(self._efd)
-            raise
+        self.lane = Lane(
+            args,
+            tuple(lst.fd for lst in sock.listeners),
+            daemon.reaper.births_fd,  # the reaper drains every lane when it wakes
+            sock.section.MaxConnections,
+            slots,
+            sock.n_accepted,  # connections are numbered on from the last listener's
+            tuple(_bound(lst) for lst in sock.listeners),
+        )
         self.conns: dict[int, Conn] = {}
         self._running = False
         self._disposed = False
-        self._hold: asyncio.TimerHandle | None = None
+        self._registered = False
 
     # ------------------------------------------------------------ life
     def start(self) -> None:
         for lst in self.sock.listeners:
             os.set_blocking(lst.fd, False)
-        self.daemon.reaper.add_resolver(self.resolve)
-        asyncio.get_running_loop().add_reader(self._efd, self._on_wake)
+        if not self._registered:
+            self.daemon.reaper.add_lane(self)
+            self._registered = True
         self.lane.start()
         self._running = True
 
@@ -254,56 +249,32 @@ class AcceptLane:
             return
         self._running = False
         self.lane.close()
-        if self._hold is not None:
-            self._hold.cancel()
-            self._hold = None
-        asyncio.get_running_loop().remove_reader(self._efd)
         self.drain()
 
     def dispose(self) -> None:
         """These listeners are done with (the socket stopped, was rebound or replanned).
-        The eventfd goes with the last instance still in the books."""
+        The lane leaves the reaper's books with its last instance."""
         self.close()
         self._disposed = True
         self._free_if_done()
 
     def _free_if_done(self) -> None:
-        if self._disposed and not self.conns and self._efd >= 0:
-            self.daemon.reaper.remove_resolver(self.resolve)
-            os.close(self._efd)
-            self._efd = -1
+        if self._disposed and not self.conns and self._registered:
+            self.daemon.reaper.remove_lane(self)
+            self._registered = False
 
     def resolve(self, pid: int) -> bool:
         """The reaper met a pid it does not know: it may be ours, its record not drained
         yet, or not even queued (the thread is between vfork() and the record). True: it
         may still turn out to be ours (the reaper keeps its exit until it is claimed)."""
-        if self._efd < 0:
-            return False
         spawning = self.lane.spawning  # first: false means every record so far is queued
         self.drain()
         return spawning and pid not in self.conns
 
     # ------------------------------------------------------------ the records
-    def _on_wake(self) -> None:
-        try:
-            os.eventfd_read(self._efd)
-        except BlockingIOError:
-            pass
-        self.drain()
-        # As the reaper does with SIGCHLD: the next batch after a short hold-off, not a
-        # wake-up per connection. Status and the reaper drain on demand in between.
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(self._efd)
-        self._hold = loop.call_later(HOLD_OFF, self._rearm)
-
-    def _rearm(self) -> None:
-        self._hold = None
-        if self._running:
-            asyncio.get_running_loop().add_reader(self._efd, self._on_wake)
-
     def drain(self) -> None:
-        if self._efd < 0:
-            return
+        """The lane's records since the last drain (the reaper calls this on every wake-up,
+        and before it takes an unknown pid for an orphan)."""
         now = time.time()
         reaper = self.daemon.reaper
         sock, log, watch = self.sock, self.daemon.log, reaper.watch
@@ -423,6 +394,14 @@ class AcceptLane:
         """A materialized instance is done (Daemon.instance_done): free its slot."""
         self.lane.exited(svc.lane_pid)  # type: ignore[attr-defined]
         self._free_if_done()
+
+
+def _bound(lst) -> tuple[str, int] | None:
+    """A listener's own address for instance names; None for a wildcard (the lane asks the
+    connection), as activation.SocketRuntime._describe does."""
+    if lst.local is None or lst.local[0] in ("::", "0.0.0.0", ""):
+        return None
+    return lst.local[0], lst.local[1]
 
 
 def _group_alive(pid: int) -> bool:

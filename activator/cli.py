@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
+    finally:
+        log.flush()  # the lines of the loop's last iteration
     return code if code is not None else EXIT_FAILURE
 
 

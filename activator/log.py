@@ -7,6 +7,7 @@ Recent lines are kept per unit for ``activatorctl status``.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import re
@@ -31,12 +32,15 @@ except (ImportError, TypeError):  # no C accelerator
 
 
 class EventLog:
+    """Lines go out at the end of the event loop's current iteration, all in one write:
+    a busy Accept=yes socket logs a batch of connections per wake-up, and a write per
+    line was a system call per line. Outside a running loop (start-up, exit) at once."""
+
     def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
         self.fmt = fmt
         self.stream = stream if stream is not None else sys.stderr
-        # stderr is line-buffered (Python >= 3.9): one write per line is already one syscall
-        self._flush = not getattr(self.stream, "line_buffering", False)
         self.recent: dict[str, collections.deque[str]] = {}
+        self._pending: list[str] = []
 
     def __call__(self, event: str, unit: str | None = None, /, **fields: Any) -> None:
         self.emit(event, unit, fields)
@@ -60,12 +64,13 @@ class EventLog:
                     text = json.dumps(text)
                 parts.append(f"{key}={text}")
             line = " ".join(parts)
-        try:
-            self.stream.write(line + "\n")
-            if self._flush:
-                self.stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed stderr must not take the supervisor down
+        pending = self._pending
+        pending.append(line)
+        if len(pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop running: now
+                self.flush()
         if unit is not None:
             # Instances of an Accept=yes socket are countless: keep their lines under the template.
             at = unit.find("@")
@@ -74,3 +79,14 @@ class EventLog:
             if dq is None:
                 dq = self.recent[key] = collections.deque(maxlen=_KEEP_PER_UNIT)
             dq.append(line)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        text = "\n".join(self._pending) + "\n"
+        self._pending.clear()
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed stderr must not take the supervisor down

@@ -25,6 +25,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
+from typing import Protocol
 
 from . import _spawn
 
@@ -34,24 +35,36 @@ ExitCallback = Callable[[int, int], None]  # (pid, wait status)
 # comes once per exit, and every wake-up of the loop costs more than the reaping itself.
 # Interrupt coalescing, as NICs do: the first exit after a quiet spell is reaped at once,
 # the ones right behind it within this window; an idle daemon still never wakes.
-HOLD_OFF = 0.002
+HOLD_OFF = 0.005
+
+
+class Lane(Protocol):
+    """What the reaper needs of an accept lane (acceptlane.AcceptLane)."""
+
+    def drain(self) -> None: ...
+    def resolve(self, pid: int) -> bool: ...
 
 
 class Reaper:
+    """The books of our children: their exits (SIGCHLD), and the births an accept lane
+    reports from its thread (``births_fd``). Both wake the loop through the same
+    handler, so one wake-up (and one hold-off) serves a batch of each."""
+
     def __init__(
         self, loop: asyncio.AbstractEventLoop, on_orphan: ExitCallback | None = None
     ) -> None:
         self._loop = loop
         self._watched: dict[int, ExitCallback] = {}
         self._on_orphan = on_orphan
-        self._resolvers: list[Callable[[int], bool]] = []
+        self._lanes: list[Lane] = []
         self._unclaimed: dict[int, int] = {}  # pid -> status: exited before its lane said so
         self._settling = False
         self.orphans_reaped = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._fd = _spawn.sigchld_fd()
+        self.births_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)  # lanes write here
         self._hold: asyncio.TimerHandle | None = None
-        loop.add_reader(self._fd, self._on_sigchld)
+        self._rearm()
         loop.call_soon(self._reap)  # whatever exited before the fd existed
 
     @staticmethod
@@ -91,16 +104,17 @@ class Reaper:
             if not fut.done():
                 fut.set_result(None)
 
-    def add_resolver(self, resolve: Callable[[int], bool]) -> None:
-        """``resolve(pid)`` is called before a pid nobody watches is taken for an orphan: an
-        accept lane spawns in its own thread and registers its pids from the loop, in
-        batches, so its child may be reaped before its record has been drained. It
-        registers what it can; True means the pid may still be claimed by a watch() soon."""
-        self._resolvers.append(resolve)
+    def add_lane(self, lane: Lane) -> None:
+        """An accept lane whose records are drained on every wake-up. It spawns in its own
+        thread and registers its pids from the loop, in batches, so its child may be
+        reaped before its record has been drained: before a pid nobody watches is taken
+        for an orphan, ``lane.resolve(pid)`` drains and says whether it may still be
+        claimed (the exit is then kept until a watch() claims it, or settle())."""
+        self._lanes.append(lane)
 
-    def remove_resolver(self, resolve: Callable[[int], bool]) -> None:
-        if resolve in self._resolvers:
-            self._resolvers.remove(resolve)
+    def remove_lane(self, lane: Lane) -> None:
+        if lane in self._lanes:
+            self._lanes.remove(lane)
 
     def forget(self, pid: int) -> None:
         self._watched.pop(pid, None)
@@ -116,23 +130,31 @@ class Reaper:
         if self._hold is not None:
             self._hold.cancel()
             self._hold = None
-        self._loop.remove_reader(self._fd)
+        else:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_reader(self.births_fd)
         os.close(self._fd)
-        self._fd = -1
+        os.close(self.births_fd)
+        self._fd = self.births_fd = -1
 
-    def _on_sigchld(self) -> None:
-        try:
-            os.read(self._fd, 4096)  # the pending siginfo records; their content is not needed
-        except BlockingIOError:
-            pass
+    def _on_wake(self) -> None:
+        for fd in (self._fd, self.births_fd):
+            try:
+                os.read(fd, 4096)  # siginfo records, an eventfd count: only the wake matters
+            except BlockingIOError:
+                pass
+        for lane in list(self._lanes):  # births first: then every exit has its owner
+            lane.drain()
         self._reap()
         self._loop.remove_reader(self._fd)
+        self._loop.remove_reader(self.births_fd)
         self._hold = self._loop.call_later(HOLD_OFF, self._rearm)
 
     def _rearm(self) -> None:
         self._hold = None
-        if self._fd >= 0:  # readable already: the loop calls _on_sigchld at once
-            self._loop.add_reader(self._fd, self._on_sigchld)
+        if self._fd >= 0:  # readable already: the loop calls _on_wake at once
+            self._loop.add_reader(self._fd, self._on_wake)
+            self._loop.add_reader(self.births_fd, self._on_wake)
 
     def reap_now(self) -> None:
         """Reap what has exited, now, on the loop (the accept path, at MaxConnections=)."""
@@ -168,10 +190,10 @@ class Reaper:
 
     def _dispatch(self, pid: int, status: int) -> None:
         callback = self._watched.pop(pid, None)
-        if callback is None and self._resolvers:
+        if callback is None and self._lanes:
             pending = False
-            for resolve in list(self._resolvers):
-                pending = resolve(pid) or pending
+            for lane in list(self._lanes):
+                pending = lane.resolve(pid) or pending
             callback = self._watched.pop(pid, None)
             if callback is None and pending:
                 self._unclaimed[pid] = status
