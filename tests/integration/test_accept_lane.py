@@ -229,3 +229,32 @@ def test_sigterm_with_lane_instances_running(loop_kind):
         assert a.count("exit", signal="SIGTERM") == 3
         for c in held:
             c.close()
+
+
+def test_instances_of_a_replanned_lane_finish_in_the_books(loop_kind):
+    """A reload replans the lane while its instances run: they finish, counted and reaped."""
+    port = free_port()
+    units = {"h.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n", "h@.service": HOLD}
+    with Activator(units, loop=loop_kind) as a:
+        held = [_connect(port) for _ in range(2)]
+        assert _wait_status(a, "h.socket", lambda st: st["NConnections"] == 2)["NConnections"] == 2
+        (a.unit_dir / "h@.service").write_text(HOLD.replace("echo done", "echo new"))
+        a.ctl("reload", check=True)
+        c = _connect(port)  # the new plan
+        c.sendall(b"x\n")
+        assert read_all(c) == b"new\n"
+        c.close()
+        for h in held:  # the old plan's instances, still running
+            h.sendall(b"x\n")
+            assert read_all(h) == b"done\n"
+            h.close()
+        st = _wait_status(a, "h.socket", lambda st: st["NConnections"] == 0)
+        assert st["NConnections"] == 0 and st["NAccepted"] == 3 and st["instances"] == []
+        assert a.count("exit", status="0") == 3
+
+
+def read_all(c: socket.socket) -> bytes:
+    data = b""
+    while chunk := c.recv(4096):
+        data += chunk
+    return data
