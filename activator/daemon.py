@@ -194,6 +194,7 @@ class Daemon:
     # ------------------------------------------------------------ life
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        self.log.nonblocking(loop)  # an unread log must not stop us
         self.reaper = Reaper(loop, on_orphan=self._orphan)
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
         self.notify = open_server(self.control_path, self.log, loop)

@@ -3,19 +3,30 @@
 The vocabulary is fixed (bind, listen, start, accept, reject, exit, restart, stop,
 failed, …) so that a log can be grepped and parsed; every line names the unit.
 Recent lines are kept per unit for ``activatorctl status``.
+
+A log that is not read must not stop the supervisor: when stderr is a pipe (a
+container's log driver), lines go through a non-blocking description of that pipe of
+our own (services that share stderr keep the blocking one). What the pipe does not
+take waits in a bounded backlog, written as the pipe drains; past the bound whole
+batches are dropped and counted, and a ``warning`` line says how many once the pipe
+takes lines again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
+import os
 import re
+import stat
 import sys
 import time
 from typing import Any, TextIO
 
 _KEEP_PER_UNIT = 10
+_BACKLOG = 1 << 20  # bytes of lines kept while the log pipe is full
 _NEEDS_QUOTES = re.compile(r'[\s"=]')
 # One encoder for every line. JSONEncoder.encode() builds its C encoder anew per call, and
 # a busy Accept=yes socket writes two lines per connection: build it once (same output:
@@ -41,6 +52,22 @@ class EventLog:
         self.stream = stream if stream is not None else sys.stderr
         self.recent: dict[str, collections.deque[str]] = {}
         self._pending: list[str] = []
+        self._fd = -1  # our non-blocking description of a stderr pipe (nonblocking())
+        self._backlog = bytearray()
+        self._dropped = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def nonblocking(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From now on never block on a stderr pipe (see the module's docstring)."""
+        try:
+            fd = self.stream.fileno()
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                return  # a file or a terminal takes what it is given; a socket: as before
+            # Opening the pipe again gives a description of our own to make non-blocking.
+            self._fd = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, ValueError, AttributeError):
+            return
+        self._loop = loop
 
     def __call__(self, event: str, unit: str | None = None, /, **fields: Any) -> None:
         self.emit(event, unit, fields)
@@ -82,11 +109,77 @@ class EventLog:
 
     def flush(self) -> None:
         if not self._pending:
+            if self._backlog and (self._loop is None or not self._loop.is_running()):
+                self._finish(2.0)  # the end: what the pipe has not taken yet
             return
         text = "\n".join(self._pending) + "\n"
         self._pending.clear()
+        if self._fd < 0:
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed stderr must not take the supervisor down
+            return
+        data = text.encode(getattr(self.stream, "encoding", None) or "utf-8", "backslashreplace")
+        if self._loop is None or not self._loop.is_running():
+            self._backlog += data  # the last lines (the loop is gone): wait for the reader a bit
+            self._finish(2.0)
+            return
+        if self._backlog:
+            self._keep(data)
+            return
         try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed stderr must not take the supervisor down
+            n = os.write(self._fd, data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            return
+        if n < len(data):
+            self._keep(data[n:])
+
+    def _keep(self, data: bytes) -> None:
+        if len(self._backlog) + len(data) > _BACKLOG:
+            self._dropped += data.count(b"\n")
+        else:
+            self._backlog += data
+        if self._loop is not None and self._loop.is_running():
+            with contextlib.suppress(RuntimeError):
+                self._loop.add_writer(self._fd, self._drain)
+
+    def _finish(self, timeout: float) -> None:
+        """Write the backlog, waiting up to `timeout` for a slow reader; not forever: a
+        reader that is gone or stuck must not keep the supervisor from exiting."""
+        import select
+
+        deadline = time.monotonic() + timeout
+        while self._backlog:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [self._fd], [], left)[1]:
+                return
+            try:
+                del self._backlog[: os.write(self._fd, self._backlog)]
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+        self._say_dropped()
+
+    def _drain(self) -> None:
+        try:
+            n = os.write(self._fd, self._backlog)
+        except BlockingIOError:
+            return
+        except OSError:
+            n = len(self._backlog)  # the reader is gone: nothing more to write
+        del self._backlog[:n]
+        if self._backlog:
+            return
+        assert self._loop is not None
+        self._loop.remove_writer(self._fd)
+        self._say_dropped()
+
+    def _say_dropped(self) -> None:
+        if self._dropped:
+            dropped, self._dropped = self._dropped, 0
+            self("warning", None, reason=f"the log was not read: {dropped} lines dropped")

@@ -234,7 +234,10 @@ def test_sigterm_with_lane_instances_running(loop_kind):
 def test_instances_of_a_replanned_lane_finish_in_the_books(loop_kind):
     """A reload replans the lane while its instances run: they finish, counted and reaped."""
     port = free_port()
-    units = {"h.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n", "h@.service": HOLD}
+    units = {
+        "h.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
+        "h@.service": HOLD,
+    }
     with Activator(units, loop=loop_kind) as a:
         held = [_connect(port) for _ in range(2)]
         assert _wait_status(a, "h.socket", lambda st: st["NConnections"] == 2)["NConnections"] == 2

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -146,3 +150,55 @@ async def _flood(port: int, *, total: int, concurrency: int, deadline: float) ->
 
     await asyncio.gather(*(one() for _ in range(total)))
     return served, refused
+
+
+@pytest.mark.slow
+def test_an_unread_log_does_not_stop_activator(loop_kind):
+    """stderr is a pipe nobody reads (a stuck log driver): connections keep being served and
+    the control socket keeps answering; what did not fit is dropped, counted, and said."""
+    port = free_port()
+    d = public_dir()
+    (d / "units").mkdir()
+    (d / "units" / "f.socket").write_text(
+        f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections=64\n"
+    )
+    (d / "units" / "f@.service").write_text(
+        "[Service]\nExecStart=/bin/echo hi\nUser=nobody\nStandardInput=socket\nStandardError=null\n"
+    )
+    control = str(d / "control.sock")
+    cmd = [sys.executable, "-m", "activator.cli", "--units", str(d / "units"), "--control",
+           control, "--loop", loop_kind, "--log-format", "json"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    try:
+        for line in proc.stderr:  # up to "ready"; then nobody reads
+            if b'"ready"' in line:
+                break
+        # 12,000 lines of ~170 bytes: the 64 KiB pipe and the 1 MiB backlog overflow
+        served, refused = asyncio.run(_flood(port, total=6_000, concurrency=16, deadline=120))
+        assert served == 6_000 and refused == 0
+        st = subprocess.run(
+            [sys.executable, "-m", "activator.ctl", "--control", control, "--json", "status",
+             "f.socket"], capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert st.returncode == 0 and json.loads(st.stdout)[0]["NAccepted"] == 6_000
+        proc.send_signal(signal.SIGTERM)  # the log is read again: the backlog drains, then the news
+        rest = proc.stderr.read().decode().splitlines()
+        assert proc.wait(timeout=30) == 0
+        bad = [x for x in rest if not x.startswith("{") or not x.endswith("}")]
+        assert not bad, bad[:3]
+        events = [json.loads(x) for x in rest]
+        dropped = [e for e in events if e.get("event") == "warning" and "dropped" in e["reason"]]
+        assert len(dropped) == 1, rest[-5:]
+        n = int(dropped[0]["reason"].split(": ")[1].split()[0])
+        starts = sum(1 for e in events if e.get("event") == "start")
+        assert n > 0 and starts + n >= 6_000  # every start line either arrived or was counted
+        # the daemon's own exit line arrived too (the warning may follow it: it is said once
+        # the backlog has drained, which at shutdown is the very end)
+        assert any(e.get("event") == "exit" and "unit" not in e for e in events[-2:])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        proc.stderr.close()
+        shutil.rmtree(d, ignore_errors=True)
