@@ -8,11 +8,12 @@ connection as systemd does, fills in REMOTE_*/UCSPI/INVOCATION_ID, and spawns fr
 ExecSpec planned here once — by the same plan.py code as every other start, with
 placeholders for the connection and its variables. The thread never runs Python.
 
-The loop drains the lane's records in batches (one eventfd wake-up per batch), watches the
-pids with the one reaper, logs the same ``start``/``exit``/``failed``/``reject`` lines as
-the Python path and counts. An instance lives as a small `Conn` record; when an operator
-asks for it by name (stop, kill, status …) or its process group outlives the main process,
-it becomes a full `Service` (`Service.adopt_instance`) and the state machine takes over.
+The loop drains the lane's records in batches (the reaper wakes for them as for
+SIGCHLD, at most once per HOLD_OFF under load), watches the pids with the one reaper,
+logs the same ``start``/``exit``/``failed``/``reject`` lines as the Python path and
+counts. An instance lives as a small `Conn` record; when an operator asks for it by name
+(stop, kill …) or its process group outlives the main process, it becomes a full
+`Service` (`Service.adopt_instance`) and the state machine takes over.
 
 `unfit()` says which units take the lane. Everything it refuses runs on the Python path,
 unchanged, so no systemd semantics depend on the lane. ``ACTIVATOR_ACCEPT_LANE=0`` turns
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING
 from . import plan
 from ._spawn import Lane
 from .errors import StartError
-from .execcore import _check
+from .execcore import spawn_args
 from .service import Service, exit_of, fmt_exit, main_result
 from .states import Result, ServiceState, ServiceSubState
 from .units.model import RestartPolicy, ServiceType
@@ -159,7 +160,7 @@ def plan_spec(daemon: Daemon, sock: SocketRuntime) -> tuple[dict, tuple[tuple[in
         key, _, value = item.decode().partition("=")
         if value == _MARK + key:
             slots.append((i, _VARS.index(key)))
-    args = _check(spec)
+    args = spawn_args(spec)
     args["in_place"] = False
     return args, tuple(slots)
 

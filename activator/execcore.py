@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from activator import _spawn
 
-__all__ = ["EXIT_CODES", "ExecSpec", "SpawnError", "spawn"]
+__all__ = ["EXIT_CODES", "ExecSpec", "SpawnError", "spawn", "spawn_args"]
 
 #: step -> the exit status of a child that failed at that step (systemd's numbers).
 EXIT_CODES = {
@@ -127,7 +127,7 @@ def spawn(spec: ExecSpec) -> int:
 
 
 def _call(spec: ExecSpec, *, in_place: bool) -> int:
-    args = _check(spec)
+    args = spawn_args(spec)
     pid, step, verb, err, code = _spawn.spawn(**args, in_place=in_place)
     if step is None:
         return pid
@@ -137,11 +137,12 @@ def _call(spec: ExecSpec, *, in_place: bool) -> int:
     )
 
 
-def _check(spec: ExecSpec) -> dict[str, object]:
-    """Validate the spec into the plain tuples, ints and masks _spawn.spawn() takes.
+def spawn_args(spec: ExecSpec) -> dict[str, object]:
+    """Validate the spec into the plain tuples, ints and masks _spawn.spawn() (and an
+    accept lane, _spawn.Lane) take. Raises ValueError/TypeError naming the bad field.
 
-    This runs once per connection in Accept=yes mode: the checks are plain comparisons,
-    and a message is only formatted for a spec that fails one.
+    This runs once per connection on the event loop's Accept=yes path: the checks are
+    plain comparisons, and a message is only formatted for a spec that fails one.
     """
 
     def need(ok: bool, what: str | Callable[[], str]) -> None:

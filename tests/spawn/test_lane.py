@@ -17,7 +17,7 @@ from activator._spawn import Lane
 from spawnprobe import reap
 
 from activator.acceptlane import ACCEPT_ERROR, CONN_FD, FAILED, REFUSED, SPAWNED
-from activator.execcore import ExecSpec, _check
+from activator.execcore import ExecSpec, spawn_args
 
 VARS = {"INVOCATION_ID": 0, "REMOTE_ADDR": 1, "REMOTE_PORT": 2, "PROTO": 3, "TCPREMOTEIP": 4}
 
@@ -35,7 +35,7 @@ def args(argv: list[bytes], *, env=(), inetd=True, **kw) -> dict:
         quiet=True,
         **kw,
     )
-    a = _check(spec)
+    a = spawn_args(spec)
     a["in_place"] = False
     return a
 
