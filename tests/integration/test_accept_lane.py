@@ -22,6 +22,21 @@ pytestmark = pytest.mark.root
 HOLD = "[Service]\nExecStart=/bin/sh -c 'read x; echo done'\nUser=nobody\nStandardInput=socket\n"
 
 
+def _hold_units(port: int) -> dict[str, str]:
+    """An Accept=yes socket whose instances wait for a line, then answer "done"."""
+    return {
+        "h.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
+        "h@.service": HOLD,
+    }
+
+
+def read_all(c: socket.socket) -> bytes:
+    data = b""
+    while chunk := c.recv(65536):
+        data += chunk
+    return data
+
+
 def _connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 
@@ -37,10 +52,7 @@ def _wait_status(a: Activator, unit: str, done, timeout: float = 10) -> dict:
 
 def test_instances_are_listed_stopped_and_killed(loop_kind):
     port = free_port()
-    units = {
-        "h.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
-        "h@.service": HOLD,
-    }
+    units = _hold_units(port)
     with Activator(units, loop=loop_kind) as a:
         assert a.status("h.socket")["accept_path"] is None  # nothing planned before traffic
         c1, c2 = _connect(port), _connect(port)
@@ -190,10 +202,7 @@ def test_lane_env_matches_the_python_path(probe, loop_kind):
         with Activator(units(port), loop=loop_kind, env=env) as a:
             with _connect(port) as c:
                 cport = c.getsockname()[1]
-                data = b""
-                while chunk := c.recv(65536):
-                    data += chunk
-            rep = json.loads(data)
+                rep = json.loads(read_all(c))
             rep["cport"] = cport
             rep["unit"] = a.wait_for("start", pid=rep["pid"])["unit"]
             reports.append((port, rep))
@@ -218,10 +227,7 @@ def test_lane_env_matches_the_python_path(probe, loop_kind):
 def test_sigterm_with_lane_instances_running(loop_kind):
     """Shutdown stops the lane's instances like any other (SIGTERM, reaped, exit 0)."""
     port = free_port()
-    units = {
-        "h.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
-        "h@.service": HOLD,
-    }
+    units = _hold_units(port)
     with Activator(units, loop=loop_kind) as a:
         held = [_connect(port) for _ in range(3)]
         assert _wait_status(a, "h.socket", lambda st: st["NConnections"] == 3)["NConnections"] == 3
@@ -234,10 +240,7 @@ def test_sigterm_with_lane_instances_running(loop_kind):
 def test_instances_of_a_replanned_lane_finish_in_the_books(loop_kind):
     """A reload replans the lane while its instances run: they finish, counted and reaped."""
     port = free_port()
-    units = {
-        "h.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
-        "h@.service": HOLD,
-    }
+    units = _hold_units(port)
     with Activator(units, loop=loop_kind) as a:
         held = [_connect(port) for _ in range(2)]
         assert _wait_status(a, "h.socket", lambda st: st["NConnections"] == 2)["NConnections"] == 2
@@ -254,10 +257,3 @@ def test_instances_of_a_replanned_lane_finish_in_the_books(loop_kind):
         st = _wait_status(a, "h.socket", lambda st: st["NConnections"] == 0)
         assert st["NConnections"] == 0 and st["NAccepted"] == 3 and st["instances"] == []
         assert a.count("exit", status="0") == 3
-
-
-def read_all(c: socket.socket) -> bytes:
-    data = b""
-    while chunk := c.recv(4096):
-        data += chunk
-    return data
