@@ -257,3 +257,33 @@ def test_instances_of_a_replanned_lane_finish_in_the_books(loop_kind):
         st = _wait_status(a, "h.socket", lambda st: st["NConnections"] == 0)
         assert st["NConnections"] == 0 and st["NAccepted"] == 3 and st["instances"] == []
         assert a.count("exit", status="0") == 3
+
+
+def test_a_unit_that_cannot_be_planned_says_why_per_connection(loop_kind):
+    """An unknown User=: the lane is not made (status says why); every connection is
+    refused by the event loop's path with the user named; the daemon carries on."""
+    port = free_port()
+    units = {
+        "n.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
+        "n@.service": "[Service]\nExecStart=/bin/echo hi\nUser=no-such-user-xyz\n"
+        "StandardInput=socket\n",
+    }
+    with Activator(units, loop=loop_kind) as a:
+        for _ in range(2):
+            assert read_line(("127.0.0.1", port)) == b""
+
+        def said() -> list[str]:
+            return [
+                e["unit"]
+                for e in a.events
+                if e.get("event") == "failed" and "no-such-user-xyz" in e.get("reason", "")
+            ]
+
+        deadline = time.monotonic() + 10
+        while len(said()) < 2 and time.monotonic() < deadline:
+            a.drain(0.05)
+        assert len(said()) == 2 and all(u.startswith("n@") for u in said())
+        assert a.count("start") == 0
+        st = _wait_status(a, "n.socket", lambda st: st["NConnections"] == 0)
+        assert st["state"] == "listening" and "no-such-user-xyz" in st["accept_path"]
+        assert st["NAccepted"] == 2
