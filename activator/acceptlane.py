@@ -33,6 +33,7 @@ from ._spawn import Lane
 from .errors import StartError
 from .execcore import spawn_args
 from .service import Service, exit_of, fmt_exit, main_result
+from .sockets import fmt_peer
 from .states import Result, ServiceState, ServiceSubState
 from .units.model import RestartPolicy, ServiceType
 
@@ -195,7 +196,7 @@ class Conn:
 
     @property
     def peer(self) -> str | None:
-        return _fmt_peer(self.remote, self.rport)
+        return fmt_peer(self.remote, self.rport)
 
     @property
     def socket(self) -> SocketRuntime:
@@ -226,7 +227,7 @@ class AcceptLane:
             sock.section.MaxConnections,
             slots,
             sock.n_accepted,  # connections are numbered on from the last listener's
-            tuple(_bound(lst) for lst in sock.listeners),
+            tuple(lst.bound for lst in sock.listeners),  # None: the lane asks the connection
         )
         self.conns: dict[int, Conn] = {}
         self._running = False
@@ -298,14 +299,14 @@ class AcceptLane:
                 log(
                     "reject",
                     sock.name,
-                    peer=_fmt_peer(remote, rport),
+                    peer=fmt_peer(remote, rport),
                     reason=f"too many incoming connections ({rec[6]})",
                 )
             elif kind == SPAWNED:
                 sock.n_connections += 1
                 self.conns[pid] = Conn(self, instance, name, pid, remote, rport, rec[6], now)
                 watch(pid, self._exited)
-                log("start", name, pid=pid, command=self.command, peer=_fmt_peer(remote, rport))
+                log("start", name, pid=pid, command=self.command, peer=fmt_peer(remote, rport))
             elif kind == FAILED:  # before exec: a zombie with systemd's exit code
                 sock.n_connections += 1
                 step, verb, err, code = rec[7:11]
@@ -397,23 +398,9 @@ class AcceptLane:
         self._free_if_done()
 
 
-def _bound(lst) -> tuple[str, int] | None:
-    """A listener's own address for instance names; None for a wildcard (the lane asks the
-    connection), as activation.SocketRuntime._describe does."""
-    if lst.local is None or lst.local[0] in ("::", "0.0.0.0", ""):
-        return None
-    return lst.local[0], lst.local[1]
-
-
 def _group_alive(pid: int) -> bool:
     try:
         os.killpg(pid, 0)
     except (ProcessLookupError, PermissionError):
         return False
     return True
-
-
-def _fmt_peer(remote: str | None, port: int) -> str | None:
-    if remote is None:
-        return None
-    return f"[{remote}]:{port}" if ":" in remote else f"{remote}:{port}"

@@ -27,7 +27,7 @@ from .acceptlane import AcceptLane
 from .errors import ActivatorError, RefusedError
 from .ratelimit import RateLimit
 from .service import Service
-from .sockets import Listener, apply_options, bind_unit, close_listeners, options_needed
+from .sockets import Listener, apply_options, bind_unit, close_listeners, fmt_peer, options_needed
 from .states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubState, SocketState, check
 from .units.model import SocketUnit
 
@@ -356,7 +356,7 @@ class SocketRuntime:
             self.daemon.log(
                 "reject",
                 self.name,
-                peer=_fmt_peer(remote, rport),
+                peer=fmt_peer(remote, rport),
                 reason=f"too many incoming connections ({self.n_connections})",
             )
             return
@@ -413,8 +413,8 @@ class SocketRuntime:
             except OSError:
                 inst = f"{n}-unknown"
             return inst, env
-        local, lport = lst.local or ("", 0)
-        if local in ("::", "0.0.0.0", ""):
+        local, lport = lst.bound or ("", 0)
+        if not local:
             s = socket.socket(lst.family, lst.type, 0, fd)
             try:
                 sa = s.getsockname()
@@ -442,9 +442,3 @@ def _peer(lst: Listener, fd: int, addr) -> tuple[str | None, int]:
     if lst.family in (socket.AF_INET, socket.AF_INET6) and isinstance(addr, tuple):
         return _unmap(addr[0]), addr[1]
     return None, 0
-
-
-def _fmt_peer(remote: str | None, port: int) -> str | None:
-    if remote is None:
-        return None
-    return f"[{remote}]:{port}" if ":" in remote else f"{remote}:{port}"

@@ -23,6 +23,7 @@ from .loops import loop_name
 from .notify import NotifyServer, open_server
 from .reaper import Reaper, describe_status
 from .service import Handover, Host, Service
+from .sockets import fmt_peer
 from .units import Problem, UnitSet, load_units
 from .units.model import ServiceUnit
 
@@ -137,11 +138,7 @@ class Daemon:
     ) -> None:
         unit = self.units.instantiate(sock.service_name, instance)
         svc = Service(self, unit)
-        svc.peer = (
-            None
-            if remote is None
-            else (f"[{remote}]:{rport}" if ":" in remote else f"{remote}:{rport}")
-        )
+        svc.peer = fmt_peer(remote, rport)
         svc.socket = sock  # type: ignore[attr-defined]
         svc.remote = remote  # type: ignore[attr-defined]
         self.instances[unit.name] = svc

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import stat
 import sys
 import time
@@ -150,8 +151,6 @@ class EventLog:
     def _finish(self, timeout: float) -> None:
         """Write the backlog, waiting up to `timeout` for a slow reader; not forever: a
         reader that is gone or stuck must not keep the supervisor from exiting."""
-        import select
-
         deadline = time.monotonic() + timeout
         while self._backlog:
             left = deadline - time.monotonic()

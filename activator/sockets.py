@@ -87,6 +87,14 @@ class Listener:
     def address(self) -> str:
         return self.spec.text
 
+    @property
+    def bound(self) -> tuple[str, int] | None:
+        """The one IP address and port this listener is bound to; None for a wildcard
+        (then a connection's own address says which) or a non-IP listener."""
+        if self.local is None or self.local[0] in ("::", "0.0.0.0", ""):
+            return None
+        return self.local
+
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
@@ -441,3 +449,10 @@ def options_needed(section: SocketSection) -> bool:
         or section.IPTTL is not None
         or section.TCPCongestion
     )
+
+
+def fmt_peer(remote: str | None, port: int) -> str | None:
+    """A peer as systemd's logs write it: ``1.2.3.4:5``, ``[::1]:5``; None for no address."""
+    if remote is None:
+        return None
+    return f"[{remote}]:{port}" if ":" in remote else f"{remote}:{port}"
