@@ -72,7 +72,7 @@ class Activator:
         cmd = [
             sys.executable,
             "-m",
-            "activator.cli",
+            "activator",
             "--units",
             str(self.unit_dir),
             "--control",
@@ -176,7 +176,7 @@ class Activator:
     # -- control
     def ctl(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
         r = subprocess.run(
-            [sys.executable, "-m", "activator.ctl", "--control", self.control, *args],
+            [sys.executable, "-m", "activator.cli.ctl", "--control", self.control, *args],
             capture_output=True,
             text=True,
             timeout=30,

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from activator import plan
-from activator.errors import StartError
+from activator.core.errors import StartError
+from activator.exec import plan
 from activator.units.model import EnvironmentFile, ExecCommand, Rlimit, ServiceSection
 
 
@@ -172,8 +172,8 @@ def test_stdio_socket_inherit_and_files(tmp_path):
 
 def test_prepared_is_per_section_not_per_template_name():
     """Instances sharing the template's [Service] resolve once; one with its own (User=%i) not."""
-    from activator.daemon import Daemon
-    from activator.log import EventLog
+    from activator.core.log import EventLog
+    from activator.manager.manager import Daemon
     from activator.units.model import ServiceUnit
 
     d = Daemon([], control_path=None, log=EventLog())

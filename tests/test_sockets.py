@@ -9,8 +9,8 @@ import stat
 import pytest
 from harness import free_port
 
-from activator.errors import BindError
-from activator.sockets import bind_unit, close_listeners, host_has_ipv6
+from activator.core.errors import BindError
+from activator.exec.bind import bind_unit, close_listeners, host_has_ipv6
 from activator.units.model import (
     FifoListen,
     InetListen,

@@ -11,7 +11,7 @@ import pytest
 from ctlhelp import raw_request, request, sync_log
 from harness import Activator
 
-from activator import protocol
+from activator.control import protocol
 
 pytestmark = pytest.mark.root
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-CTL = [sys.executable, "-m", "activator.ctl"]
+CTL = [sys.executable, "-m", "activator.cli.ctl"]
 
 
 def _run(*args, env=None):
@@ -18,7 +18,7 @@ def test_client_imports_only_the_protocol():
     """Issue #5: activatorctl stays light — no pydantic, no unit model, no daemon modules."""
     code = (
         "import sys, json\n"
-        "import activator.ctl\n"
+        "import activator.cli.ctl\n"
         "print(json.dumps(sorted(m for m in sys.modules)))\n"
     )
     r = subprocess.run(
@@ -26,7 +26,13 @@ def test_client_imports_only_the_protocol():
     )
     mods = set(json.loads(r.stdout))
     ours = {m for m in mods if m.startswith("activator")}
-    assert ours == {"activator", "activator.ctl", "activator.protocol"}, ours
+    assert ours == {
+        "activator",
+        "activator.cli",
+        "activator.cli.ctl",
+        "activator.control",
+        "activator.control.protocol",
+    }, ours
     for heavy in ("pydantic", "pydantic_core", "asyncio", "uvloop", "tomli_w"):
         assert heavy not in mods, heavy
 
@@ -35,7 +41,7 @@ def test_status_call_imports_no_more(tmp_path):
     """The same for a whole (failed) status call: the error path must not pull the model in."""
     code = (
         "import sys, json\n"
-        "from activator import ctl\n"
+        "from activator.cli import ctl\n"
         f"rc = ctl.main(['--control', {str(tmp_path / 'none.sock')!r}, 'status'])\n"
         "mods = sorted(m for m in sys.modules if m.startswith(('activator', 'pydantic')))\n"
         "print(json.dumps([rc, mods]))\n"
@@ -45,7 +51,13 @@ def test_status_call_imports_no_more(tmp_path):
     )
     rc, mods = json.loads(r.stdout.splitlines()[-1])
     assert rc == 1
-    assert mods == ["activator", "activator.ctl", "activator.protocol"]
+    assert mods == [
+        "activator",
+        "activator.cli",
+        "activator.cli.ctl",
+        "activator.control",
+        "activator.control.protocol",
+    ]
 
 
 def test_usage_errors_exit_2():

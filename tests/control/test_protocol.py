@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from activator import protocol
-from activator.protocol import ProtocolError
+from activator.control import protocol
+from activator.control.protocol import ProtocolError
 
 
 def test_request_roundtrip():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import types
 
-from activator import reload
-from activator.activation import SocketRuntime
-from activator.service import Host, Service
+from activator.manager import reload
+from activator.runtime.service import Host, Service
+from activator.runtime.socket import SocketRuntime
 from activator.units import load_units
 from activator.units.model import SocketSection
 

@@ -35,7 +35,7 @@ def test_concurrent_ctl_calls_under_connection_load(loop_kind):
 
         def ctl(verb: str) -> tuple[str, int, str]:
             r = subprocess.run(
-                [sys.executable, "-m", "activator.ctl", "--control", a.control, "--json", verb],
+                [sys.executable, "-m", "activator.cli.ctl", "--control", a.control, "--json", verb],
                 capture_output=True,
                 text=True,
                 timeout=30,

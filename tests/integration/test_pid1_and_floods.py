@@ -166,7 +166,7 @@ def test_an_unread_log_does_not_stop_activator(loop_kind):
         "[Service]\nExecStart=/bin/echo hi\nUser=nobody\nStandardInput=socket\nStandardError=null\n"
     )
     control = str(d / "control.sock")
-    cmd = [sys.executable, "-m", "activator.cli", "--units", str(d / "units"), "--control",
+    cmd = [sys.executable, "-m", "activator", "--units", str(d / "units"), "--control",
            control, "--loop", loop_kind, "--log-format", "json"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
@@ -178,7 +178,7 @@ def test_an_unread_log_does_not_stop_activator(loop_kind):
         served, refused = asyncio.run(_flood(port, total=6_000, concurrency=16, deadline=120))
         assert served == 6_000 and refused == 0
         st = subprocess.run(
-            [sys.executable, "-m", "activator.ctl", "--control", control, "--json", "status",
+            [sys.executable, "-m", "activator.cli.ctl", "--control", control, "--json", "status",
              "f.socket"], capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert st.returncode == 0 and json.loads(st.stdout)[0]["NAccepted"] == 6_000

@@ -16,9 +16,9 @@ import itertools
 import os
 import signal
 
-from activator import plan
-from activator.execcore import SpawnError
-from activator.service import Handover, Service
+from activator.exec import plan
+from activator.exec.spec import SpawnError
+from activator.runtime.service import Handover, Service
 from activator.units.model import ExecCommand, ServiceSection, ServiceUnit, UnitSection
 
 ME = os.getpid()

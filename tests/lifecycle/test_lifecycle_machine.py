@@ -13,8 +13,7 @@ import socket
 import pytest
 from fakes import ME, FakeDaemon, cmd, trace
 
-from activator.service import Handover
-from activator.states import (
+from activator.core.states import (
     PUBLIC,
     SERVICE_TRANSITIONS,
     SUB_TRANSITIONS,
@@ -24,6 +23,7 @@ from activator.states import (
     TransitionError,
     check,
 )
+from activator.runtime.service import Handover
 
 U = ServiceSubState
 S = ServiceState
@@ -752,7 +752,7 @@ def test_exec_prefixes():
 
 
 def test_conditions(tmp_path):
-    from activator.service import failed_condition
+    from activator.runtime.service import failed_condition
 
     here = str(tmp_path)
     missing = str(tmp_path / "missing")

@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from activator.notify import BUFFER_MAX, FdStore, NotifyServer, default_path, parse
-from activator.ratelimit import RateLimit
+from activator.core.ratelimit import RateLimit
+from activator.runtime.notify import BUFFER_MAX, FdStore, NotifyServer, default_path, parse
 
 
 def test_parse():

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from spawnprobe import IS_ROOT, PROBE, PYTHON, run_spec
 
-from activator.execcore import ExecSpec
+from activator.exec.spec import ExecSpec
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import os
 import select
 import signal
 
-from activator.execcore import ExecSpec, spawn
+from activator.exec.spec import ExecSpec, spawn
 
 PYTHON = b"/usr/bin/python3"
 IS_ROOT = os.geteuid() == 0

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import pytest
 from spawnprobe import IS_ROOT, reap, run_spec
 
-from activator.execcore import EXIT_CODES, ExecSpec, SpawnError, spawn
+from activator.exec.spec import EXIT_CODES, ExecSpec, SpawnError, spawn
 
 NOBODY, NOGROUP = 65534, 65534
 SIGPIPE_BIT = 1 << (signal.SIGPIPE - 1)
@@ -448,7 +448,7 @@ def test_watchdog_pid_is_the_childs_own_pid():
     """WatchdogSec=: WATCHDOG_PID, like LISTEN_PID, is the pid that execs."""
     import os
 
-    from activator.execcore import ExecSpec, spawn
+    from activator.exec.spec import ExecSpec, spawn
 
     r, w = os.pipe()
     try:

@@ -19,7 +19,7 @@ TIMEOUT = 60
 
 THREADS = r"""
 import json, os, signal, sys, threading
-from activator.execcore import ExecSpec, SpawnError, spawn
+from activator.exec.spec import ExecSpec, SpawnError, spawn
 
 creds = json.loads(sys.argv[1])
 reaped, cond = {}, threading.Condition()
@@ -98,7 +98,7 @@ def test_spawning_beside_a_waitpid_thread_and_a_signal_storm(nobody):
 
 CLOSED_STDIO = r"""
 import os, sys
-from activator.execcore import ExecSpec, spawn
+from activator.exec.spec import ExecSpec, spawn
 os.close(0)
 os.close(1)  # a daemon started with stdin and stdout closed: /dev/null may open on 0
 script, out, creds = sys.argv[1], sys.argv[2], eval(sys.argv[3])
@@ -133,7 +133,7 @@ def test_parent_with_closed_stdio_still_gives_the_child_dev_null(probe_dir, scra
 
 FULL_STDERR = r"""
 import os, socket
-from activator.execcore import ExecSpec, SpawnError, spawn
+from activator.exec.spec import ExecSpec, SpawnError, spawn
 
 def fill(fd):  # through a second, non-blocking open file description
     try:

@@ -16,8 +16,8 @@ import pytest
 from activator._spawn import Lane
 from spawnprobe import reap
 
-from activator.acceptlane import ACCEPT_ERROR, CONN_FD, FAILED, REFUSED, SPAWNED
-from activator.execcore import ExecSpec, spawn_args
+from activator.exec.spec import ExecSpec, spawn_args
+from activator.runtime.lane import ACCEPT_ERROR, CONN_FD, FAILED, REFUSED, SPAWNED
 
 VARS = {"INVOCATION_ID": 0, "REMOTE_ADDR": 1, "REMOTE_PORT": 2, "PROTO": 3, "TCPREMOTEIP": 4}
 

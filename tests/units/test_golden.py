@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from activator.offline import run_verify
+from activator.cli.offline import run_verify
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.name for p in GOLDEN.iterdir() if p.is_dir())

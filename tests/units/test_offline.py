@@ -1,4 +1,4 @@
-"""activatorctl verify / import, offline (activator.offline)."""
+"""activatorctl verify / import, offline (activator.cli.offline)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from activator.offline import run_import, run_verify
+from activator.cli.offline import run_import, run_verify
 from activator.units import load_units
 
 REPO = Path(__file__).parent.parent.parent

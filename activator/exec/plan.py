@@ -14,10 +14,10 @@ import resource
 import shlex
 from dataclasses import dataclass
 
-from .errors import StartError
-from .execcore import ExecSpec
-from .units.model import ExecCommand, ExecContext
-from .units.values import read_environment_file
+from ..core.errors import StartError
+from ..units.model import ExecCommand, ExecContext
+from ..units.values import read_environment_file
+from .spec import ExecSpec
 from .users import Credentials, resolve
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -11,7 +11,7 @@ import os
 import pwd
 from dataclasses import dataclass
 
-from .errors import StartError
+from ..core.errors import StartError
 
 
 @dataclass(frozen=True, slots=True)

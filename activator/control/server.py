@@ -26,16 +26,16 @@ import struct
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import ActivatorError, RefusedError
+from ..core.states import Result, ServiceState, ServiceSubState, SocketState
+from ..manager.reload import operation_lock, reload_units
+from ..runtime.service import Service
+from ..runtime.socket import SocketRuntime
 from . import protocol
-from .activation import SocketRuntime
-from .errors import ActivatorError, RefusedError
 from .protocol import ProtocolError
-from .reload import operation_lock, reload_units
-from .service import Service
-from .states import Result, ServiceState, ServiceSubState, SocketState
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from ..manager.manager import Daemon
 
 S = ServiceState
 U = ServiceSubState

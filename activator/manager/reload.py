@@ -34,16 +34,16 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .activation import SocketRuntime
-from .errors import ActivatorError
-from .service import CONFIG_ATTRS as SERVICE_CONFIG_ATTRS
-from .service import Service
-from .states import ServiceState, SocketState
-from .units import load_units
-from .units.model import ExecContext, ServiceUnit, SocketUnit
+from ..core.errors import ActivatorError
+from ..core.states import ServiceState, SocketState
+from ..runtime.service import CONFIG_ATTRS as SERVICE_CONFIG_ATTRS
+from ..runtime.service import Service
+from ..runtime.socket import SocketRuntime
+from ..units import load_units
+from ..units.model import ExecContext, ServiceUnit, SocketUnit
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from .manager import Daemon
 
 # [Socket] settings that do not touch the bound fds: a change to these is applied to
 # the live socket. Everything else (Listen*=, Accept=, SocketMode=, Backlog=, socket

@@ -22,17 +22,31 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from . import acceptlane
-from .acceptlane import AcceptLane
-from .errors import ActivatorError, RefusedError
-from .ratelimit import RateLimit
+from ..core.errors import ActivatorError, RefusedError
+from ..core.ratelimit import RateLimit
+from ..core.states import (
+    SOCKET_TRANSITIONS,
+    Result,
+    ServiceState,
+    ServiceSubState,
+    SocketState,
+    check,
+)
+from ..exec.bind import (
+    Listener,
+    apply_options,
+    bind_unit,
+    close_listeners,
+    fmt_peer,
+    options_needed,
+)
+from ..units.model import SocketUnit
+from . import lane as acceptlane
+from .lane import AcceptLane
 from .service import Service
-from .sockets import Listener, apply_options, bind_unit, close_listeners, fmt_peer, options_needed
-from .states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubState, SocketState, check
-from .units.model import SocketUnit
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from ..manager.manager import Daemon
 
 K = SocketState
 # Errors that say the system is out of something: log, back off ~100 ms, retry (trio's list).

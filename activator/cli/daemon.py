@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from .errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from ..core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 DEFAULT_UNITS = "/etc/activator/units"
 DEFAULT_CONTROL = "/run/activator/control.sock"
@@ -48,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
     except SystemExit as e:
         return EXIT_USAGE if e.code else EXIT_OK
-    from .daemon import Daemon
-    from .log import EventLog
-    from .loops import run
-    from .reaper import Reaper
+    from ..core.log import EventLog
+    from ..core.loops import run
+    from ..manager.manager import Daemon
+    from ..runtime.reaper import Reaper
 
     Reaper.block_early()  # before any thread exists (the loop's executors, the lanes)
 

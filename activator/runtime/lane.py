@@ -28,18 +28,18 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
-from . import plan
-from ._spawn import Lane
-from .errors import StartError
-from .execcore import spawn_args
+from .._spawn import Lane
+from ..core.errors import StartError
+from ..core.states import Result, ServiceState, ServiceSubState
+from ..exec import plan
+from ..exec.bind import fmt_peer
+from ..exec.spec import spawn_args
+from ..units.model import RestartPolicy, ServiceType
 from .service import Service, exit_of, fmt_exit, main_result
-from .sockets import fmt_peer
-from .states import Result, ServiceState, ServiceSubState
-from .units.model import RestartPolicy, ServiceType
 
 if TYPE_CHECKING:
-    from .activation import SocketRuntime
-    from .daemon import Daemon
+    from ..manager.manager import Daemon
+    from .socket import SocketRuntime
 
 #: In the planned ExecSpec's stdio and fds: "the connection" (_lane.c's CONN_FD).
 CONN_FD = 2**31 - 1

@@ -15,17 +15,18 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from . import _spawn, plan
-from .activation import SocketRuntime
-from .errors import ActivatorError, StartError
-from .log import EventLog
-from .loops import loop_name
-from .notify import NotifyServer, open_server
-from .reaper import Reaper, describe_status
-from .service import Handover, Host, Service
-from .sockets import fmt_peer
-from .units import Problem, UnitSet, load_units
-from .units.model import ServiceUnit
+from .. import _spawn
+from ..core.errors import ActivatorError, StartError
+from ..core.log import EventLog
+from ..core.loops import loop_name
+from ..exec import plan
+from ..exec.bind import fmt_peer
+from ..runtime.notify import NotifyServer, open_server
+from ..runtime.reaper import Reaper, describe_status
+from ..runtime.service import Handover, Host, Service
+from ..runtime.socket import SocketRuntime
+from ..units import Problem, UnitSet, load_units
+from ..units.model import ServiceUnit
 
 
 class Daemon:
@@ -208,7 +209,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         if self.control_path:
-            from .control import ControlServer
+            from ..control.server import ControlServer
 
             self._control = ControlServer(self, self.control_path, self.control_group)
             try:

@@ -27,7 +27,7 @@ import signal
 from collections.abc import Callable
 from typing import Protocol
 
-from . import _spawn
+from .. import _spawn
 
 ExitCallback = Callable[[int, int], None]  # (pid, wait status)
 

@@ -16,8 +16,8 @@ import socket
 import stat
 from dataclasses import dataclass, field
 
-from .errors import BindError
-from .units.model import (
+from ..core.errors import BindError
+from ..units.model import (
     FifoListen,
     InetListen,
     MessageQueueListen,

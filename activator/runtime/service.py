@@ -40,18 +40,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import _spawn, execcore, plan
-from .errors import StartError
-from .execcore import SpawnError
+from .. import _spawn
+from ..core.errors import StartError
+from ..core.ratelimit import RateLimit
+from ..core.states import PUBLIC, SERVICE_TRANSITIONS, SUB_TRANSITIONS, Result, check
+from ..core.states import ServiceState as S
+from ..core.states import ServiceSubState as U
+from ..exec import plan
+from ..exec import spec as execcore
+from ..exec.spec import SpawnError
+from ..units.model import ExecCommand, ExitStatusSet, RestartPolicy, ServiceType, ServiceUnit
 from .notify import FdStore
-from .ratelimit import RateLimit
-from .states import PUBLIC, SERVICE_TRANSITIONS, SUB_TRANSITIONS, Result, check
-from .states import ServiceState as S
-from .states import ServiceSubState as U
-from .units.model import ExecCommand, ExitStatusSet, RestartPolicy, ServiceType, ServiceUnit
 
 if TYPE_CHECKING:
-    from .daemon import Daemon
+    from ..manager.manager import Daemon
 
 # Signals after which a daemon's exit counts as clean, as systemd's is_clean_exit().
 _CLEAN_SIGNALS = {signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE}

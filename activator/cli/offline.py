@@ -11,9 +11,9 @@ import os
 import sys
 from typing import TextIO
 
-from .units import Problem, load_units
-from .units.export import unit_to_toml
-from .units.loader import load_one
+from ..units import Problem, load_units
+from ..units.export import unit_to_toml
+from ..units.loader import load_one
 
 
 def _summary(loaded: int, problems: list[Problem]) -> tuple[int, int, str]:

@@ -26,8 +26,8 @@ import socket
 import sys
 import time
 
-from . import protocol
-from .protocol import ProtocolError
+from ..control import protocol
+from ..control.protocol import ProtocolError
 
 DEFAULT_CONTROL = "/run/activator/control.sock"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INACTIVE, EXIT_NO_UNIT = 0, 1, 2, 3, 4
