@@ -1,5 +1,5 @@
 /* The Python-facing side of the _spawn module, shared by its translation units (_spawn.c,
- * _lane.c, _reap.c): parsing a spec from Python, the Lane type, the module
+ * _lane.c, _reap.c, _process.c): parsing a spec from Python, the Lane type, the module
  * functions. The child side's interface (struct spec, spawn_vfork()) is spawn_child.h. */
 #ifndef ACTIVATOR_SPAWN_H
 #define ACTIVATOR_SPAWN_H
@@ -24,6 +24,7 @@ extern PyTypeObject LaneType;
 
 /* _reap.c: SIGCHLD blocked in the calling thread and readable from an fd (reaper.py). */
 PyObject *sigchld_fd(PyObject *self, PyObject *unused);
+/* _process.c: process-wide settings (PR_SET_CHILD_SUBREAPER, malloc_trim). */
 PyObject *set_subreaper(PyObject *self, PyObject *unused);
 PyObject *trim_memory(PyObject *self, PyObject *unused);
 #endif
