@@ -9,4 +9,4 @@ setup(ext_modules=[Extension("activator._spawn", ["activator/_spawn.c", "activat
                                                    "activator/_lane.c", "activator/_reap.c",
                                                    "activator/_process.c"],
                              depends=["activator/_spawn.h", "activator/spawn_child.h"],
-                             extra_compile_args=["-O2", "-Wall", "-Wextra"])])
+                             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wshadow"])])
