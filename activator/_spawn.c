@@ -148,6 +148,20 @@ out:
     return ret;
 }
 
+/* {step: exit code} from the child's own table, for the test that holds
+ * execcore.EXIT_CODES to it (tests/spawn/test_exit_codes.py). */
+static PyObject *exit_codes(PyObject *self, PyObject *unused)
+{
+    (void)self, (void)unused;
+    PyObject *d = PyDict_New();
+    for (int st = 1; d && st <= spawn_step_count(); st++) {
+        PyObject *code = PyLong_FromLong(spawn_step_code(st));
+        if (!code || PyDict_SetItemString(d, spawn_step_name(st), code) < 0) Py_CLEAR(d);
+        Py_XDECREF(code);
+    }
+    return d;
+}
+
 static PyMethodDef methods[] = {
     {"spawn", (PyCFunction)(void (*)(void))spawn, METH_VARARGS | METH_KEYWORDS,
      "spawn(path, argv, ...) -> (pid, step, verb, errno, exit_code): vfork, set up, execve.\n"
@@ -156,6 +170,8 @@ static PyMethodDef methods[] = {
      "block SIGCHLD in this thread and return a signalfd for it (the reaper's wake-up)"},
     {"set_subreaper", set_subreaper, METH_NOARGS, "prctl(PR_SET_CHILD_SUBREAPER): ok?"},
     {"trim_memory", trim_memory, METH_NOARGS, "malloc_trim(0) where there is one (glibc)"},
+    {"exit_codes", exit_codes, METH_NOARGS,
+     "exit_codes() -> {step: exit_code}: systemd's code for each step the child can fail at"},
     {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_spawn", NULL, -1, methods,
                                     NULL, NULL, NULL, NULL};
