@@ -158,17 +158,17 @@ static void ntop(const struct sockaddr_storage *sa, char *host, int *port)
 }
 
 /* The instance string systemd gives the connection, and the per-connection variables
- * (activation.py's _describe() is the Python twin). */
-static void describe(Lane *L, int i, int fd, const struct sockaddr_storage *sa, struct rec *r)
+ * (activation.py's _describe() is the Python twin). li: the listener's index. */
+static void describe(Lane *L, int li, int fd, const struct sockaddr_storage *sa, struct rec *r)
 {
     if (sa->ss_family == AF_INET || sa->ss_family == AF_INET6) {
         struct sockaddr_storage me;
         socklen_t ml = sizeof me;
         char local[INET6_ADDRSTRLEN] = "", port[16];
-        int lport = L->lport[i];
+        int lport = L->lport[li];
         ntop(sa, r->remote, &r->rport);
-        if (L->local[i][0]) /* bound to one address: that one (no system call) */
-            memcpy(local, L->local[i], sizeof local);
+        if (L->local[li][0]) /* bound to one address: that one (no system call) */
+            memcpy(local, L->local[li], sizeof local);
         else if (getsockname(fd, (struct sockaddr *)&me, &ml) == 0)
             ntop(&me, local, &lport);
         snprintf(r->inst, sizeof r->inst, "%llu-%s:%d-%s:%d", r->n, local, lport, r->remote,
@@ -203,12 +203,13 @@ static void describe(Lane *L, int i, int fd, const struct sockaddr_storage *sa, 
     if (L->has_var[V_INVOCATION_ID]) set_var(L, V_INVOCATION_ID, r->inv);
 }
 
-static void one(Lane *L, int i, int fd, const struct sockaddr_storage *sa)
+/* One accepted connection on listener li: refuse it at MaxConnections=, else spawn. */
+static void one(Lane *L, int li, int fd, const struct sockaddr_storage *sa)
 {
     struct rec r;
     memset(&r, 0, sizeof r);
     r.n = L->accepted++;
-    describe(L, i, fd, sa, &r);
+    describe(L, li, fd, sa, &r);
     pthread_mutex_lock(&L->lock);
     if (L->active >= L->max) count_exited(L);
     /* A client sees EOF when an instance closes its fds on the way out, a moment before
