@@ -4,7 +4,7 @@
 score, umask, stdio and passed fds (moved to 3, 4, … without FD_CLOEXEC, everything else
 closed), rlimits, capability bounding set, setgroups → setgid → setuid, ambient
 capabilities, no_new_privs, chdir, signal dispositions and mask, execve. The work after
-vfork is C (`activator/_spawn.c`): a Python child of a large parent costs a page-table
+vfork is C (`activator/exec/spawn_child.c`): a Python child of a large parent costs a page-table
 copy per spawn, and glibc's setuid() would signal the parent's threads from a vfork child.
 
 This module imports nothing else from activator. `python -m activator.execcore` is the same
@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from activator import _spawn
+from activator.exec import _spawn
 
 __all__ = ["EXIT_CODES", "ExecSpec", "SpawnError", "spawn", "spawn_args"]
 

@@ -15,11 +15,10 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from .. import _spawn
 from ..core.errors import ActivatorError, StartError
 from ..core.log import EventLog
 from ..core.loops import loop_name
-from ..exec import plan
+from ..exec import _spawn, plan
 from ..exec.bind import fmt_peer
 from ..runtime.notify import NotifyServer, open_server
 from ..runtime.reaper import Reaper, describe_status

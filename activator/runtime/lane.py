@@ -3,7 +3,7 @@
 For an instance whose whole start is one exec, activator's Python path (activation.py →
 Service) spent more per connection than tcpserver does in all: the state machine, two
 log lines, the ExecSpec, and the loop thread suspended in vfork until the child's execve.
-A lane (``activator/_lane.c``) is one thread per such socket that accepts, names the
+A lane (``activator/exec/_lane.c``) is one thread per such socket that accepts, names the
 connection as systemd does, fills in REMOTE_*/UCSPI/INVOCATION_ID, and spawns from an
 ExecSpec planned here once — by the same plan.py code as every other start, with
 placeholders for the connection and its variables. The thread never runs Python.
@@ -28,10 +28,10 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
-from .._spawn import Lane
 from ..core.errors import StartError
 from ..core.states import Result, ServiceState, ServiceSubState
 from ..exec import plan
+from ..exec._spawn import Lane
 from ..exec.bind import fmt_peer
 from ..exec.spec import spawn_args
 from ..units.model import RestartPolicy, ServiceType

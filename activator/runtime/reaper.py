@@ -1,6 +1,6 @@
 """The one reaper: the only code in activator that calls waitpid.
 
-SIGCHLD is blocked and read from a signalfd (``activator/_reap.c``) that the event
+SIGCHLD is blocked and read from a signalfd (``activator/exec/_reap.c``) that the event
 loop watches; when it is readable the loop reaps every zombie there is with
 ``waitpid(-1, WNOHANG)`` and dispatches by pid. No thread and no signal handler: the
 same code under asyncio and uvloop (uvloop keeps SIGCHLD handlers for itself), one
@@ -27,7 +27,7 @@ import signal
 from collections.abc import Callable
 from typing import Protocol
 
-from .. import _spawn
+from ..exec import _spawn
 
 ExitCallback = Callable[[int, int], None]  # (pid, wait status)
 

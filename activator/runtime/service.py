@@ -40,13 +40,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .. import _spawn
 from ..core.errors import StartError
 from ..core.ratelimit import RateLimit
 from ..core.states import PUBLIC, SERVICE_TRANSITIONS, SUB_TRANSITIONS, Result, check
 from ..core.states import ServiceState as S
 from ..core.states import ServiceSubState as U
-from ..exec import plan
+from ..exec import _spawn, plan
 from ..exec import spec as execcore
 from ..exec.spec import SpawnError
 from ..units.model import ExecCommand, ExitStatusSet, RestartPolicy, ServiceType, ServiceUnit

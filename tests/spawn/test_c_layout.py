@@ -1,4 +1,4 @@
-"""The C layout: the code that runs in the vfork child (activator/spawn_child.c and its
+"""The C layout: the code that runs in the vfork child (activator/exec/spawn_child.c and its
 header spawn_child.h) cannot see Python. Python.h is included neither there nor in any
 local header they include; spawn_child.c compiles without Python's include directory."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[2] / "activator"
+SRC = Path(__file__).resolve().parents[2] / "activator" / "exec"
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.MULTILINE)
 
 

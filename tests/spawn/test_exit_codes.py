@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from activator import _spawn, execcore
+from activator.exec import _spawn
+from activator.exec import spec as execcore
 
 #: systemd.exec(5), "Process exit codes": what systemd's exec_child() exits with when the
 #: step of that name fails (the symbolic names are systemd's).

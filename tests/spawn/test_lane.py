@@ -1,4 +1,4 @@
-"""The C accept lane (activator._spawn.Lane) on its own: records, limits, errors, lifetime.
+"""The C accept lane (activator.exec._spawn.Lane) on its own: records, limits, errors, lifetime.
 
 In-process, without the daemon: a listening socket on loopback, a lane that spawns real
 programs for each connection, and this test reaping them with waitpid.
@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from activator._spawn import Lane
+from activator.exec._spawn import Lane
 from spawnprobe import reap
 
 from activator.exec.spec import ExecSpec, spawn_args

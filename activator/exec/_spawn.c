@@ -1,4 +1,4 @@
-/* activator._spawn: the CPython glue of the spawn core, and the module itself.
+/* activator.exec._spawn: the CPython glue of the spawn core, and the module itself.
  *
  * spawn() parses its arguments into a struct spec (PyMem, with the GIL held), blocks every
  * signal and hands the spec to the child side, spawn_child.c (spawn_vfork(), or

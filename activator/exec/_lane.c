@@ -1,4 +1,4 @@
-/* activator._spawn.Lane: the Accept=yes hot path, accept → spawn, in a thread of its own.
+/* activator.exec._spawn.Lane: the Accept=yes hot path, accept → spawn, in a thread of its own.
  *
  * Why: per connection, Python cost more than the whole of tcpserver (~300 µs of state
  * machine, logging and spec building, plus ~470 µs of the loop thread suspended in vfork
@@ -552,7 +552,7 @@ static PyGetSetDef Lane_getset[] = {
 
 PyTypeObject LaneType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "activator._spawn.Lane",
+    .tp_name = "activator.exec._spawn.Lane",
     .tp_basicsize = sizeof(Lane),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Lane(spec, listen_fds, wake_fd, max_connections, conn_env, accepted=0, local=None): "
