@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from .errors import BadValue
+from .errors import BadValue, q
 from .listen import parse_listen
-from .names import parse_unit_name
+from .names import fdname_ok, parse_unit_name
 from .values import (
     env_name_is_valid,
     parse_bool,
@@ -71,15 +71,11 @@ class Directive:
 # ---------------------------------------------------------------- value kinds
 
 
-def _q(text: str) -> str:
-    return '"' + text + '"'
-
-
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return _q(value)
+        return q(value)
     return repr(value)
 
 
@@ -165,7 +161,7 @@ def v_enum(*choices: str, aliases: dict[str, str] | None = None) -> Callable[[An
         if aliases and s in aliases:
             return aliases[s]
         if s not in allowed:
-            raise BadValue(f"{_q(s)}: expected one of {shown}")
+            raise BadValue(f"{q(s)}: expected one of {shown}")
         return s
 
     return parse
@@ -191,7 +187,7 @@ def v_enum_or_bool(choices: tuple[str, ...], true: str, false: str) -> Callable[
 
 def _abs_path(text: str, what: str = "an absolute path") -> str:
     if not text.startswith("/"):
-        raise BadValue(f"{_q(text)}: expected {what}")
+        raise BadValue(f"{q(text)}: expected {what}")
     return text
 
 
@@ -210,7 +206,7 @@ def v_working_directory(value: Any, ctx: Ctx) -> Any:
         return RESET
     bare = s[1:] if s.startswith("-") else s
     if bare != "~" and not bare.startswith("/"):
-        raise BadValue(f'{_q(s)}: expected an absolute path or "~" (optionally prefixed with -)')
+        raise BadValue(f'{q(s)}: expected an absolute path or "~" (optionally prefixed with -)')
     return s
 
 
@@ -228,10 +224,10 @@ _USER_BAD = re.compile(r"[\s:/]|^-|^\.{1,2}$")
 def _user_name(name: str, what: str) -> str:
     if name.isdigit():
         if int(name) >= 0xFFFFFFFF:
-            raise BadValue(f"{_q(name)}: {what} ID out of range")
+            raise BadValue(f"{q(name)}: {what} ID out of range")
         return name
     if not name or _USER_BAD.search(name) or len(name) > 256 or not name.isprintable():
-        raise BadValue(f"{_q(name)}: not a valid {what} name")
+        raise BadValue(f"{q(name)}: not a valid {what} name")
     return name
 
 
@@ -255,9 +251,9 @@ def v_unit_names(suffix: str | None = None) -> Callable[[Any, Ctx], list[str]]:
         for w in split_words(ctx.expand(_text(value, "unit names"))):
             u = parse_unit_name(w)
             if u is None:
-                raise BadValue(f"{_q(w)}: not a valid unit name")
+                raise BadValue(f"{q(w)}: not a valid unit name")
             if suffix and u.suffix != suffix:
-                raise BadValue(f"{_q(w)}: expected a .{suffix} unit")
+                raise BadValue(f"{q(w)}: expected a .{suffix} unit")
             out.append(w)
         return out
 
@@ -270,12 +266,12 @@ def v_service_name(value: Any, ctx: Ctx) -> Any:
         return RESET
     u = parse_unit_name(s)
     if u is None or u.suffix != "service":
-        raise BadValue(f"{_q(s)}: expected a .service unit name")
+        raise BadValue(f"{q(s)}: expected a .service unit name")
     # In a socket template, Service=foo@%i.service expands to a template name; only its
     # instances are ever started, and they get a real instance name.
     if u.is_template and not ctx.is_template:
         raise BadValue(
-            f"{_q(s)}: Service= cannot name a template (use an instance: NAME@INSTANCE.service)"
+            f"{q(s)}: Service= cannot name a template (use an instance: NAME@INSTANCE.service)"
         )
     return s
 
@@ -287,7 +283,7 @@ def v_urls(value: Any, ctx: Ctx) -> list[str]:
     out = []
     for w in split_words(ctx.expand(_text(value, "URLs"))):
         if not w.startswith(_URL_SCHEMES) or len(w) <= 5:
-            raise BadValue(f"{_q(w)}: expected a URL (http://, https://, file:, info:, man:)")
+            raise BadValue(f"{q(w)}: expected a URL (http://, https://, file:, info:, man:)")
         out.append(w)
     return out
 
@@ -300,7 +296,7 @@ def v_env_names(value: Any, ctx: Ctx) -> list[str]:
     words = v_words(value, ctx)
     for w in words:
         if not env_name_is_valid(w):
-            raise BadValue(f"{_q(w)}: not a valid environment variable name")
+            raise BadValue(f"{q(w)}: not a valid environment variable name")
     return words
 
 
@@ -308,7 +304,7 @@ def v_unset_env(value: Any, ctx: Ctx) -> list[str]:
     words = v_words(value, ctx)
     for w in words:
         if not env_name_is_valid(w.partition("=")[0]):
-            raise BadValue(f"{_q(w)}: expected a variable name or NAME=VALUE")
+            raise BadValue(f"{q(w)}: expected a variable name or NAME=VALUE")
     return words
 
 
@@ -318,7 +314,7 @@ def v_environment(value: Any, ctx: Ctx) -> list[tuple[str, str]]:
         pairs = []
         for name, val in value.items():
             if not env_name_is_valid(name):
-                raise BadValue(f"{_q(name)}: not a valid environment variable name")
+                raise BadValue(f"{q(name)}: not a valid environment variable name")
             pairs.append((name, ctx.expand(_text(val, "a string value"))))
         return pairs
     return parse_environment_assignments(ctx.expand(_text(value, "NAME=VALUE assignments")))
@@ -333,7 +329,7 @@ def v_exec(value: Any, ctx: Ctx) -> list[Any]:
     warned: list[str] = []
     cmds = parse_exec(text, ctx.expand, on_unknown_escape=warned.append)
     if warned:
-        ctx.warn(f"{_q(text)}: unknown escape sequences kept as written: {' '.join(warned)}")
+        ctx.warn(f"{q(text)}: unknown escape sequences kept as written: {' '.join(warned)}")
     return cmds
 
 
@@ -363,21 +359,17 @@ def v_relative_dirs(value: Any, ctx: Ctx) -> list[str]:
     for w in split_words(ctx.expand(_text(value, "directory names"))):
         path = w.partition(":")[0]  # v250+: "dir:symlink"
         if path.startswith("/") or ".." in path.split("/") or not path:
-            raise BadValue(f"{_q(w)}: expected a relative directory name without ..")
+            raise BadValue(f"{q(w)}: expected a relative directory name without ..")
         out.append(w)
     return out
-
-
-def _fdname_ok(name: str) -> bool:
-    return 0 < len(name) <= 255 and name.isascii() and name.isprintable() and ":" not in name
 
 
 def v_fdname(value: Any, ctx: Ctx) -> Any:
     s = ctx.expand(_text(value, "a file descriptor name"))
     if not s:
         return RESET
-    if not _fdname_ok(s):
-        raise BadValue(f"{_q(s)}: invalid file descriptor name (ASCII, no ':', at most 255)")
+    if not fdname_ok(s):
+        raise BadValue(f"{q(s)}: invalid file descriptor name (ASCII, no ':', at most 255)")
     return s
 
 
@@ -390,10 +382,10 @@ def v_std_input(value: Any, ctx: Ctx) -> str:
     if s.startswith("file:"):
         _abs_path(s[5:], "file:/ABSOLUTE/PATH")
         return s
-    if s.startswith("fd:") and _fdname_ok(s[3:]):
+    if s.startswith("fd:") and fdname_ok(s[3:]):
         return s
     raise BadValue(
-        f"{_q(s)}: expected null, tty, tty-force, tty-fail, data, socket, file:PATH or fd:NAME"
+        f"{q(s)}: expected null, tty, tty-force, tty-fail, data, socket, file:PATH or fd:NAME"
     )
 
 
@@ -421,10 +413,10 @@ def v_std_output(stream: str) -> Callable[[Any, Ctx], str]:
             if s.startswith(p):
                 _abs_path(s[len(p) :], p + "/ABSOLUTE/PATH")
                 return s
-        if s.startswith("fd:") and _fdname_ok(s[3:]):
+        if s.startswith("fd:") and fdname_ok(s[3:]):
             return s
         raise BadValue(
-            f"{_q(s)}: expected inherit, null, tty, journal, kmsg, journal+console, "
+            f"{q(s)}: expected inherit, null, tty, journal, kmsg, journal+console, "
             "kmsg+console, socket, file:PATH, append:PATH, truncate:PATH or fd:NAME"
         )
 
@@ -436,7 +428,7 @@ def v_ifname(value: Any, ctx: Ctx) -> Any:
     if not s or s == "*":
         return RESET
     if len(s) >= 16 or any(c in s for c in "/: \t") or s in (".", ".."):
-        raise BadValue(f"{_q(s)}: not a valid network interface name")
+        raise BadValue(f"{q(s)}: not a valid network interface name")
     return s
 
 
@@ -458,7 +450,7 @@ def v_timestamping(value: Any, ctx: Ctx) -> str:
     s = _text(value, "off, us or ns")
     m = {"off": "off", "us": "us", "usec": "us", "µs": "us", "μs": "us", "ns": "ns", "nsec": "ns"}
     if s not in m:
-        raise BadValue(f"{_q(s)}: expected off, us, usec, µs, ns or nsec")
+        raise BadValue(f"{q(s)}: expected off, us, usec, µs, ns or nsec")
     return m[s]
 
 
@@ -467,7 +459,7 @@ def v_bus_name(value: Any, ctx: Ctx) -> Any:
     if not s:
         return RESET
     if not re.fullmatch(r"[A-Za-z_-][A-Za-z0-9_-]*(\.[A-Za-z_-][A-Za-z0-9_-]*)+", s):
-        raise BadValue(f'{_q(s)}: not a valid D-Bus well-known name (e.g. "org.example.App")')
+        raise BadValue(f'{q(s)}: not a valid D-Bus well-known name (e.g. "org.example.App")')
     return s
 
 
@@ -494,7 +486,7 @@ def v_caps(value: Any, ctx: Ctx) -> tuple[bool, frozenset[str]]:
         if up.isdigit() and int(up) < len(_ALL_CAPS):
             up = _ALL_CAPS[int(up)]
         if up not in CAPABILITIES:
-            raise BadValue(f"{_q(w)}: unknown capability (e.g. CAP_NET_BIND_SERVICE)")
+            raise BadValue(f"{q(w)}: unknown capability (e.g. CAP_NET_BIND_SERVICE)")
         names.add(up)
     return invert, frozenset(names)
 
@@ -532,7 +524,7 @@ def v_condition(kind: str) -> Callable[[Any, Ctx], str]:
         if kind in _PATH_CONDITIONS:
             bare = s.lstrip("|").lstrip("!")
             if not bare.startswith("/"):
-                raise BadValue(f"{_q(s)}: expected an absolute path (after optional | and !)")
+                raise BadValue(f"{q(s)}: expected an absolute path (after optional | and !)")
         return s
 
     return parse

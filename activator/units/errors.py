@@ -102,3 +102,8 @@ class Problem:
             "severity": self.severity,
             "unit": self.unit,
         }
+
+
+def q(text: str) -> str:
+    """A value as it appears in messages: in double quotes, like systemd's logs."""
+    return '"' + text + '"'

@@ -17,7 +17,7 @@ import re
 import signal
 from collections.abc import Callable, Iterator
 
-from .errors import BadValue
+from .errors import BadValue, q
 from .model import EnvironmentFile, ExecCommand, ExitStatusSet, Rlimit
 
 __all__ = [
@@ -45,11 +45,6 @@ __all__ = [
 WHITESPACE = " \t\n\r"
 
 
-def _q(text: str) -> str:
-    """The value as it appears in messages: in double quotes, like systemd's logs."""
-    return '"' + text + '"'
-
-
 # ---------------------------------------------------------------- booleans and numbers
 
 _TRUE = frozenset({"1", "yes", "y", "true", "t", "on"})
@@ -63,7 +58,7 @@ def parse_bool(text: str) -> bool:
         return True
     if low in _FALSE:
         return False
-    raise BadValue(f"{_q(text)}: expected a boolean (yes/no, true/false, on/off, 1/0)")
+    raise BadValue(f"{q(text)}: expected a boolean (yes/no, true/false, on/off, 1/0)")
 
 
 def c_strtol(text: str) -> int | None:
@@ -101,7 +96,7 @@ def parse_int(text: str, lo: int | None = None, hi: int | None = None) -> int:
     """A signed integer (C syntax: 0x hex, 0 octal), optionally within [lo, hi]."""
     n = c_strtol(text)
     if n is None:
-        raise BadValue(f"{_q(text)}: expected an integer")
+        raise BadValue(f"{q(text)}: expected an integer")
     _check_range(text, n, lo, hi)
     return n
 
@@ -110,7 +105,7 @@ def parse_uint(text: str, lo: int = 0, hi: int | None = None) -> int:
     """An unsigned integer; "-…" is out of range (systemd: ERANGE), like safe_atou()."""
     n = c_strtol(text)
     if n is None:
-        raise BadValue(f"{_q(text)}: expected an unsigned integer")
+        raise BadValue(f"{q(text)}: expected an unsigned integer")
     _check_range(text, n, lo, hi)
     return n
 
@@ -118,12 +113,12 @@ def parse_uint(text: str, lo: int = 0, hi: int | None = None) -> int:
 def _check_range(text: str, n: int, lo: int | None, hi: int | None) -> None:
     if lo is not None and hi is not None and not lo <= n <= hi:
         if lo < 0:
-            raise BadValue(f"{_q(text)}: must be between {lo} and {hi}")
-        raise BadValue(f"{_q(text)}: must be {lo}-{hi}")
+            raise BadValue(f"{q(text)}: must be between {lo} and {hi}")
+        raise BadValue(f"{q(text)}: must be {lo}-{hi}")
     if lo is not None and n < lo:
-        raise BadValue(f"{_q(text)}: must be at least {lo}")
+        raise BadValue(f"{q(text)}: must be at least {lo}")
     if hi is not None and n > hi:
-        raise BadValue(f"{_q(text)}: must be at most {hi}")
+        raise BadValue(f"{q(text)}: must be at most {hi}")
 
 
 # ---------------------------------------------------------------- time spans and sizes
@@ -186,7 +181,7 @@ def _parse_timespan(text: str, default_unit: float) -> float:
     s = text.strip(WHITESPACE)
     if s == "infinity":
         return math.inf
-    bad = BadValue(f'{_q(text)}: expected a time span (e.g. "90", "1min 30s", "100ms", "infinity")')
+    bad = BadValue(f'{q(text)}: expected a time span (e.g. "90", "1min 30s", "100ms", "infinity")')
     if not s:
         raise bad
     total_us = 0.0
@@ -230,7 +225,7 @@ _SIZE_UNITS: tuple[tuple[str, int], ...] = (
 def parse_size(text: str) -> int:
     """A size in bytes, base 1024 as systemd's parse_size(): "64K", "1.5G", "1G 512M", "100"."""
     s = text.strip(WHITESPACE)
-    bad = BadValue(f'{_q(text)}: expected a size in bytes (e.g. "8M", "64K", "1G")')
+    bad = BadValue(f'{q(text)}: expected a size in bytes (e.g. "8M", "64K", "1G")')
     if not s or s.startswith("-"):
         raise bad
     total = 0
@@ -263,10 +258,10 @@ def parse_mode(text: str) -> int:
     """An octal access mode, 0-07777 ("0660", "755")."""
     s = text.strip(WHITESPACE)
     if not s or any(c not in "01234567" for c in s):
-        raise BadValue(f'{_q(text)}: expected an octal mode (e.g. "0644")')
+        raise BadValue(f'{q(text)}: expected an octal mode (e.g. "0644")')
     n = int(s, 8)
     if n > 0o7777:
-        raise BadValue(f"{_q(text)}: mode must be at most 07777")
+        raise BadValue(f"{q(text)}: mode must be at most 07777")
     return n
 
 
@@ -301,7 +296,7 @@ def parse_signal(text: str) -> int:
                 return base + sign * int(off)
     if s.isdigit() and 1 <= int(s) <= _SIGRTMAX:
         return int(s)
-    raise BadValue(f'{_q(text)}: expected a signal name or number (e.g. "SIGTERM", "HUP", "9")')
+    raise BadValue(f'{q(text)}: expected a signal name or number (e.g. "SIGTERM", "HUP", "9")')
 
 
 def signal_name(num: int) -> str:
@@ -345,7 +340,7 @@ def parse_exit_status(text: str, current: ExitStatusSet | None = None) -> ExitSt
         if word.isdigit():
             n = int(word)
             if n > 255:
-                raise BadValue(f"{_q(word)}: exit status must be 0-255")
+                raise BadValue(f"{q(word)}: exit status must be 0-255")
             codes.add(n)
         elif word in EXIT_STATUS_NAMES:
             codes.add(EXIT_STATUS_NAMES[word])
@@ -354,7 +349,7 @@ def parse_exit_status(text: str, current: ExitStatusSet | None = None) -> ExitSt
                 signals.add(parse_signal(word))
             except BadValue:
                 raise BadValue(
-                    f"{_q(word)}: expected an exit status (0-255) or a signal name"
+                    f"{q(word)}: expected an exit status (0-255) or a signal name"
                 ) from None
     return ExitStatusSet(codes=frozenset(codes), signals=frozenset(signals))
 
@@ -381,13 +376,13 @@ def parse_rlimit(text: str, which: str) -> Rlimit:
     """
     which = which.removeprefix("Limit")
     if which not in RLIMITS:
-        raise BadValue(f"{_q(which)}: unknown resource limit")
+        raise BadValue(f"{q(which)}: unknown resource limit")
     s = text.strip(WHITESPACE)
     soft_text, sep, hard_text = s.partition(":")
     soft = _rlimit_value(soft_text, which, text)
     hard = _rlimit_value(hard_text, which, text) if sep else soft
     if hard is not None and (soft is None or soft > hard):
-        raise BadValue(f"{_q(text)}: soft limit is above the hard limit")
+        raise BadValue(f"{q(text)}: soft limit is above the hard limit")
     return Rlimit(soft=soft, hard=hard)
 
 
@@ -411,7 +406,7 @@ def _rlimit_value(part: str, which: str, whole: str) -> int | None:
         return parse_uint(part)
     except BadValue:
         raise BadValue(
-            f'{_q(whole)}: expected "soft[:hard]" resource limit values or "infinity"'
+            f'{q(whole)}: expected "soft[:hard]" resource limit values or "infinity"'
         ) from None
 
 
@@ -456,7 +451,7 @@ class QuotingError(BadValue):
     """Bad quoting or escaping; ``reason`` lets callers name the whole value instead."""
 
     def __init__(self, text: str, reason: str) -> None:
-        super().__init__(f"{_q(text)}: {reason}")
+        super().__init__(f"{q(text)}: {reason}")
         self.reason = reason
 
 
@@ -606,7 +601,7 @@ def parse_exec(
     try:
         return _parse_exec(text, expand or (lambda w: w), on_unknown_escape)
     except QuotingError as e:
-        raise BadValue(f"{_q(text)}: {e.reason}") from None
+        raise BadValue(f"{q(text)}: {e.reason}") from None
 
 
 def _parse_exec(
@@ -650,13 +645,13 @@ def _parse_exec(
             f += 1
         path = expand(firstword[f:])
         if not path:
-            raise BadValue(f"{_q(text)}: empty executable path")
+            raise BadValue(f"{q(text)}: empty executable path")
         if path.startswith("$"):
-            raise BadValue(f"{_q(path)}: the executable may not be a variable")
+            raise BadValue(f"{q(path)}: the executable may not be a variable")
         if path.endswith(("/", "/.", "/..")) or path in (".", ".."):
-            raise BadValue(f"{_q(path)}: executable path names a directory")
+            raise BadValue(f"{q(path)}: executable path names a directory")
         if not path.startswith("/") and not _filename_is_valid(path):
-            raise BadValue(f"{_q(path)}: neither a valid executable name nor an absolute path")
+            raise BadValue(f"{q(path)}: neither a valid executable name nor an absolute path")
         argv: list[str] = [] if separate_argv0 else [path]
         path = _path_simplify(path)
         # The rest of this command: words up to a lone ";".
@@ -685,7 +680,7 @@ def _parse_exec(
             argv.append(expand(w[0]))
             i += w[1]
         if not argv:
-            raise BadValue(f"{_q(text)}: @ needs argv[0] after the executable")
+            raise BadValue(f"{q(text)}: @ needs argv[0] after the executable")
         commands.append(
             ExecCommand(
                 path=path,
@@ -738,7 +733,7 @@ def parse_environment_assignments(text: str) -> list[tuple[str, str]]:
     for word in split_words(text):
         name, sep, value = word.partition("=")
         if not sep or not env_name_is_valid(name):
-            raise BadValue(f"{_q(word)}: expected a NAME=VALUE assignment")
+            raise BadValue(f"{q(word)}: expected a NAME=VALUE assignment")
         out.append((name, value))
     return out
 
@@ -748,7 +743,7 @@ def parse_environment_file_ref(text: str) -> EnvironmentFile:
     optional = text.startswith("-")
     path = text[1:] if optional else text
     if not path.startswith("/"):
-        raise BadValue(f"{_q(text)}: expected an absolute path (optionally prefixed with -)")
+        raise BadValue(f"{q(text)}: expected an absolute path (optionally prefixed with -)")
     return EnvironmentFile(path=path, optional=optional)
 
 
@@ -870,5 +865,5 @@ def read_environment_file(path: str) -> dict[str, str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise BadValue(f"{_q(path)}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
+        raise BadValue(f"{q(path)}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
     return parse_environment_file(text)
