@@ -2,8 +2,8 @@
 
 A unit that passes its own checks can still be refused here: an alias that clashes with
 another unit, a socket whose service is missing (systemd would fail it at start; we say
-so at load). ``_implied_service`` is systemd's rule for the service a socket triggers
-(socket_load_service_unit() in src/core/socket.c), which UnitSet shares.
+so at load). ``_implied_service`` (systemd's rule for the service a socket triggers,
+src/core/socket.c) and ``resolve_alias`` are shared with UnitSet.
 """
 
 from __future__ import annotations
@@ -109,19 +109,6 @@ def _pair(
     strict: bool,
 ) -> None:
     """Refuse sockets whose service is missing; warn about Sockets= naming no socket."""
-    _pair_sockets(built, failed, aliases, origins, sources, problems)
-    _pair_services(built, failed, aliases, origins, sources, problems, strict)
-
-
-def _pair_sockets(
-    built: dict[str, Unit],
-    failed: set[str],
-    aliases: dict[str, str],
-    origins: dict[str, dict[tuple[str, str], Entry]],
-    sources: dict[str, _Source],
-    problems: list[Problem],
-) -> None:
-    """Each socket's service (Service=, else the implied one) must be there: else refused."""
     for name in sorted(built):
         unit = built[name]
         src = sources[name]
@@ -149,32 +136,6 @@ def _pair_sockets(
             )
             del built[name]
             failed.add(name)
-
-
-def _why_missing(n: str, built: dict[str, Unit], failed: set[str]) -> str | None:
-    """None if the service can be had; else why not."""
-    if n in built:
-        return None
-    p = parse_unit_name(n)
-    if p is not None and p.instance and p.template in built:
-        return None
-    missing = p.template if p is not None and p.instance else n
-    if missing in failed or n in failed:
-        return f"{missing} did not load (see its errors)"
-    return f"{missing} does not exist"
-
-
-def _pair_services(
-    built: dict[str, Unit],
-    failed: set[str],
-    aliases: dict[str, str],
-    origins: dict[str, dict[tuple[str, str], Entry]],
-    sources: dict[str, _Source],
-    problems: list[Problem],
-    strict: bool,
-) -> None:
-    """A service's Sockets= naming no loaded socket: a warning (with ``strict`` an error
-    that refuses the service), as the service would start without those fds."""
     for name in sorted(built):
         unit = built[name]
         if isinstance(unit, ServiceUnit):
@@ -198,3 +159,17 @@ def _pair_services(
                     del built[name]
                     failed.add(name)
                     break
+
+
+def _why_missing(n: str, built: dict[str, Unit], failed: set[str]) -> str | None:
+    """None if the service can be had (loaded, or an instance of a loaded template); else
+    why not."""
+    if n in built:
+        return None
+    p = parse_unit_name(n)
+    if p is not None and p.instance and p.template in built:
+        return None
+    missing = p.template if p is not None and p.instance else n
+    if missing in failed or n in failed:
+        return f"{missing} did not load (see its errors)"
+    return f"{missing} does not exist"
