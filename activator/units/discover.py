@@ -1,11 +1,12 @@
 """Finding unit files: the load path, symlinks (aliases, masks) and drop-in directories.
 
-Load-path semantics follow systemd's (src/shared/unit-file.c, unit_file_build_name_map()
-and unit_file_find_dropin_paths()), scaled down to the paths given: a directory
+Load-path semantics follow systemd's (unit_file_build_name_map(),
+unit_file_find_dropin_paths()), scaled down to the paths given: a directory
 contributes every ``*.socket``/``*.service`` file (``.toml`` for the TOML form) and
 the first path that has a unit name wins; a symlink to another unit name is an alias,
 to /dev/null a masked unit; drop-ins are looked up by name in every directory given.
-Nothing here parses a unit: it says which files make one.
+It says which files make a unit, and ``read_entries`` reads one (INI or TOML by its
+name) into entries; what they mean is build.py's business.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""Value kinds of the directive table: ``v_*(value, ctx) -> parsed``, one a syntax.
+"""Value kinds of the directive table: ``v_*(value, ctx) -> parsed``, one per syntax.
 
 Each accepts what an INI line gives (a string) and what TOML may give (bool, int,
 float, str, a table), parses it with the value parsers (values/, listen.py, names.py)
 and raises ``BadValue`` naming the value, or returns ``RESET`` for an assignment that
-resets the directive. The checks are systemd 252's config_parse_*() of
-src/core/load-fragment.c for the directive in question; a kind with arguments
+resets the directive. The checks are those of systemd 252's config_parse_*() for the
+directive (src/core/load-fragment.c, src/shared/conf-parser.c); a kind with arguments
 (``v_uint(lo, hi)``, ``v_enum(...)``) is a factory that returns the parser.
 """
 
