@@ -14,10 +14,13 @@ Public API (see each docstring):
 Value parsers the runtime reuses (``read_environment_file``, ``split_command_line`` …)
 live in ``activator.units.values``.
 
-Module map, data flowing one way: ini.py / toml_reader.py (text → entries) →
-directives.py (what each directive is, value kinds) + values.py, listen.py,
-specifiers.py, names.py → build.py (entries → model, load-time checks) → loader.py
-(files, drop-ins, aliases, pairing, UnitSet); export.py (model → TOML).
+Module map, data flowing one way: discover.py (which files: load path, symlinks,
+drop-ins) → ini.py / toml_reader.py (text → entries) → directives/ (tables.py: what
+each directive is; validators.py: its value kind) + values/ (words.py, scalars.py,
+execline.py, environment.py), listen.py, specifiers.py, names.py → build.py (entries →
+model, load-time checks) → pairing.py (aliases, sockets with their services) →
+unitset.py (``UnitSet``); loader.py runs these steps; export.py (model → TOML).
+model.py (the models) and errors.py (``Problem``, ``BadValue``, ``q``) serve them all.
 """
 
 from .errors import Problem, UnitError

@@ -3,7 +3,8 @@
 Inside the package a bad value raises ``BadValue`` (the value parsers know only the
 text they were given) or ``UnitError`` (which also knows where: file, line or TOML key
 path, directive). The loader turns every one of them into a ``Problem``, so callers
-get a list of printable lines and never a traceback.
+get a list of printable lines and never a traceback. ``q`` quotes a value the way every
+message of the package does.
 """
 
 from __future__ import annotations
@@ -102,3 +103,8 @@ class Problem:
             "severity": self.severity,
             "unit": self.unit,
         }
+
+
+def q(text: str) -> str:
+    """A value as it appears in messages: in double quotes, like systemd's logs."""
+    return '"' + text + '"'

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 
-from .errors import BadValue
+from .errors import BadValue, q
 from .model import (
     FifoListen,
     InetListen,
@@ -45,16 +45,12 @@ NETLINK_FAMILIES = frozenset(
 _FORMS = "expected PORT, IPv4:PORT, [IPv6]:PORT, /path or @abstract"
 
 
-def _q(text: str) -> str:
-    return '"' + text + '"'
-
-
 def _port(text: str, whole: str) -> int:
     n = c_strtol(text)
     if n is None:
-        raise BadValue(f"{_q(whole)}: {_FORMS}")
+        raise BadValue(f"{q(whole)}: {_FORMS}")
     if not 1 <= n <= 65535:
-        raise BadValue(f"{_q(whole)}: port must be 1-65535")
+        raise BadValue(f"{q(whole)}: port must be 1-65535")
     return n
 
 
@@ -81,25 +77,25 @@ def parse_socket_address(text: str, type_: SocketType) -> InetListen | UnixListe
         return _unix(text, type_)
     if type_ is SocketType.SEQPACKET:
         raise BadValue(
-            f"{_q(text)}: ListenSequentialPacket= takes only AF_UNIX addresses (/path or @abstract)"
+            f"{q(text)}: ListenSequentialPacket= takes only AF_UNIX addresses (/path or @abstract)"
         )
     if text.startswith(("vsock:", "vsock-")):
-        raise BadValue(f"{_q(text)}: AF_VSOCK addresses are not supported by activator")
+        raise BadValue(f"{q(text)}: AF_VSOCK addresses are not supported by activator")
     if "#" in text:
-        raise BadValue(f"{_q(text)}: a #server-name suffix is not allowed here; {_FORMS}")
+        raise BadValue(f"{q(text)}: a #server-name suffix is not allowed here; {_FORMS}")
     addr, pct, scope = text.partition("%")
     if pct and not _ifname_ok(scope):
-        raise BadValue(f"{_q(text)}: {_q(scope)} is not a valid network interface name")
+        raise BadValue(f"{q(text)}: {q(scope)} is not a valid network interface name")
     host: str | None
     if addr.startswith("["):
         end = addr.find("]")
         if end < 0 or addr[end + 1 : end + 2] != ":":
-            raise BadValue(f"{_q(text)}: {_FORMS}")
+            raise BadValue(f"{q(text)}: {_FORMS}")
         host = addr[1:end]
         try:
             socket.inet_pton(socket.AF_INET6, host)
         except OSError:
-            raise BadValue(f"{_q(text)}: {_q(host)} is not an IPv6 address") from None
+            raise BadValue(f"{q(text)}: {q(host)} is not an IPv6 address") from None
         port = _port(addr[end + 2 :], text)
     elif ":" in addr:
         host, _, port_text = addr.rpartition(":")
@@ -109,17 +105,17 @@ def parse_socket_address(text: str, type_: SocketType) -> InetListen | UnixListe
             if ":" in host:
                 hint = "IPv6 addresses need brackets: [ADDRESS]:PORT"
             else:
-                hint = f"{_q(host)} is not an IPv4 address (host names are not resolved)"
-            raise BadValue(f"{_q(text)}: {hint}") from None
+                hint = f"{q(host)} is not an IPv4 address (host names are not resolved)"
+            raise BadValue(f"{q(text)}: {hint}") from None
         port = _port(port_text, text)
     else:
         if pct:
-            raise BadValue(f"{_q(text)}: an interface needs an address: [IPv6]:PORT%IFNAME")
+            raise BadValue(f"{q(text)}: an interface needs an address: [IPv6]:PORT%IFNAME")
         n = c_strtol(addr)
         if n is None:
-            raise BadValue(f"{_q(text)}: {_FORMS} (paths must be absolute)")
+            raise BadValue(f"{q(text)}: {_FORMS} (paths must be absolute)")
         if not 1 <= n <= 65535:
-            raise BadValue(f"{_q(text)}: port must be 1-65535")
+            raise BadValue(f"{q(text)}: port must be 1-65535")
         host, port = None, n
     return InetListen(type=type_, host=host, port=port, scope=scope if pct else None, text=text)
 
@@ -127,22 +123,22 @@ def parse_socket_address(text: str, type_: SocketType) -> InetListen | UnixListe
 def _unix(text: str, type_: SocketType) -> UnixListen:
     if text[0] == "@":
         if len(text) == 1:
-            raise BadValue(f"{_q(text)}: an abstract socket needs a name after @")
+            raise BadValue(f"{q(text)}: an abstract socket needs a name after @")
         if len(text.encode()) > SUN_PATH_MAX:
-            raise BadValue(f"{_q(text)}: abstract name longer than {SUN_PATH_MAX - 1} bytes")
+            raise BadValue(f"{q(text)}: abstract name longer than {SUN_PATH_MAX - 1} bytes")
     else:
         if len(text.encode()) >= SUN_PATH_MAX:
-            raise BadValue(f"{_q(text)}: socket path longer than {SUN_PATH_MAX - 1} bytes")
+            raise BadValue(f"{q(text)}: socket path longer than {SUN_PATH_MAX - 1} bytes")
         if not _path_is_normalized(text):
-            raise BadValue(f"{_q(text)}: socket path must be normalized (no . or .. parts)")
+            raise BadValue(f"{q(text)}: socket path must be normalized (no . or .. parts)")
     return UnixListen(type=type_, path=text, text=text)
 
 
 def _abs_path(text: str, what: str) -> str:
     if not text.startswith("/"):
-        raise BadValue(f"{_q(text)}: {what} must be an absolute path")
+        raise BadValue(f"{q(text)}: {what} must be an absolute path")
     if not _path_is_normalized(text):
-        raise BadValue(f"{_q(text)}: {what} must be normalized (no . or .. parts)")
+        raise BadValue(f"{q(text)}: {what} must be normalized (no . or .. parts)")
     return text
 
 
@@ -156,16 +152,16 @@ def parse_listen(directive: str, text: str) -> object:
         return SpecialListen(path=_abs_path(text, "a special file"), text=text)
     if directive == "ListenMessageQueue":
         if not text.startswith("/") or "/" in text[1:] or len(text) < 2:
-            raise BadValue(f'{_q(text)}: expected a message queue name "/NAME" (one slash)')
+            raise BadValue(f'{q(text)}: expected a message queue name "/NAME" (one slash)')
         return MessageQueueListen(name=text, text=text)
     if directive == "ListenNetlink":
         words = text.split()
         if not 1 <= len(words) <= 2:
-            raise BadValue(f'{_q(text)}: expected "FAMILY [GROUP]", e.g. "kobject-uevent 1"')
+            raise BadValue(f'{q(text)}: expected "FAMILY [GROUP]", e.g. "kobject-uevent 1"')
         family = words[0]
         if family not in NETLINK_FAMILIES and c_strtol(family) is None:
             raise BadValue(
-                f"{_q(text)}: unknown netlink family {_q(family)} "
+                f"{q(text)}: unknown netlink family {q(family)} "
                 f"(e.g. route, audit, kobject-uevent, or a number)"
             )
         group = parse_uint(words[1]) if len(words) == 2 else 0

@@ -361,6 +361,19 @@ class ServiceSection(ExecContext):
     FileDescriptorStoreMax: int = 0
     PermissionsStartOnly: bool = False
 
+    @property
+    def single_exec(self) -> bool:
+        """One ExecStart= line and no other command: a start is one spawn and the process's
+        exit is the whole run (no control process outlives it or comes after it)."""
+        return len(self.ExecStart) == 1 and not (
+            self.ExecCondition
+            or self.ExecStartPre
+            or self.ExecStartPost
+            or self.ExecStop
+            or self.ExecStopPost
+            or self.ExecReload
+        )
+
 
 class UnitBase(Frozen):
     name: str  # "web.socket", "echo@.service", "echo@0-….service"

@@ -83,3 +83,10 @@ def path_unescape(text: str) -> str:
     """systemd's unit_name_path_unescape() as used by ``%f``: always absolute."""
     s = unescape(text)
     return s if s.startswith("/") else "/" + s
+
+
+def fdname_ok(name: str) -> bool:
+    """A file descriptor name (FileDescriptorName=, ``fd:NAME``): 1-255 printable ASCII
+    characters, no ':' (it separates the names in LISTEN_FDNAMES). systemd's
+    fdname_is_valid() but for the empty name, which callers here treat as a reset."""
+    return 0 < len(name) <= 255 and name.isascii() and name.isprintable() and ":" not in name

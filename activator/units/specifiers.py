@@ -15,7 +15,7 @@ import platform
 import socket
 from collections.abc import Callable
 
-from .errors import BadValue
+from .errors import BadValue, q
 from .names import parse_unit_name, path_unescape, unescape
 
 
@@ -23,7 +23,7 @@ class UnknownSpecifier(BadValue):
     """``%c`` is no specifier; the builder re-words the message with the whole value."""
 
     def __init__(self, letter: str, text: str) -> None:
-        super().__init__(f'{_q(text)}: unknown specifier "%{letter}" (write %% for a literal %)')
+        super().__init__(f'{q(text)}: unknown specifier "%{letter}" (write %% for a literal %)')
         self.letter = letter
 
 
@@ -162,10 +162,6 @@ class Specifiers:
                 raise UnknownSpecifier(c, text)
             i = j + 2
         return "".join(out)
-
-
-def _q(text: str) -> str:
-    return '"' + text + '"'
 
 
 def uses_instance(text: str) -> bool:

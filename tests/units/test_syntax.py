@@ -157,6 +157,31 @@ def test_implied_oneshot_without_execstart(units_dir) -> None:  # type: ignore[n
     assert units.services["cleanup.service"].Service.Type == "oneshot"
 
 
+@pytest.mark.parametrize(
+    "extra, single",
+    [
+        ("", True),
+        ("Type=oneshot\nExecStart=/bin/other\n", False),
+        ("ExecCondition=/bin/true\n", False),
+        ("ExecStartPre=/bin/true\n", False),
+        ("ExecStartPost=/bin/true\n", False),
+        ("ExecStop=/bin/true\n", False),
+        ("ExecStopPost=/bin/true\n", False),
+        ("ExecReload=/bin/true\n", False),
+        ("ExecStart=\nExecStop=/bin/true\n", False),  # no ExecStart= left: oneshot
+        ("Type=oneshot\nExecStart=\nExecStart=/bin/a ; /bin/b\n", False),  # one line, two
+    ],
+)
+def test_single_exec(units_dir, extra: str, single: bool) -> None:  # type: ignore[no-untyped-def]
+    d = units_dir({"s.service": SVC + extra})
+    units, _ = load_ok(d)
+    svc = units.services["s.service"].Service
+    assert svc.single_exec is single
+    # A property, not a field: the dump and the model's equality do not see it.
+    assert "single_exec" not in svc.model_dump()
+    assert svc == type(svc).model_validate(svc.model_dump())
+
+
 INI_PAIR = {
     "web.socket": """\
 [Unit]

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from activator.units import UnitError, load_units
-from activator.units import loader as loader_module
+from activator.units import unitset as loader_module  # UnitSet (was in loader.py)
 
 from .conftest import load_ok
 
