@@ -173,10 +173,10 @@ def test_stdio_socket_inherit_and_files(tmp_path):
 def test_prepared_is_per_section_not_per_template_name():
     """Instances sharing the template's [Service] resolve once; one with its own (User=%i) not."""
     from activator.core.log import EventLog
-    from activator.manager.manager import Daemon
+    from activator.manager.manager import Manager
     from activator.units.model import ServiceUnit
 
-    d = Daemon([], control_path=None, log=EventLog())
+    d = Manager([], control_path=None, log=EventLog())
     shared = ServiceSection(ExecStart=(cmd("/bin/true"),), User="nobody")
     a = ServiceUnit(name="t@a.service", path="", Service=shared)
     b = ServiceUnit(name="t@b.service", path="", Service=shared)

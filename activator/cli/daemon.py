@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE if e.code else EXIT_OK
     from ..core.log import EventLog
     from ..core.loops import run
-    from ..manager.manager import Daemon
+    from ..manager.manager import Manager
     from ..runtime.reaper import Reaper
 
     Reaper.block_early()  # before any thread exists (the loop's executors, the lanes)
@@ -60,11 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     if control == "none":
         control = None
     log = EventLog(args.log_format)
-    daemon = Daemon(
-        units, control_path=control, log=log, strict=args.strict, control_group=args.control_group
-    )
+    manager = Manager(units, control_path=control, log=log, strict=args.strict)
+    server = None
+    if control is not None:
+        from ..control.server import ControlServer
+
+        server = ControlServer(manager, control, args.control_group)
     try:
-        code = run(daemon.run(), args.loop)
+        code = run(manager.run(server), args.loop)
     except ImportError as e:
         log("failed", None, reason=f"unable to use the {args.loop} loop: {e}")
         return EXIT_USAGE

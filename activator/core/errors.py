@@ -1,10 +1,16 @@
-"""Typed errors inside, exit codes at the edges (cli.py, ctl.py)."""
+"""Typed errors inside, exit codes at the edges (cli/daemon.py, cli/ctl.py).
+
+Each error carries the control protocol's code for it (``code``), so the control
+server answers any of them without knowing which part of activator raised it.
+"""
 
 from __future__ import annotations
 
 
 class ActivatorError(Exception):
     """Base of every error activator raises on purpose; its text is a complete message."""
+
+    code = "failed"
 
 
 class BindError(ActivatorError):
@@ -17,6 +23,20 @@ class StartError(ActivatorError):
 
 class RefusedError(ActivatorError):
     """An operation that the unit's state or configuration does not allow."""
+
+    code = "refused"
+
+
+class AlreadyActiveError(RefusedError):
+    """A start refused because the unit (or the service a socket triggers) is active."""
+
+    code = "already-active"
+
+
+class NotActiveError(RefusedError):
+    """An operation that needs a running unit (reload, kill) on one that is not."""
+
+    code = "not-active"
 
 
 # Exit codes of the `activator` command (documented in README.md).

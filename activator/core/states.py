@@ -125,6 +125,54 @@ SUB_TRANSITIONS: dict[ServiceSubState, frozenset[ServiceSubState]] = {
     **{s: _after(s) for s in _STOPPING},
 }
 
+#: What a timer that runs out means in each sub-state (systemd's service_dispatch_timer()):
+#: the phase and reason of the ``timeout`` line (None: no line; the reason is formatted
+#: with the [Service] section) and the step the machine takes (service.Service._on_timer).
+_START_LATE = "start did not finish within TimeoutStartSec={0.TimeoutStartSec:g}s"
+TIMEOUTS: dict[ServiceSubState, tuple[str | None, str, str]] = {
+    U.CONDITION: ("condition", _START_LATE, "kill"),
+    U.START_PRE: ("start-pre", _START_LATE, "kill"),
+    U.START: ("start", _START_LATE, "kill"),
+    U.START_POST: (
+        "start-post",
+        "ExecStartPost= did not finish within TimeoutStartSec={0.TimeoutStartSec:g}s",
+        "stop",
+    ),
+    U.RUNNING: ("runtime", "RuntimeMaxSec={0.RuntimeMaxSec:g}s reached", "stop"),
+    U.RELOAD: (
+        "reload",
+        "reload did not finish within TimeoutStartSec={0.TimeoutStartSec:g}s",
+        "reload",
+    ),
+    U.STOP: (
+        "stop",
+        "ExecStop= did not finish within TimeoutStopSec={0.TimeoutStopSec:g}s",
+        "kill",
+    ),
+    U.STOP_WATCHDOG: (None, "", "sigkill"),
+    U.STOP_SIGTERM: (None, "", "sigkill"),
+    U.STOP_SIGKILL: (None, "", "give-up"),
+    U.STOP_POST: (
+        "stop-post",
+        "ExecStopPost= did not finish within TimeoutStopSec={0.TimeoutStopSec:g}s",
+        "final",
+    ),
+    U.FINAL_SIGTERM: (None, "", "final-sigkill"),
+    U.FINAL_SIGKILL: (None, "", "final-give-up"),
+    U.AUTO_RESTART: (None, "", "restart"),
+}
+
+#: The directive whose command lines run in a sub-state (for log lines).
+EXEC_DIRECTIVE = {
+    U.CONDITION: "ExecCondition",
+    U.START_PRE: "ExecStartPre",
+    U.START: "ExecStart",
+    U.START_POST: "ExecStartPost",
+    U.RELOAD: "ExecReload",
+    U.STOP: "ExecStop",
+    U.STOP_POST: "ExecStopPost",
+}
+
 K = SocketState
 SOCKET_TRANSITIONS: dict[SocketState, frozenset[SocketState]] = {
     K.INACTIVE: frozenset({K.LISTENING, K.FAILED}),

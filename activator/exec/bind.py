@@ -456,3 +456,9 @@ def fmt_peer(remote: str | None, port: int) -> str | None:
     if remote is None:
         return None
     return f"[{remote}]:{port}" if ":" in remote else f"{remote}:{port}"
+
+
+def unmap(host: str) -> str:
+    """An IPv4-mapped IPv6 address as the IPv4 address it is ("::ffff:1.2.3.4" → "1.2.3.4"),
+    as systemd prints peers (sockaddr_pretty() with translate_ipv6)."""
+    return host[7:] if host.startswith("::ffff:") and "." in host else host

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import resource
 import shlex
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from ..core.errors import StartError
 from ..units.model import ExecCommand, ExecContext
@@ -223,8 +224,8 @@ def prepare(ctx: ExecContext) -> Prepared:
     """Resolve users, limits and capabilities of a unit. Raises StartError."""
     creds = resolve(ctx.User, ctx.Group, ctx.SupplementaryGroups)
     limits = []
-    for field, res in _RLIMITS.items():
-        lim = getattr(ctx, field)
+    for directive, res in _RLIMITS.items():
+        lim = getattr(ctx, directive)
         if lim is not None:
             inf = resource.RLIM_INFINITY
             limits.append(
@@ -289,6 +290,67 @@ def make_spec(
         new_session=True,
         quiet=True,  # the daemon logs a failed start itself, naming the unit
     )
+
+
+@dataclass
+class Handover:
+    """The fds a start hands to the main process, with their names (LISTEN_FDNAMES)."""
+
+    fds: list[int] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    connection: int | None = None  # Accept=yes: the accepted connection
+    extra_env: dict[str, str] = field(default_factory=dict)  # REMOTE_ADDR, UCSPI vars …
+
+
+@dataclass(frozen=True, slots=True)
+class PassedFds:
+    """What one process of a start is handed of a Handover."""
+
+    fds: list[int]  # become 3, 4, …
+    env: dict[str, str]  # LISTEN_FDS, LISTEN_FDNAMES
+    socket: int | None  # the fd for StandardInput/Output/Error=socket
+    named: dict[str, int]  # fd names, for StandardInput=fd:NAME
+    listen_pid: bool  # LISTEN_PID applies
+
+
+def pass_fds(
+    ctx: ExecContext, h: Handover | None, stored: Sequence[tuple[int, str]], *, main: bool
+) -> PassedFds:
+    """systemd's service_spawn(): only the main process gets fds (EXEC_PASS_FDS), the
+    socket fds then the fd store's ``stored`` (fd, name) pairs; with ``socket`` on stdio
+    (inetd style) nobody gets LISTEN_*, and an Accept=no start must then have exactly
+    one socket. Raises StartError in systemd's words."""
+    env: dict[str, str] = {}
+    fds: list[int] = []
+    socket_fd = None
+    named: dict[str, int] = {}
+    listen = False
+    if h is not None:
+        inetd = "socket" in (ctx.StandardInput, ctx.StandardOutput, ctx.StandardError)
+        if h.connection is not None:
+            socket_fd = h.connection
+            if main and not inetd:
+                fds = [h.connection]
+                env["LISTEN_FDS"] = "1"
+                env["LISTEN_FDNAMES"] = "connection"
+                listen = True
+        else:
+            if inetd:
+                if len(h.fds) != 1:
+                    raise StartError(
+                        "StandardInput=socket: got more than one socket"
+                        if h.fds
+                        else "StandardInput=socket: got no socket"
+                    )
+                socket_fd = h.fds[0]
+            named = dict(zip(h.names, h.fds, strict=False))
+            if main and not inetd:
+                fds = [*h.fds, *(fd for fd, _ in stored)]
+                if fds:
+                    env["LISTEN_FDS"] = str(len(fds))
+                    env["LISTEN_FDNAMES"] = ":".join([*h.names, *(n for _, n in stored)])
+                    listen = True
+    return PassedFds(fds, env, socket_fd, named, listen)
 
 
 def invocation_id() -> str:

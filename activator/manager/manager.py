@@ -1,7 +1,12 @@
-"""The composition root: load units, bind every listener, serve, stop everything on SIGTERM.
+"""The registry of units: load them, bind every listener, serve, stop everything on SIGTERM.
 
-Start-up order matters for privilege separation: all listeners are bound here,
-as root, before any service runs; services only ever receive duplicates.
+Start-up order matters for privilege separation: all listeners are bound here, as
+root, before any service runs; services only ever receive duplicates. The Manager is
+the one implementation of the contexts the runtime declares (``ServiceContext``,
+``SocketContext``): a unit asks it for what it may ask, and nothing else.
+
+Servers such as the control socket are handed in by the command line (``run(control=…)``),
+so this layer never imports the control plane.
 """
 
 from __future__ import annotations
@@ -13,22 +18,40 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
 
 from ..core.errors import ActivatorError, StartError
+from ..core.exitstatus import exit_of
 from ..core.log import EventLog
 from ..core.loops import loop_name
 from ..exec import _spawn, plan
-from ..exec.bind import fmt_peer
+from ..runtime.context import ServiceRef
+from ..runtime.host import Host
+from ..runtime.lane import Conn
 from ..runtime.notify import NotifyServer, open_server
-from ..runtime.reaper import Reaper, describe_status
-from ..runtime.service import Handover, Host, Service
+from ..runtime.reaper import Reaper
+from ..runtime.service import Service
 from ..runtime.socket import SocketRuntime
+from ..runtime.unit import RuntimeUnit
 from ..units import Problem, UnitSet, load_units
 from ..units.model import ServiceUnit
+from . import reload
 
 
-class Daemon:
+class Server(Protocol):
+    """A server the manager runs beside its units (the control socket)."""
+
+    path: str
+
+    async def start(self) -> None:
+        """Bind and serve. Raises ActivatorError naming what and why."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Manager:
     def __init__(
         self,
         unit_dirs: Sequence[str],
@@ -36,30 +59,31 @@ class Daemon:
         control_path: str | None,
         log: EventLog,
         strict: bool = False,
-        control_group: str | None = None,
     ) -> None:
         self.unit_dirs = list(unit_dirs)
-        self.control_path = control_path
-        self.control_group = control_group
+        self.control_path = control_path  # the notify socket goes beside it
         self.log = log
         self.strict = strict
         self.units: UnitSet
         self.problems: list[Problem] = []
         self.sockets: dict[str, SocketRuntime] = {}
-        self.services: dict[str, Service] = {}
-        self.instances: dict[str, Service] = {}  # Accept=yes instances, by name
-        self.reaper: Reaper
+        self.services: dict[str, Service] = {}  # non-template services
+        self._reaper: Reaper | None = None
         self.stopping = False
         self.started = time.time()
         self.notify_socket_path: str | None = None
         self.notify: NotifyServer | None = None
-        self.host = (
-            Host()
-        )  # the services' clock, timers, spawner, signals (faked in tests/lifecycle)
+        self.host = Host()  # the services' clock, timers, spawner, signals (faked in tests)
         # id(section) -> (section, resolved); the section is kept so its id stays unique
         self._prepared: dict[int, tuple[object, plan.Prepared]] = {}
+        self.operation_lock = asyncio.Lock()  # reloads and operators' start/stop/restart
         self._stopped = asyncio.Event()
-        self._control = None
+        self._control: Server | None = None
+
+    @property
+    def reaper(self) -> Reaper:
+        assert self._reaper is not None, "the reaper exists once run() has begun"
+        return self._reaper
 
     # ------------------------------------------------------------ logging helpers
     def log_exception(self, e: BaseException) -> None:
@@ -77,7 +101,7 @@ class Daemon:
         """Runtime objects for every loaded unit (templates get theirs per connection)."""
         for unit in self.units.services.values():
             if not unit.is_template:
-                self._add_service(unit)
+                self.add_service(unit)
             # Resolve users and groups now, not on the first connection: the first lookup
             # loads the NSS modules and costs about half a millisecond of cold activation.
             # A unit whose user does not exist yet is resolved (and reported) at its start.
@@ -86,7 +110,7 @@ class Daemon:
         for name, unit in self.units.sockets.items():
             self.sockets[name] = SocketRuntime(self, unit)
 
-    def _add_service(self, unit: ServiceUnit) -> Service:
+    def add_service(self, unit: ServiceUnit) -> Service:
         svc = Service(self, unit)
         svc.listeners.append(self._service_changed)
         self.services[unit.name] = svc
@@ -98,7 +122,7 @@ class Daemon:
             if sock is not None and not sock.section.Accept:
                 sock.service_changed(svc)
 
-    # ------------------------------------------------------------ what services need
+    # ------------------------------------------------------------ the contexts' side
     def prepared(self, unit: ServiceUnit) -> plan.Prepared:
         """Users, limits and capabilities, resolved once per [Service] section.
 
@@ -114,9 +138,13 @@ class Daemon:
             entry = self._prepared[id(section)] = (section, plan.prepare(section))
         return entry[1]
 
-    def collect_fds(self, svc: Service) -> Handover:
+    def invalidate_prepared(self) -> None:
+        """Users, limits or unit files changed (a reload): resolve again on next use."""
+        self._prepared.clear()
+
+    def collect_fds(self, svc: ServiceRef) -> plan.Handover:
         """Accept=no: the listeners of every started socket that triggers this service, in order."""
-        h = Handover()
+        h = plan.Handover()
         for sock_name in self.units.sockets_of(svc.name):
             sock = self.sockets.get(sock_name)
             if sock is None or sock.section.Accept or not sock.listeners:
@@ -126,73 +154,65 @@ class Daemon:
                 h.names.append(sock.fdname)
         return h
 
-    # ------------------------------------------------------------ Accept=yes instances
-    def spawn_instance(
-        self,
-        sock: SocketRuntime,
-        instance: str,  # "0-127.0.0.1:7007-127.0.0.1:5555": the part between "@" and ".service"
-        fd: int,
-        env: dict[str, str],
-        remote: str | None,
-        rport: int,
-    ) -> None:
-        unit = self.units.instantiate(sock.service_name, instance)
-        svc = Service(self, unit)
-        svc.peer = fmt_peer(remote, rport)
-        svc.socket = sock  # type: ignore[attr-defined]
-        svc.remote = remote  # type: ignore[attr-defined]
-        self.instances[unit.name] = svc
-        svc.start_instance(Handover(connection=fd, extra_env=env))
+    def instance_done(self, svc: ServiceRef) -> None:
+        c = svc.connection
+        if c is not None:
+            c.owner.instance_done(svc)
 
-    def instance_done(self, svc: Service) -> None:
-        sock = getattr(svc, "socket", None)
-        if sock is None:
-            return
-        if self.instances.pop(svc.name, None) is not None:
-            sock.instance_gone(svc.remote, svc.remote is None)
-            lane = getattr(svc, "lane", None)
-            if lane is not None:  # an accept lane spawned it: its slot is free now
-                lane.gone(svc)
+    def known_pids(self) -> set[int]:
+        pids = set()
+        for s in (*self.services.values(), *self.instances()):
+            pids.update(p for p in (s.main_pid, s.control_pid) if p)
+        return pids
 
-    def instances_of(self, sock: SocketRuntime) -> list:
-        """The running instances of an Accept=yes socket: Services, and the accept lane's
-        `Conn` records (read-only views; find_instance() turns one into a Service)."""
-        mine = [s for s in self.instances.values() if getattr(s, "socket", None) is sock]
-        if sock.lane is not None:
-            mine += sock.lane.conns.values()
-        return mine
+    def sockets_of(self, service: str) -> Iterable[str]:
+        return self.units.sockets_of(service)
 
-    def find_instance(self, name: str) -> Service | None:
-        svc = self.instances.get(name)
-        if svc is None and "@" in name:
+    def service(self, name: str) -> Service | None:
+        return self.services.get(name)
+
+    # ------------------------------------------------------------ finding units
+    def instances(self) -> Iterator[Service]:
+        """The Accept=yes instances that are Services (the lanes' records are not)."""
+        for sock in self.sockets.values():
+            yield from sock.instances.values()
+
+    def find(self, name: str) -> RuntimeUnit | None:
+        """A unit by name or alias; an instance an accept lane keeps as a record becomes a
+        Service now (an operator is about to look at it or act on it)."""
+        real = self.units.resolve(name)
+        unit = self.sockets.get(real) or self.services.get(real)
+        if unit is None and "@" in real:
             for sock in self.sockets.values():
-                conn = sock.lane.find(name) if sock.lane is not None else None
-                if conn is not None:
-                    return sock.lane.materialize(conn)
-        return svc
+                unit = sock.find_instance(real)
+                if unit is not None:
+                    break
+        return unit
 
-    def _materialize_lanes(self, sock: SocketRuntime | None = None) -> None:
-        for s in self.sockets.values() if sock is None else (sock,):
-            if s.lane is not None:
-                s.lane.materialize_all()
+    def all_units(self) -> list[RuntimeUnit]:
+        """Every unit: sockets, services, instances, and the lanes' records."""
+        out: list[RuntimeUnit] = [*self.sockets.values(), *self.services.values()]
+        out += self.instances()
+        out += self.lane_records()
+        return out
 
-    async def stop_instances(self, sock: SocketRuntime) -> None:
-        self._materialize_lanes(sock)
-        mine = [s for s in self.instances.values() if getattr(s, "socket", None) is sock]
-        if mine:
-            await asyncio.gather(*(s.stop() for s in mine), return_exceptions=True)
+    def lane_records(self) -> Iterator[Conn]:
+        """The instances accept lanes keep as records (lane.Conn)."""
+        for sock in self.sockets.values():
+            if sock.lane is not None:
+                yield from sock.lane.conns.values()
 
     # ------------------------------------------------------------ orphans
     def _orphan(self, pid: int, status: int) -> None:
-        how, value = describe_status(status)
+        how, value, _ = exit_of(status)
         self.log("reap", None, pid=pid, **{"status" if how == "exited" else "signal": value})
         self.host.orphan_exited()  # a service waiting for its process groups to empty
 
     # ------------------------------------------------------------ life
-    async def run(self) -> int:
+    async def run(self, control: Server | None = None) -> int:
         loop = asyncio.get_running_loop()
         self.log.nonblocking(loop)  # an unread log must not stop us
-        self.reaper = Reaper(loop, on_orphan=self._orphan)
+        self._reaper = Reaper(loop, on_orphan=self._orphan)
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
         self.notify = open_server(self.control_path, self.log, loop)
         self.notify_socket_path = self.notify.path if self.notify is not None else None
@@ -206,16 +226,13 @@ class Daemon:
                 self.log("failed", name, reason=str(e))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        if self.control_path:
-            from ..control.server import ControlServer
-
-            self._control = ControlServer(self, self.control_path, self.control_group)
+        loop.add_signal_handler(signal.SIGHUP, lambda: reload.in_background(self))
+        if control is not None:
             try:
-                await self._control.start()
+                await control.start()
+                self._control = control
             except ActivatorError as e:  # names the path or the group, and the cause
                 self.log("failed", None, reason=str(e))
-                self._control = None
         release_startup_memory()
         self.log(
             "ready",
@@ -224,7 +241,7 @@ class Daemon:
             units=len(self.sockets) + len(self.services),
             sockets=len(self.sockets),
             loop=loop_name(loop),
-            control=self.control_path if self._control else None,
+            control=self._control.path if self._control else None,
         )
         await self._stopped.wait()
         await self.shutdown()
@@ -236,30 +253,25 @@ class Daemon:
         self.stopping = True
         self._stopped.set()
 
-    def _on_sighup(self) -> None:
-        from .reload import reload_in_background
-
-        reload_in_background(self)
-
-    async def reload_units(self):
+    async def reload_units(self, *, dry_run: bool = False) -> reload.Reload:
         """Re-read unit files (SIGHUP, `activatorctl reload`); see reload.py for the rules."""
-        from .reload import reload_units
-
-        return await reload_units(self)
+        return await reload.reload_units(self, dry_run=dry_run)
 
     async def shutdown(self) -> None:
         """Stop every service and instance (each bounded by its TimeoutStopSec=), close the
         sockets, reap."""
         for sock in self.sockets.values():
-            sock._unwatch()
-        self._materialize_lanes()
-        await asyncio.gather(
-            *(s.stop() for s in list(self.instances.values())), return_exceptions=True
-        )
+            sock.unwatch()
+        for sock in self.sockets.values():
+            sock.materialize_instances()
+        await asyncio.gather(*(s.stop() for s in list(self.instances())), return_exceptions=True)
         await asyncio.gather(*(s.stop() for s in self.services.values()), return_exceptions=True)
         for sock in self.sockets.values():
-            with contextlib.suppress(Exception):
+            try:
                 await sock.stop()
+            except Exception as e:  # a bug: say so, and go on closing the others
+                self.log("failed", sock.name, reason=f"unable to stop: {e!r}")
+                self.log_exception(e)
         if self.notify is not None:
             self.notify.close()
         if self._control is not None:

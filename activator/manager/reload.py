@@ -23,27 +23,41 @@ The rules:
   handed changes (a socket of it added, removed, rebound, or renamed with
   ``FileDescriptorName=``), since it holds duplicates of the old ones.
 
-Reloads, and the start/stop verbs of the control socket, take one lock per daemon
+Reloads, and the start/stop verbs of the control socket, take the manager's one lock
 (``operation_lock``), so a SIGHUP during ``activatorctl restart`` waits its turn.
+
+This module sees the manager as a ``Registry`` (declared below): manager.py imports
+this one, never the other way round.
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..core.errors import ActivatorError
 from ..core.states import ServiceState, SocketState
 from ..runtime.service import CONFIG_ATTRS as SERVICE_CONFIG_ATTRS
 from ..runtime.service import Service
-from ..runtime.socket import SocketRuntime
-from ..units import load_units
+from ..runtime.socket import SocketContext, SocketRuntime
+from ..units import Problem, UnitSet, load_units
 from ..units.model import ExecContext, ServiceUnit, SocketUnit
 
-if TYPE_CHECKING:
-    from .manager import Daemon
+
+class Registry(SocketContext, Protocol):
+    """What a reload uses of the manager (manager.Manager)."""
+
+    unit_dirs: list[str]
+    strict: bool
+    problems: list[Problem]
+    sockets: dict[str, SocketRuntime]
+    services: dict[str, Service]
+    operation_lock: asyncio.Lock
+
+    def add_service(self, unit: ServiceUnit) -> Service: ...
+    def invalidate_prepared(self) -> None: ...
+
 
 # [Socket] settings that do not touch the bound fds: a change to these is applied to
 # the live socket. Everything else (Listen*=, Accept=, SocketMode=, Backlog=, socket
@@ -58,39 +72,33 @@ _RUNTIME_SOCKET_KEYS = frozenset(ExecContext.model_fields) | {
 # What a runtime object derives from its unit (replaced on a change) as opposed to its
 # run-time state (kept). tests/control/test_reload_rules.py checks that every attribute
 # of SocketRuntime is in one list or the other, so a new one cannot be carried over stale.
-SOCKET_CONFIG = ("unit", "section", "service_name", "fdname", "trigger_limit", "_with_options")
+SOCKET_CONFIG = (
+    "unit",
+    "section",
+    "service_name",
+    "fdname",
+    "trigger_limit",
+    "options_on_accept",
+)
 SOCKET_STATE = (
-    "daemon",
+    "ctx",
     "name",
     "state",
     "result",
     "since",
     "listeners",
-    "n_accepted",
-    "n_connections",
-    "n_refused",
-    "refused_limit",
-    "refused_per_source",
-    "refused_trigger",
-    "per_source",
+    "books",  # the counters carry on
+    "instances",  # connections already accepted keep their instances
     "_watching",
     "_resume",
+    "_loop_path",
     "lane",  # replanned after every reload (SocketRuntime.replan_lane)
     "_lane_unfit",
 )
 # service.py declares its own: everything but these is run-time state.
 SERVICE_CONFIG = SERVICE_CONFIG_ATTRS
 
-_locks: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
 _background: set[asyncio.Task] = set()
-
-
-def operation_lock(d: Daemon) -> asyncio.Lock:
-    """The daemon's one lock for reloads and operator start/stop/restart."""
-    lock = _locks.get(d)
-    if lock is None:
-        lock = _locks[d] = asyncio.Lock()
-    return lock
 
 
 @dataclass
@@ -116,7 +124,7 @@ class _Interrupted(Exception):
     """The daemon began to shut down in the middle of a reload."""
 
 
-def reload_in_background(d: Daemon) -> None:
+def in_background(d: Registry) -> None:
     """SIGHUP: reload in a task the daemon keeps a reference to; a bug is logged, not lost."""
     task = asyncio.ensure_future(reload_units(d))
     _background.add(task)
@@ -129,14 +137,14 @@ def reload_in_background(d: Daemon) -> None:
     task.add_done_callback(done)
 
 
-async def reload_units(d: Daemon, *, dry_run: bool = False) -> Reload:
+async def reload_units(d: Registry, *, dry_run: bool = False) -> Reload:
     """Re-read the unit directories and apply the difference (the rules are above).
 
     Never raises for bad unit files (``applied`` is False and ``problems`` says why).
     ``dry_run``: only say what a reload would do (``applied`` stays False).
     Raises only on a bug in activator, after logging it with its traceback.
     """
-    async with operation_lock(d):
+    async with d.operation_lock:
         r = Reload()
         if d.stopping:
             r.problems.append("activator is shutting down")
@@ -177,7 +185,7 @@ class _Plan:
         r.restarted = list(self.restart)
 
 
-def _plan(d: Daemon, new) -> _Plan:
+def _plan(d: Registry, new: UnitSet) -> _Plan:
     old = d.units
 
     def handover(units, service: str) -> tuple:
@@ -233,7 +241,7 @@ def _plan(d: Daemon, new) -> _Plan:
     )
 
 
-async def _reload(d: Daemon, r: Reload, dry_run: bool = False) -> None:
+async def _reload(d: Registry, r: Reload, dry_run: bool = False) -> None:
     new, problems = load_units(d.unit_dirs, strict=d.strict)
     r.problems = [str(p) for p in problems]
     r.errors = errors = sum(p.severity == "error" for p in problems)
@@ -269,12 +277,12 @@ async def _reload(d: Daemon, r: Reload, dry_run: bool = False) -> None:
     )
 
 
-async def _apply(d: Daemon, new, problems, plan: _Plan, r: Reload) -> None:
+async def _apply(d: Registry, new: UnitSet, problems, plan: _Plan, r: Reload) -> None:
     services = plan.services
     # ---- stop what goes away or has to be rebound; sockets first, so nothing triggers
     d.units = new
     d.problems = problems
-    d._prepared.clear()
+    d.invalidate_prepared()
     for n in plan.gone_sockets:
         sock = d.sockets.pop(n)
         await sock.stop()
@@ -294,7 +302,7 @@ async def _apply(d: Daemon, new, problems, plan: _Plan, r: Reload) -> None:
         r.removed.append(n)
     _check(d)
     # A stop (ExecStop=, ExecStopPost=) may have cached the old users and limits again.
-    d._prepared.clear()
+    d.invalidate_prepared()
 
     # ---- new definitions, new units
     for n in plan.changed_services:
@@ -306,7 +314,7 @@ async def _apply(d: Daemon, new, problems, plan: _Plan, r: Reload) -> None:
         d.log("changed", n)
         r.changed.append(n)
     for n in plan.new_services:
-        d._add_service(services[n])
+        d.add_service(services[n])
         d.log("added", n)
         r.added.append(n)
     for n in plan.retune:
@@ -334,12 +342,12 @@ async def _apply(d: Daemon, new, problems, plan: _Plan, r: Reload) -> None:
         sock.replan_lane()
 
 
-def _check(d: Daemon) -> None:
+def _check(d: Registry) -> None:
     if d.stopping:
         raise _Interrupted
 
 
-def _start_socket(d: Daemon, sock: SocketRuntime, r: Reload) -> None:
+def _start_socket(d: Registry, sock: SocketRuntime, r: Reload) -> None:
     try:
         sock.start()
     except ActivatorError as e:
@@ -354,7 +362,7 @@ async def _stop_reconfigure(svc: Service, unit: ServiceUnit) -> None:
     connection that arrives meanwhile starts the new definition, never the old one.
     """
     await svc.stop()
-    _reconfigure(svc, Service(svc.daemon, unit), SERVICE_CONFIG)
+    _reconfigure(svc, Service(svc.ctx, unit), SERVICE_CONFIG)
 
 
 def _reconfigure(live, fresh, config: tuple[str, ...]) -> None:

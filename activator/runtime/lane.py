@@ -11,9 +11,10 @@ placeholders for the connection and its variables. The thread never runs Python.
 The loop drains the lane's records in batches (the reaper wakes for them as for
 SIGCHLD, at most once per HOLD_OFF under load), watches the pids with the one reaper,
 logs the same ``start``/``exit``/``failed``/``reject`` lines as the Python path and
-counts. An instance lives as a small `Conn` record; when an operator asks for it by name
-(stop, kill …) or its process group outlives the main process, it becomes a full
-`Service` (`Service.adopt_instance`) and the state machine takes over.
+keeps the socket's books (books.py). An instance lives as a small `Conn` record; when
+an operator asks for it by name (stop, kill …) or its process group outlives the main
+process, it becomes a full `Service` (`Service.adopt_instance`) and the state machine
+takes over.
 
 `unfit()` says which units take the lane. Everything it refuses runs on the Python path,
 unchanged, so no systemd semantics depend on the lane. ``ACTIVATOR_ACCEPT_LANE=0`` turns
@@ -26,20 +27,40 @@ import math
 import os
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from ..core.errors import StartError
+from ..core.exitstatus import exit_of, fmt_exit, main_result
 from ..core.states import Result, ServiceState, ServiceSubState
 from ..exec import plan
 from ..exec._spawn import Lane
 from ..exec.bind import fmt_peer
 from ..exec.spec import spawn_args
 from ..units.model import RestartPolicy, ServiceType
-from .service import Service, exit_of, fmt_exit, main_result
+from . import status
+from .books import AcceptBooks
+from .context import Connection, InstanceOwner, ServiceContext
+from .service import Service
+from .unit import RuntimeUnitBase
 
-if TYPE_CHECKING:
-    from ..manager.manager import Daemon
-    from .socket import SocketRuntime
+
+class LaneContext(ServiceContext, Protocol):
+    """What a lane uses of the manager."""
+
+    units: Any  # units.UnitSet
+
+
+class LaneSocket(InstanceOwner, Protocol):
+    """The socket a lane accepts for (socket.SocketRuntime)."""
+
+    section: Any
+    service_name: str
+    listeners: list
+    books: AcceptBooks
+    instances: dict[str, Service]
+    options_on_accept: bool
+    trigger_limit: Any
+
 
 #: In the planned ExecSpec's stdio and fds: "the connection" (_lane.c's CONN_FD).
 CONN_FD = 2**31 - 1
@@ -62,7 +83,7 @@ def enabled() -> bool:
     return os.environ.get("ACTIVATOR_ACCEPT_LANE", "1") != "0"
 
 
-def unfit(daemon: Daemon, sock: SocketRuntime) -> str | None:
+def unfit(ctx: LaneContext, sock: LaneSocket) -> str | None:
     """Why the instances of this socket need more than one exec from the state machine;
     None when a lane can run them exactly as the Python path would."""
     sec = sock.section
@@ -72,7 +93,7 @@ def unfit(daemon: Daemon, sock: SocketRuntime) -> str | None:
         return "MaxConnectionsPerSource="
     if sock.trigger_limit.burst:
         return "TriggerLimitBurst="
-    if sock._with_options:
+    if sock.options_on_accept:
         return "socket options on accepted connections"
     families = {lst.family for lst in sock.listeners}
     if not families or not (
@@ -81,7 +102,7 @@ def unfit(daemon: Daemon, sock: SocketRuntime) -> str | None:
         return "listeners of mixed or other families"
     if any(not lst.accepting or lst.sock is None for lst in sock.listeners):
         return "a listener that does not accept"
-    units = daemon.units
+    units = ctx.units
     template = units.services.get(sock.service_name)
     if template is None:
         return "no service"
@@ -92,16 +113,7 @@ def unfit(daemon: Daemon, sock: SocketRuntime) -> str | None:
     svc = template.Service
     if svc.Type not in (ServiceType.SIMPLE, ServiceType.EXEC):
         return f"Type={svc.Type}"
-    if len(svc.ExecStart) != 1 or any(
-        (
-            svc.ExecCondition,
-            svc.ExecStartPre,
-            svc.ExecStartPost,
-            svc.ExecStop,
-            svc.ExecStopPost,
-            svc.ExecReload,
-        )
-    ):
+    if not svc.single_exec:
         return "more than one command"
     if svc.Restart != RestartPolicy.NO or svc.RuntimeMaxSec != math.inf or svc.WatchdogSec:
         return "Restart=, RuntimeMaxSec= or WatchdogSec="
@@ -126,10 +138,10 @@ def unfit(daemon: Daemon, sock: SocketRuntime) -> str | None:
     return None
 
 
-def plan_spec(daemon: Daemon, sock: SocketRuntime) -> tuple[dict, tuple[tuple[int, int], ...]]:
+def plan_spec(ctx: LaneContext, sock: LaneSocket) -> tuple[dict, tuple[tuple[int, int], ...]]:
     """The spawn arguments every connection shares, with CONN_FD for the connection, and
     where in the environment the per-connection variables go. Raises StartError."""
-    template = daemon.units.services[sock.service_name]
+    template = ctx.units.services[sock.service_name]
     svc = template.Service
     inetd = "socket" in (svc.StandardInput, svc.StandardOutput, svc.StandardError)
     generated = {"INVOCATION_ID": _MARK + "INVOCATION_ID"}
@@ -139,7 +151,7 @@ def plan_spec(daemon: Daemon, sock: SocketRuntime) -> tuple[dict, tuple[tuple[in
     if not inetd:
         generated["LISTEN_FDS"] = "1"
         generated["LISTEN_FDNAMES"] = "connection"
-    prepared = daemon.prepared(template)
+    prepared = ctx.prepared(template)
     env = plan.build_environment(svc, prepared.creds, generated)
     stdio, opened = plan.open_stdio(svc, CONN_FD, {})
     for fd in opened:
@@ -166,17 +178,20 @@ def plan_spec(daemon: Daemon, sock: SocketRuntime) -> tuple[dict, tuple[tuple[in
     return args, tuple(slots)
 
 
-class Conn:
+class Conn(RuntimeUnitBase):
     """One connection's instance while nobody has asked about it: what status shows.
 
-    Reads like a running `Service` for the control plane's reading verbs; anything that
-    acts on it goes through `AcceptLane.materialize()` first.
+    Reads like a running `Service` for the control plane; anything that acts on it makes
+    it a Service first (`AcceptLane.materialize()`) and acts on that.
     """
 
     __slots__ = ("lane", "instance", "name", "main_pid", "remote", "rport", "invocation", "since")
+    kind = "service"
     state = ServiceState.ACTIVE
     sub = ServiceSubState.RUNNING
-    result = Result.SUCCESS
+    result = reload_result = Result.SUCCESS
+    active_state = "active"
+    sub_state = "running"
     control_pid = None
     last_exit = None
     n_restarts = 0
@@ -199,22 +214,49 @@ class Conn:
         return fmt_peer(self.remote, self.rport)
 
     @property
-    def socket(self) -> SocketRuntime:
-        return self.lane.sock
-
-    @property
     def unit(self):
-        return self.lane.daemon.units.instantiate(self.lane.sock.service_name, self.instance)
+        return self.lane.ctx.units.instantiate(self.lane.sock.service_name, self.instance)
+
+    def _service(self) -> Service:
+        return self.lane.materialize(self)
+
+    # -- the unit interface: reading here, acting through the Service it becomes
+    def start(self) -> None:
+        self._service().start()
+
+    async def stop(self) -> None:
+        await self._service().stop()
+
+    async def restart(self) -> None:
+        await self._service().restart()
+
+    async def reload(self) -> None:
+        await self._service().reload()
+
+    def kill(self, sig: int) -> int | None:
+        return self._service().kill(sig)
+
+    def reset_failed(self) -> bool:
+        return False  # running: nothing to forget
+
+    async def settle(self, verb: str) -> str | None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return status.describe_service(self, [self.lane.sock.name])
+
+    def properties(self) -> dict[str, str]:
+        return status.service_properties(self, self.lane.sock.name)
 
 
 class AcceptLane:
     """The Python side of one socket's lane: its records, its instances, their exits."""
 
-    def __init__(self, daemon: Daemon, sock: SocketRuntime) -> None:
-        self.daemon = daemon
+    def __init__(self, ctx: LaneContext, sock: LaneSocket) -> None:
+        self.ctx = ctx
         self.sock = sock
-        args, slots = plan_spec(daemon, sock)
-        template = daemon.units.services[sock.service_name]
+        args, slots = plan_spec(ctx, sock)
+        template = ctx.units.services[sock.service_name]
         self.svc = template.Service
         self.command = self.svc.ExecStart[0].path
         self.path = os.fsdecode(args["path"])
@@ -223,10 +265,10 @@ class AcceptLane:
         self.lane = Lane(
             args,
             tuple(lst.fd for lst in sock.listeners),
-            daemon.reaper.births_fd,  # the reaper drains every lane when it wakes
+            ctx.reaper.births_fd,  # the reaper drains every lane when it wakes
             sock.section.MaxConnections,
             slots,
-            sock.n_accepted,  # connections are numbered on from the last listener's
+            sock.books.n_accepted,  # connections are numbered on from the last listener's
             tuple(lst.bound for lst in sock.listeners),  # None: the lane asks the connection
         )
         self.conns: dict[int, Conn] = {}
@@ -239,7 +281,7 @@ class AcceptLane:
         for lst in self.sock.listeners:
             os.set_blocking(lst.fd, False)
         if not self._registered:
-            self.daemon.reaper.add_lane(self)
+            self.ctx.reaper.add_lane(self)
             self._registered = True
         self.lane.start()
         self._running = True
@@ -262,7 +304,7 @@ class AcceptLane:
 
     def _free_if_done(self) -> None:
         if self._disposed and not self.conns and self._registered:
-            self.daemon.reaper.remove_lane(self)
+            self.ctx.reaper.remove_lane(self)
             self._registered = False
 
     def resolve(self, pid: int) -> bool:
@@ -278,37 +320,30 @@ class AcceptLane:
         """The lane's records since the last drain (the reaper calls this on every wake-up,
         and before it takes an unknown pid for an orphan)."""
         now = time.time()
-        reaper = self.daemon.reaper
-        sock, log, watch = self.sock, self.daemon.log, reaper.watch
+        reaper = self.ctx.reaper
+        books, log, watch = self.sock.books, self.ctx.log, reaper.watch
         records = self.lane.drain()
         for rec in records:
             kind = rec[0]
             if kind == ACCEPT_ERROR:
                 log(
                     "warning",
-                    sock.name,
+                    self.sock.name,
                     reason=f"unable to accept: {os.strerror(rec[1])}, retrying in 100ms",
                 )
                 continue
             _, pid, n, instance, remote, rport = rec[:6]
-            sock.n_accepted = n + 1
+            books.n_accepted = n + 1
             name = f"{self.prefix}{instance}.service"
             if kind == REFUSED:
-                sock.n_refused += 1
-                sock.refused_limit += 1
-                log(
-                    "reject",
-                    sock.name,
-                    peer=fmt_peer(remote, rport),
-                    reason=f"too many incoming connections ({rec[6]})",
-                )
+                books.refuse_limit(fmt_peer(remote, rport), rec[6])
             elif kind == SPAWNED:
-                sock.n_connections += 1
+                books.n_connections += 1
                 self.conns[pid] = Conn(self, instance, name, pid, remote, rport, rec[6], now)
                 watch(pid, self._exited)
                 log("start", name, pid=pid, command=self.command, peer=fmt_peer(remote, rport))
             elif kind == FAILED:  # before exec: a zombie with systemd's exit code
-                sock.n_connections += 1
+                books.n_connections += 1
                 step, verb, err, code = rec[7:11]
                 self.conns[pid] = Conn(self, instance, name, pid, remote, rport, rec[6], now)
                 watch(pid, self._failed)
@@ -337,7 +372,7 @@ class AcceptLane:
         conn = self.conns.pop(pid, None)
         if conn is not None:
             self.lane.exited(pid)
-            self.sock.n_connections -= 1
+            self.sock.books.n_connections -= 1
             self._free_if_done()
         return conn
 
@@ -345,14 +380,14 @@ class AcceptLane:
         conn = self.conns.get(pid)
         if conn is None:
             return
-        if _group_alive(pid):
+        if self.ctx.host.signal(pid, 0, group=True):
             # Something it started outlives it: the state machine stops the group, as for
             # any service (SIGTERM, TimeoutStopSec=, SIGKILL).
             self.materialize(conn, watch=False)._on_main_exit(pid, status)
             return
         self._release(pid)
         how, value, dumped = exit_of(status)
-        log = self.daemon.log
+        log = self.ctx.log
         key = "status" if how == "exited" else "signal"
         log("exit", conn.name, pid=pid, **{key: fmt_exit(how, value)})
         cmd = self.svc.ExecStart[0]
@@ -363,7 +398,7 @@ class AcceptLane:
     def _failed(self, pid: int, status: int) -> None:
         conn = self._release(pid)
         if conn is not None:
-            self.daemon.log("failed", conn.name, result=Result.EXIT_CODE)
+            self.ctx.log("failed", conn.name, result=Result.EXIT_CODE)
 
     # ------------------------------------------------------------ becoming a Service
     def find(self, name: str) -> Conn | None:
@@ -374,33 +409,20 @@ class AcceptLane:
 
     def materialize(self, conn: Conn, *, watch: bool = True) -> Service:
         """The instance as a full Service (running, main pid adopted) from now on."""
-        d = self.daemon
-        unit = d.units.instantiate(self.sock.service_name, conn.instance)
-        svc = Service(d, unit)
-        svc.peer = conn.peer
-        svc.socket = self.sock  # type: ignore[attr-defined]
-        svc.remote = conn.remote  # type: ignore[attr-defined]
-        svc.lane = self  # type: ignore[attr-defined]
-        svc.lane_pid = conn.main_pid  # type: ignore[attr-defined]
+        sock = self.sock
+        unit = self.ctx.units.instantiate(sock.service_name, conn.instance)
+        svc = Service(self.ctx, unit, Connection(sock, conn.peer, conn.remote, self, conn.main_pid))
         self.conns.pop(conn.main_pid, None)
-        d.instances[unit.name] = svc
+        sock.instances[unit.name] = svc
         if not watch:
-            d.reaper.forget(conn.main_pid)
+            self.ctx.reaper.forget(conn.main_pid)
         svc.adopt_instance(conn.main_pid, conn.invocation, conn.since, watch=watch)
         return svc
 
     def materialize_all(self) -> list[Service]:
         return [self.materialize(c) for c in list(self.conns.values())]
 
-    def gone(self, svc: Service) -> None:
-        """A materialized instance is done (Daemon.instance_done): free its slot."""
-        self.lane.exited(svc.lane_pid)  # type: ignore[attr-defined]
+    def gone(self, pid: int) -> None:
+        """A materialized instance is done (its socket's instance_done): free its slot."""
+        self.lane.exited(pid)
         self._free_if_done()
-
-
-def _group_alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True

@@ -6,57 +6,52 @@ listener and does the accepting itself. While the service runs activator does no
 read the sockets; when it exits they are watched again, and if traffic is already
 queued the service starts again at once — nothing is lost.
 
-Accept=yes: activator accepts, and spawns one instance of ``NAME@.service`` per
-connection, named as systemd names instances. This is the hot path: the work per
-connection is one accept, one spawn (vfork in the C core) and one close.
+Accept=yes: activator accepts, and starts one instance of ``NAME@.service`` per
+connection, named as systemd names instances. Who accepts is decided at the first
+connection: an accept lane (lane.py, a C thread) when the instance's start is one
+exec, else the event loop (acceptloop.py). Both keep the socket's ``AcceptBooks``
+(books.py); the instances are the socket's (``instances``, and the lane's records).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
 import os
 import socket
 import time
-from collections import Counter
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from ..core.errors import ActivatorError, RefusedError
+from ..core.errors import ActivatorError, AlreadyActiveError, NotActiveError, RefusedError
 from ..core.ratelimit import RateLimit
-from ..core.states import (
-    SOCKET_TRANSITIONS,
-    Result,
-    ServiceState,
-    ServiceSubState,
-    SocketState,
-    check,
-)
-from ..exec.bind import (
-    Listener,
-    apply_options,
-    bind_unit,
-    close_listeners,
-    fmt_peer,
-    options_needed,
-)
+from ..core.states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubState, SocketState
+from ..core.states import check as check_transition
+from ..exec.bind import Listener, bind_unit, close_listeners, options_needed
 from ..units.model import SocketUnit
-from . import lane as acceptlane
-from .lane import AcceptLane
+from . import lane as lanes
+from . import status
+from .acceptloop import AcceptLoop, LoopContext
+from .books import AcceptBooks
+from .context import ServiceRef
+from .lane import AcceptLane, Conn
 from .service import Service
-
-if TYPE_CHECKING:
-    from ..manager.manager import Daemon
+from .unit import RuntimeUnitBase
 
 K = SocketState
-# Errors that say the system is out of something: log, back off ~100 ms, retry (trio's list).
-_CAPACITY = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
-_ACCEPT_BATCH = 32
 
 
-class SocketRuntime:
-    def __init__(self, daemon: Daemon, unit: SocketUnit) -> None:
-        self.daemon = daemon
+class SocketContext(LoopContext, Protocol):
+    """What a socket uses of the manager: the service's context, plus its services."""
+
+    def service(self, name: str) -> Service | None:
+        """The (non-template) service of that name, if loaded."""
+        ...
+
+
+class SocketRuntime(RuntimeUnitBase):
+    kind = "socket"
+
+    def __init__(self, ctx: SocketContext, unit: SocketUnit) -> None:
+        self.ctx = ctx
         self.unit = unit
         self.name = unit.name
         sec = unit.Socket
@@ -65,16 +60,10 @@ class SocketRuntime:
         self.result = Result.SUCCESS
         self.since = time.time()
         self.listeners: list[Listener] = []
-        self.service_name = daemon.units.service_of(unit.name)
+        self.service_name = ctx.units.service_of(unit.name)
         self.fdname = sec.FileDescriptorName or unit.name
-        # counters for status
-        self.n_accepted = 0
-        self.n_connections = 0
-        self.n_refused = 0
-        self.refused_limit = 0
-        self.refused_per_source = 0
-        self.refused_trigger = 0
-        self.per_source: Counter[str] = Counter()
+        self.books = AcceptBooks(unit.name, ctx.log)
+        self.instances: dict[str, Service] = {}  # Accept=yes: instances that are Services
         # systemd's defaults are 20 per 2 s (Accept=no) and 200 per 2 s (Accept=yes). For
         # Accept=no the limit catches a service that exits without taking its traffic; we keep
         # it. For Accept=yes it caps a socket at 100 connections/s — systemd then fails it for
@@ -90,40 +79,58 @@ class SocketRuntime:
             burst = sec.TriggerLimitBurst if sec.TriggerLimitBurst is not None else 20
         interval = sec.TriggerLimitIntervalSec if sec.TriggerLimitIntervalSec is not None else 2.0
         self.trigger_limit = RateLimit(interval, burst)
+        self.options_on_accept = options_needed(sec)  # socket options per connection
         self._watching = False
         self._resume: asyncio.TimerHandle | None = None
-        self._with_options = options_needed(sec)
+        self._loop_path = AcceptLoop(ctx, self)
         # Accept=yes: the C accept lane for these listeners, if the service can take it
         self.lane: AcceptLane | None = None
         self._lane_unfit: str | None = None  # why not, once decided
 
     # ------------------------------------------------------------ state
     def _set(self, new: SocketState, result: Result | None = None) -> None:
-        check(SOCKET_TRANSITIONS, self.name, self.state, new)
+        check_transition(SOCKET_TRANSITIONS, self.name, self.state, new)
         if result is not None:
             self.result = result
         if new != self.state:
             self.state = new
             self.since = time.time()
 
+    @property
+    def active_state(self) -> str:
+        s = self.state
+        return "active" if s in (K.LISTENING, K.RUNNING, K.PAUSED) else str(s)
+
+    @property
+    def sub_state(self) -> str:
+        return "dead" if self.state == K.INACTIVE else str(self.state)
+
+    @property
+    def watching(self) -> bool:
+        return self._watching
+
+    def _service(self) -> Service | None:
+        return self.ctx.service(self.service_name)
+
     # ------------------------------------------------------------ start / stop
     def bind(self) -> None:
         """Bind all listeners (as root, before the loop serves anything). Raises BindError."""
         self.listeners = bind_unit(self.name, self.section)
         for lst in self.listeners:
-            self.daemon.log("listen", self.name, address=lst.address, fd=lst.fd)
+            self.ctx.log("listen", self.name, address=lst.address, fd=lst.fd)
 
     def start(self) -> None:
-        """Start watching; binds first if needed. Raises ActivatorError (state FAILED)."""
+        """Start watching; binds first if needed. Raises ActivatorError (state FAILED), or
+        AlreadyActiveError when its Accept=no service runs without it."""
         if self.state in (K.LISTENING, K.RUNNING, K.PAUSED):
             return
+        svc = self._service()
         if not self.section.Accept:
             # systemd's socket_start(): the service holds (or is about to get) fds we would
             # not share with it; the operator has to stop it first. A service waiting to
             # restart holds none yet, and will collect the new ones.
-            svc = self.daemon.services.get(self.service_name)
             if svc is not None and svc.active and svc.sub != ServiceSubState.AUTO_RESTART:
-                raise RefusedError(
+                raise AlreadyActiveError(
                     f"{self.name}: socket service {self.service_name} already active, refusing"
                 )
         if not self.listeners:
@@ -135,7 +142,6 @@ class SocketRuntime:
         self.result = Result.SUCCESS
         self._set(K.LISTENING)
         self.trigger_limit.reset()
-        svc = self.daemon.services.get(self.service_name)
         if not self.section.Accept and svc is not None and svc.active:
             self._set(K.RUNNING)  # the service already holds our fds
         else:
@@ -147,20 +153,62 @@ class SocketRuntime:
         ``stop_instances=False`` (a reload rebinding the socket) leaves the connections
         already accepted running.
         """
-        self._unwatch()
+        self.unwatch()
         if self._resume is not None:
             self._resume.cancel()
             self._resume = None
         if self.section.Accept and stop_instances:
-            await self.daemon.stop_instances(self)
-        if self.lane is not None:  # its thread is gone (_unwatch); these listeners go now
+            await self.stop_instances()
+        if self.lane is not None:  # its thread is gone (unwatch); these listeners go now
             self.lane.dispose()
         self.lane, self._lane_unfit = None, None
         close_listeners(self.listeners, self.section, remove=True)
         self.listeners = []
         if self.state != K.INACTIVE or result != Result.SUCCESS:
-            self.daemon.log("stop", self.name, result=None if result == Result.SUCCESS else result)
+            self.ctx.log("stop", self.name, result=None if result == Result.SUCCESS else result)
             self._set(K.FAILED if result != Result.SUCCESS else K.INACTIVE, result)
+
+    async def restart(self) -> None:
+        await self.stop()
+        self.start()
+
+    # ------------------------------------------------------------ the unit interface
+    def check(self, verb: str) -> None:
+        super().check(verb)
+        if verb == "reload":
+            raise RefusedError(
+                f"{self.name}: a socket cannot be reloaded (restart it, or reload its service)"
+            )
+        if verb == "kill":
+            raise NotActiveError(f"{self.name} has no process to signal")
+
+    async def reload(self) -> None:
+        self.check("reload")
+
+    def kill(self, sig: int) -> int | None:
+        self.check("kill")
+        return None
+
+    def reset_failed(self) -> bool:
+        was = self.state == K.FAILED
+        if was:
+            self._set(K.INACTIVE, Result.SUCCESS)
+        self.result = Result.SUCCESS
+        return was
+
+    async def settle(self, verb: str) -> str | None:
+        return None  # a socket's start and stop are done when they return
+
+    def describe(self) -> dict[str, Any]:
+        svc = self._service()
+        if svc is not None:
+            triggered = svc.active_state
+        else:  # Accept=yes: the template counts as active while instances run
+            triggered = "active" if self.books.n_connections else "inactive"
+        return status.describe_socket(self, triggered, self.instance_list())
+
+    def properties(self) -> dict[str, str]:
+        return status.socket_properties(self)
 
     # ------------------------------------------------------------ watching
     def _watch(self) -> None:
@@ -177,7 +225,7 @@ class SocketRuntime:
             # socket nobody connects to costs no thread (and start-up no planning).
             handler = self._first_connection
         else:
-            handler = self._on_connection
+            handler = self._loop_path.on_connection
         loop = asyncio.get_running_loop()
         for lst in self.listeners:
             # An Accept=no service shares the open file description and clears O_NONBLOCK
@@ -186,21 +234,8 @@ class SocketRuntime:
             loop.add_reader(lst.fd, handler, lst)
         self._watching = True
 
-    @property
-    def accept_path(self) -> str | None:
-        """Accept=yes: who accepts and spawns (None: not decided before a connection)."""
-        if not self.section.Accept or (self.lane is None and self._lane_unfit is None):
-            return None
-        if self.lane is not None:
-            return "accept lane (C thread)"
-        return f"event loop ({self._lane_unfit})"
-
-    def _first_connection(self, lst: Listener) -> None:
-        self._unwatch()
-        self._lane()  # the lane, or the reason for the Python path
-        self._watch()  # the lane's thread, or our reader, takes the waiting connection
-
-    def _unwatch(self) -> None:
+    def unwatch(self) -> None:
+        """Stop reading the listeners (they stay bound; connections queue in the kernel)."""
         if not self._watching:
             return
         if self.lane is not None:
@@ -212,39 +247,61 @@ class SocketRuntime:
             loop.remove_reader(lst.fd)
         self._watching = False
 
-    def _lane(self) -> AcceptLane | None:
-        """The accept lane of these listeners, made on first use; None: the Python path."""
+    def rewatch_later(self, delay: float) -> None:
+        """Back off (out of fds or memory): listen again after ``delay`` if still listening."""
+        asyncio.get_running_loop().call_later(delay, self._rewatch)
+
+    def _rewatch(self) -> None:
+        if self.state == K.LISTENING:
+            self._watch()
+
+    @property
+    def accept_path(self) -> str | None:
+        """Accept=yes: who accepts and spawns (None: not decided before a connection)."""
+        if not self.section.Accept or (self.lane is None and self._lane_unfit is None):
+            return None
+        if self.lane is not None:
+            return "accept lane (C thread)"
+        return f"event loop ({self._lane_unfit})"
+
+    def _first_connection(self, lst: Listener) -> None:
+        self.unwatch()
+        self._plan_lane()  # the lane, or the reason for the Python path
+        self._watch()  # the lane's thread, or our reader, takes the waiting connection
+
+    def _plan_lane(self) -> None:
+        """The accept lane of these listeners, made on first use (or why not)."""
         if self.lane is None and self._lane_unfit is None:
-            why = acceptlane.unfit(self.daemon, self) if acceptlane.enabled() else "turned off"
+            why = lanes.unfit(self.ctx, self) if lanes.enabled() else "turned off"
             if why is None:
                 try:
-                    self.lane = AcceptLane(self.daemon, self)
+                    self.lane = AcceptLane(self.ctx, self)
                 except (ActivatorError, OSError, ValueError) as e:
                     why = str(e)
             self._lane_unfit = why
-        return self.lane
 
     def replan_lane(self) -> None:
         """After a reload: plan the lane again from the current units (or go without)."""
         if not self.section.Accept:
             return
         watching = self._watching
-        self._unwatch()
+        self.unwatch()
         if self.lane is not None:
             self.lane.dispose()
         self.lane, self._lane_unfit = None, None
         if watching:
             self._watch()
 
-    def _trigger_allowed(self) -> bool:
+    def trigger_allowed(self) -> bool:
+        """Count one trigger; False (and paused) when it is over TriggerLimitBurst=."""
         if self.trigger_limit.below():
             return True
         # systemd fails the socket for good here (sd#15633); activator pauses it for the
         # rest of the interval and then listens again by itself.
-        self.refused_trigger += 1
-        self._unwatch()
+        self.books.refused_trigger += 1
+        self.unwatch()
         delay = self.trigger_limit.remaining()
-        self.daemon.log(
+        self.ctx.log(
             "pause",
             self.name,
             result=Result.TRIGGER_LIMIT_HIT,
@@ -261,8 +318,8 @@ class SocketRuntime:
             return
         self.trigger_limit.reset()
         self._set(K.LISTENING, Result.SUCCESS)
-        self.daemon.log("resume", self.name)
-        svc = self.daemon.services.get(self.service_name)
+        self.ctx.log("resume", self.name)
+        svc = self._service()
         if not self.section.Accept and svc is not None and svc.active:
             self._set(K.RUNNING)
         else:
@@ -270,20 +327,20 @@ class SocketRuntime:
 
     # ------------------------------------------------------------ Accept=no
     def _on_traffic(self, lst: Listener) -> None:
-        if not self._trigger_allowed():
+        if not self.trigger_allowed():
             return
-        self._unwatch()
-        svc = self.daemon.services.get(self.service_name)
+        self.unwatch()
+        svc = self._service()
         if svc is None:
             return
         self._set(K.RUNNING)
-        self.daemon.log("trigger", self.name, service=self.service_name, address=lst.address)
+        self.ctx.log("trigger", self.name, service=self.service_name, address=lst.address)
         if not svc.active:
             svc.start()
 
     def service_changed(self, svc: Service) -> None:
         """Accept=no: follow the service, as systemd's socket_trigger_notify()."""
-        if self.state not in (K.LISTENING, K.RUNNING) or self.daemon.stopping:
+        if self.state not in (K.LISTENING, K.RUNNING) or self.ctx.stopping:
             return
         if svc.state == ServiceState.FAILED and svc.result == Result.START_LIMIT_HIT:
             asyncio.ensure_future(self.stop(result=Result.SERVICE_START_LIMIT_HIT))
@@ -294,7 +351,7 @@ class SocketRuntime:
             self._set(K.LISTENING)
             self._watch()
         elif svc.active:
-            self._unwatch()
+            self.unwatch()
             self._set(K.RUNNING)
 
     def _flush(self) -> None:
@@ -315,144 +372,39 @@ class SocketRuntime:
                 except OSError:
                     break
 
-    # ------------------------------------------------------------ Accept=yes (hot path)
-    def _on_connection(self, lst: Listener) -> None:
-        sock = lst.sock
-        for _ in range(_ACCEPT_BATCH):
-            try:
-                fd, addr = sock._accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                if e.errno in _CAPACITY:
-                    self.daemon.log(
-                        "warning",
-                        self.name,
-                        reason=f"unable to accept: {e.strerror}, retrying in 100ms",
-                    )
-                    self._unwatch()
-                    asyncio.get_running_loop().call_later(0.1, self._rewatch)
-                    return
-                if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
-                    continue  # that connection is gone; the next one may be fine
-                raise
-            try:
-                self._handle(lst, fd, addr)
-            except Exception as e:  # one connection's failure drops that connection only
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-                self.daemon.log("reject", self.name, reason=str(e))
-                if not isinstance(e, ActivatorError):
-                    self.daemon.log_exception(e)
-            if not self._watching:
-                return
+    # ------------------------------------------------------------ Accept=yes instances
+    def instance_done(self, svc: ServiceRef) -> None:
+        """An instance is over (its Service is dead or failed): count it out."""
+        c = svc.connection
+        if c is not None and self.instances.pop(svc.name, None) is not None:
+            self.books.gone(c.remote)
+            if c.lane is not None and c.lane_pid is not None:  # the lane's slot is free now
+                c.lane.gone(c.lane_pid)
 
-    def _rewatch(self) -> None:
-        if self.state == K.LISTENING:
-            self._watch()
+    def find_instance(self, name: str) -> Service | None:
+        """An instance by name; one the lane keeps as a record becomes a Service now."""
+        svc = self.instances.get(name)
+        if svc is None and self.lane is not None:
+            conn = self.lane.find(name)
+            if conn is not None:
+                return self.lane.materialize(conn)
+        return svc
 
-    def _handle(self, lst: Listener, fd: int, addr) -> None:
-        if not self._trigger_allowed():
-            os.close(fd)
-            return
-        n = self.n_accepted
-        self.n_accepted = n + 1
-        sec = self.section
-        remote, rport = _peer(lst, fd, addr)
-        if self.n_connections >= sec.MaxConnections:
-            # Instances that have exited but are not reaped yet still count; reap them first
-            # so that the limit counts what really runs.
-            self.daemon.reaper.reap_now()
-        if self.n_connections >= sec.MaxConnections:
-            os.close(fd)
-            self.n_refused += 1
-            self.refused_limit += 1
-            self.daemon.log(
-                "reject",
-                self.name,
-                peer=fmt_peer(remote, rport),
-                reason=f"too many incoming connections ({self.n_connections})",
+    def instance_list(self) -> list[Service | Conn]:
+        """The running instances: Services, and the accept lane's records."""
+        out: list[Service | Conn] = list(self.instances.values())
+        if self.lane is not None:
+            out += self.lane.conns.values()
+        return out
+
+    def materialize_instances(self) -> None:
+        """Every instance the lane keeps as a record becomes a Service (to be stopped)."""
+        if self.lane is not None:
+            self.lane.materialize_all()
+
+    async def stop_instances(self) -> None:
+        self.materialize_instances()
+        if self.instances:
+            await asyncio.gather(
+                *(s.stop() for s in list(self.instances.values())), return_exceptions=True
             )
-            return
-        if sec.MaxConnectionsPerSource and remote is not None and lst.family != socket.AF_UNIX:
-            if self.per_source[remote] >= sec.MaxConnectionsPerSource:
-                os.close(fd)
-                self.n_refused += 1
-                self.refused_per_source += 1
-                self.daemon.log(
-                    "reject",
-                    self.name,
-                    peer=remote,
-                    reason=f"too many connections from {remote} ({self.per_source[remote]})",
-                )
-                return
-        if self._with_options:
-            apply_options(fd, lst.family, lst.type, sec, listening=False)
-        instance, env = self._describe(lst, fd, n, remote, rport)
-        self.n_connections += 1
-        if remote is not None and lst.family != socket.AF_UNIX:
-            self.per_source[remote] += 1
-        try:
-            self.daemon.spawn_instance(self, instance, fd, env, remote, rport)
-        finally:
-            os.close(fd)
-
-    def instance_gone(self, remote: str | None, family_unix: bool) -> None:
-        self.n_connections -= 1
-        if remote is not None and not family_unix:
-            left = self.per_source[remote] - 1
-            if left > 0:
-                self.per_source[remote] = left
-            else:
-                del self.per_source[remote]
-
-    def _describe(
-        self, lst: Listener, fd: int, n: int, remote, rport
-    ) -> tuple[str, dict[str, str]]:
-        """The instance string systemd gives this connection (``NAME@<it>.service``), and
-        REMOTE_*/UCSPI variables."""
-        env: dict[str, str] = {}
-        if lst.family == socket.AF_UNIX:
-            try:
-                s = socket.socket(socket.AF_UNIX, lst.type, 0, fd)
-                try:
-                    creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-                finally:
-                    s.detach()
-                pid, uid = (
-                    int.from_bytes(creds[0:4], "little"),
-                    int.from_bytes(creds[4:8], "little"),
-                )
-                inst = f"{n}-{pid}-{uid}" if pid > 0 else f"{n}-unknown"
-            except OSError:
-                inst = f"{n}-unknown"
-            return inst, env
-        local, lport = lst.bound or ("", 0)
-        if not local:
-            s = socket.socket(lst.family, lst.type, 0, fd)
-            try:
-                sa = s.getsockname()
-            finally:
-                s.detach()
-            local, lport = _unmap(sa[0]), sa[1]
-        env["REMOTE_ADDR"] = remote
-        env["REMOTE_PORT"] = str(rport)
-        if self.section.UCSPI:
-            env.update(
-                PROTO="TCP6" if ":" in local else "TCP",
-                TCPREMOTEIP=remote,
-                TCPREMOTEPORT=str(rport),
-                TCPLOCALIP=local,
-                TCPLOCALPORT=str(lport),
-            )
-        return f"{n}-{local}:{lport}-{remote}:{rport}", env
-
-
-def _unmap(host: str) -> str:
-    return host[7:] if host.startswith("::ffff:") and "." in host else host
-
-
-def _peer(lst: Listener, fd: int, addr) -> tuple[str | None, int]:
-    if lst.family in (socket.AF_INET, socket.AF_INET6) and isinstance(addr, tuple):
-        return _unmap(addr[0]), addr[1]
-    return None, 0

@@ -167,3 +167,15 @@ def parse_listen(directive: str, text: str) -> object:
         group = parse_uint(words[1]) if len(words) == 2 else 0
         return NetlinkListen(protocol=family, group=group, text=text)
     raise BadValue(f"{directive}= is not a listener directive")  # pragma: no cover
+
+
+_TYPE_WORDS = {"stream": "Stream", "datagram": "Datagram", "seqpacket": "SequentialPacket"}
+_KIND_WORDS = {"fifo": "FIFO", "special": "Special", "netlink": "Netlink", "mqueue": "MessageQueue"}
+
+
+def listen_type(spec) -> str:
+    """systemctl's word for a listener (list-sockets, status): Stream, Datagram,
+    SequentialPacket, FIFO, Special, Netlink, MessageQueue."""
+    if spec.family in ("inet", "unix"):
+        return _TYPE_WORDS[str(spec.type)]
+    return _KIND_WORDS.get(spec.family, spec.family)

@@ -387,10 +387,20 @@ class SocketUnit(UnitBase):
     kind: Literal["socket"] = "socket"
     Socket: SocketSection
 
+    @property
+    def section(self) -> SocketSection:
+        """The unit's own section ([Socket])."""
+        return self.Socket
+
 
 class ServiceUnit(UnitBase):
     kind: Literal["service"] = "service"
     Service: ServiceSection
+
+    @property
+    def section(self) -> ServiceSection:
+        """The unit's own section ([Service])."""
+        return self.Service
 
     @property
     def is_template(self) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import types
 
 from activator.manager import reload
-from activator.runtime.service import Host, Service
+from activator.runtime.host import Host
+from activator.runtime.service import Service
 from activator.runtime.socket import SocketRuntime
 from activator.units import load_units
 from activator.units.model import SocketSection
@@ -23,7 +24,7 @@ def test_every_attribute_is_config_or_state(tmp_path):
     """A new attribute of SocketRuntime must be classified in reload.py: either the
     unit defines it (replaced on a reload) or it is run-time state (kept)."""
     units = _units(tmp_path)
-    fake = types.SimpleNamespace(units=units, host=Host())
+    fake = types.SimpleNamespace(units=units, host=Host(), log=None)
     sock = SocketRuntime(fake, units.sockets["w.socket"])
     assert set(vars(sock)) == set(reload.SOCKET_CONFIG) | set(reload.SOCKET_STATE)
     assert not set(reload.SOCKET_CONFIG) & set(reload.SOCKET_STATE)
@@ -41,15 +42,15 @@ def test_runtime_socket_keys_exist():
 
 def test_reconfigure_keeps_state_and_equal_limits(tmp_path):
     units = _units(tmp_path)
-    fake = types.SimpleNamespace(units=units)
+    fake = types.SimpleNamespace(units=units, log=None)
     live = SocketRuntime(fake, units.sockets["w.socket"])
-    live.n_accepted = 7
+    live.books.n_accepted = 7
     limit = live.trigger_limit
     (tmp_path / "w.socket").write_text("[Socket]\nListenStream=127.0.0.1:9\nMaxConnections=5\n")
     new, _ = load_units([str(tmp_path)])
     fake.units = new
     reload._reconfigure(live, SocketRuntime(fake, new.sockets["w.socket"]), reload.SOCKET_CONFIG)
-    assert live.section.MaxConnections == 5 and live.n_accepted == 7
+    assert live.section.MaxConnections == 5 and live.books.n_accepted == 7
     assert live.trigger_limit is limit  # same settings: the count carries on
     assert reload._bind_part(units.sockets["w.socket"]) == reload._bind_part(
         new.sockets["w.socket"]

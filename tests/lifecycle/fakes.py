@@ -17,8 +17,9 @@ import os
 import signal
 
 from activator.exec import plan
+from activator.exec.plan import Handover
 from activator.exec.spec import SpawnError
-from activator.runtime.service import Handover, Service
+from activator.runtime.service import Service
 from activator.units.model import ExecCommand, ServiceSection, ServiceUnit, UnitSection
 
 ME = os.getpid()
@@ -207,6 +208,12 @@ class FakeDaemon:
 
     def instance_done(self, svc: Service) -> None:
         self.done.append(svc.name)
+
+    def known_pids(self) -> set[int]:
+        return {p for s in self.services.values() for p in (s.main_pid, s.control_pid) if p}
+
+    def sockets_of(self, service: str) -> list[str]:
+        return []
 
     # -- building and driving services
     def service(self, name: str = "x.service", *, unit: dict | None = None, **fields) -> Service:

@@ -23,7 +23,7 @@ from activator.core.states import (
     TransitionError,
     check,
 )
-from activator.runtime.service import Handover
+from activator.exec.plan import Handover
 
 U = ServiceSubState
 S = ServiceState
@@ -752,7 +752,7 @@ def test_exec_prefixes():
 
 
 def test_conditions(tmp_path):
-    from activator.runtime.service import failed_condition
+    from activator.exec.conditions import failed_condition
 
     here = str(tmp_path)
     missing = str(tmp_path / "missing")

@@ -1,0 +1,140 @@
+"""RuntimeDirectory= and friends: created, owned and removed as root, symlink-safely.
+
+systemd's setup_exec_directory(): each directory goes below a fixed root (/run,
+/var/lib, /var/cache, /var/log, /etc); missing parents are created 0755 and root's; the
+directory itself gets *DirectoryMode= and, except ConfigurationDirectory= (root's, left
+alone once it exists), is owned by User=/Group=.
+
+A service owns its directories, so it may put symlinks in them, or replace one of them
+with a symlink while it is down. Everything below the root is therefore reached with
+openat(…, O_NOFOLLOW | O_DIRECTORY) one component at a time (systemd's chase()
+discipline): a symlink anywhere below the root is refused, never followed, and every
+chmod/chown acts on the opened fd, never on a path looked up again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+
+from ..core.errors import StartError
+
+#: (directive, root, environment variable)
+DIRECTORIES = (
+    ("RuntimeDirectory", "/run", "RUNTIME_DIRECTORY"),
+    ("StateDirectory", "/var/lib", "STATE_DIRECTORY"),
+    ("CacheDirectory", "/var/cache", "CACHE_DIRECTORY"),
+    ("LogsDirectory", "/var/log", "LOGS_DIRECTORY"),
+    ("ConfigurationDirectory", "/etc", "CONFIGURATION_DIRECTORY"),
+)
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def below(root: str, name: str) -> str:
+    """``root/name``, normalised; StartError when ``name`` leads out of ``root``."""
+    path = os.path.normpath(os.path.join(root, name))
+    if not path.startswith(root + "/"):
+        raise StartError(f"directory {name!r} is not below {root}")
+    return path
+
+
+@contextlib.contextmanager
+def _open_parent(root: str, path: str, *, create: bool) -> Iterator[tuple[int, str]]:
+    """The parent of ``path`` opened without following a symlink below ``root`` (missing
+    parents made 0755 root when ``create``), and the last component's name."""
+    parts = path[len(root) + 1 :].split("/")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the root is trusted
+    try:
+        for part in parts[:-1]:
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o755, dir_fd=fd)
+            nxt = os.open(part, _DIR, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        yield fd, parts[-1]
+    finally:
+        os.close(fd)
+
+
+def make_directories(svc, creds) -> dict[str, str]:
+    """Set up every *Directory= of a [Service] section ``svc`` for a process running with
+    ``creds`` (None: root). Returns RUNTIME_DIRECTORY= … for the environment.
+    Raises StartError naming the directive, the path and the cause."""
+    env: dict[str, str] = {}
+    uid, gid = (creds.uid, creds.gid) if creds is not None else (0, 0)
+    for field_name, root, var in DIRECTORIES:
+        names = getattr(svc, field_name)
+        if not names:
+            continue
+        mode = getattr(svc, field_name + "Mode")
+        paths = []
+        for name in names:
+            path = below(root, name)
+            try:
+                _make_one(root, path, mode, (uid, gid), own=field_name != "ConfigurationDirectory")
+            except OSError as e:
+                why = "is a symbolic link" if e.errno == 40 else e.strerror  # ELOOP
+                raise StartError(f"unable to create {field_name}= {path}: {why}") from None
+            except _NotADirectory:
+                raise StartError(
+                    f"unable to create {field_name}= {path}: exists and is not a directory"
+                ) from None
+            paths.append(path)
+        env[var] = ":".join(paths)
+    return env
+
+
+class _NotADirectory(Exception):
+    pass
+
+
+def _make_one(root: str, path: str, mode: int, owner: tuple[int, int], *, own: bool) -> None:
+    with _open_parent(root, path, create=True) as (parent, name):
+        try:
+            os.mkdir(name, 0o700, dir_fd=parent)
+            created = True
+        except FileExistsError:
+            created = False
+        try:
+            fd = os.open(name, _DIR, dir_fd=parent)
+        except OSError as e:
+            if e.errno == 20:  # ENOTDIR: a file (or a symlink to one: ELOOP comes first)
+                raise _NotADirectory from None
+            raise
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISDIR(st.st_mode):
+                raise _NotADirectory
+            if own:
+                os.fchmod(fd, mode)
+                if (st.st_uid, st.st_gid) != owner:
+                    _chown_tree(fd, *owner)
+            elif created:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+
+
+def _chown_tree(fd: int, uid: int, gid: int) -> None:
+    """chown -R of an opened directory without following a symlink anywhere (the service
+    may have planted some)."""
+    os.fchown(fd, uid, gid)
+    for _root, dirs, files, rootfd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
+        for name in (*dirs, *files):
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(name, uid, gid, dir_fd=rootfd, follow_symlinks=False)
+
+
+def remove_runtime_directories(svc) -> None:
+    """RuntimeDirectory= goes when the service does: removed below its parent opened
+    symlink-safely; rmtree with a dir_fd follows no symlink either."""
+    import shutil  # here: its bz2/lzma imports are half a MiB of idle memory
+
+    for name in svc.RuntimeDirectory:
+        with contextlib.suppress(StartError, OSError):
+            path = below("/run", name)
+            with _open_parent("/run", path, create=False) as (parent, last):
+                shutil.rmtree(last, dir_fd=parent, ignore_errors=True)

@@ -1,0 +1,176 @@
+"""Accept=yes on the event loop: accept, name the instance, make it a Service, start it.
+
+The path for every Accept=yes socket an accept lane (lane.py) cannot serve: instances
+that need the state machine from their first step (ExecStartPre=, Type=notify,
+MaxConnectionsPerSource=, per-connection socket options …). The work per connection is
+one accept, one Service with its connection handed over (systemd's
+service_set_socket_fd()), one start and one close of our copy of the connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+from typing import Protocol
+
+from ..core.errors import ActivatorError
+from ..exec.bind import Listener, apply_options, fmt_peer, unmap
+from ..exec.plan import Handover
+from ..units import UnitSet
+from .books import AcceptBooks
+from .context import Connection, InstanceOwner
+from .service import Service, ServiceContext
+
+# Errors that say the system is out of something: log, back off ~100 ms, retry (trio's list).
+_CAPACITY = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+_ACCEPT_BATCH = 32
+
+
+class LoopContext(ServiceContext, Protocol):
+    """What the event-loop path uses of the manager."""
+
+    units: UnitSet
+
+    def log_exception(self, e: BaseException) -> None: ...
+
+
+class AcceptingSocket(InstanceOwner, Protocol):
+    """The socket whose connections this path accepts (socket.SocketRuntime)."""
+
+    service_name: str
+    books: AcceptBooks
+    section: object
+    instances: dict[str, Service]
+    options_on_accept: bool
+
+    def trigger_allowed(self) -> bool: ...
+    def unwatch(self) -> None: ...
+    def rewatch_later(self, delay: float) -> None: ...
+    @property
+    def watching(self) -> bool: ...
+
+
+class AcceptLoop:
+    """The reader callback of an Accept=yes socket's listeners, on the event loop."""
+
+    def __init__(self, ctx: LoopContext, sock: AcceptingSocket) -> None:
+        self.ctx = ctx
+        self.sock = sock
+
+    def on_connection(self, lst: Listener) -> None:
+        sock = lst.sock
+        log = self.ctx.log
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                fd, addr = sock._accept()  # the stdlib's own, without a socket object per call
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in _CAPACITY:
+                    log(
+                        "warning",
+                        self.sock.name,
+                        reason=f"unable to accept: {e.strerror}, retrying in 100ms",
+                    )
+                    self.sock.unwatch()
+                    self.sock.rewatch_later(0.1)
+                    return
+                if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+                    continue  # that connection is gone; the next one may be fine
+                raise
+            try:
+                self._handle(lst, fd, addr)
+            except Exception as e:  # one connection's failure drops that connection only
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                log("reject", self.sock.name, reason=str(e))
+                if not isinstance(e, ActivatorError):
+                    self.ctx.log_exception(e)
+            if not self.sock.watching:
+                return
+
+    def _handle(self, lst: Listener, fd: int, addr) -> None:
+        sock = self.sock
+        if not sock.trigger_allowed():
+            os.close(fd)
+            return
+        books = sock.books
+        n = books.n_accepted
+        books.n_accepted = n + 1
+        sec = sock.section
+        remote, rport = _peer(lst, addr)
+        if books.n_connections >= sec.MaxConnections:
+            # Instances that have exited but are not reaped yet still count; reap them first
+            # so that the limit counts what really runs.
+            self.ctx.reaper.reap_now()
+        if books.n_connections >= sec.MaxConnections:
+            os.close(fd)
+            books.refuse_limit(fmt_peer(remote, rport), books.n_connections)
+            return
+        if sec.MaxConnectionsPerSource and remote is not None:
+            if books.per_source[remote] >= sec.MaxConnectionsPerSource:
+                os.close(fd)
+                books.refuse_source(remote)
+                return
+        if sock.options_on_accept:
+            apply_options(fd, lst.family, lst.type, sec, listening=False)
+        instance, env = describe(lst, fd, n, remote, rport, ucspi=sec.UCSPI)
+        books.connected(remote)
+        try:
+            unit = self.ctx.units.instantiate(sock.service_name, instance)
+            svc = Service(self.ctx, unit, Connection(sock, fmt_peer(remote, rport), remote))
+            sock.instances[unit.name] = svc
+            svc.start_instance(Handover(connection=fd, extra_env=env))
+        finally:
+            os.close(fd)
+
+
+def describe(
+    lst: Listener, fd: int, n: int, remote: str | None, rport: int, *, ucspi: bool
+) -> tuple[str, dict[str, str]]:
+    """The instance string systemd gives connection number ``n`` (``NAME@<it>.service``,
+    socket.c's instance_from_socket()), and its REMOTE_*/UCSPI variables. The accept
+    lane's describe() in _lane.c is the C twin."""
+    env: dict[str, str] = {}
+    if lst.family == socket.AF_UNIX:
+        try:
+            s = socket.socket(socket.AF_UNIX, lst.type, 0, fd)
+            try:
+                creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+            finally:
+                s.detach()
+            pid, uid = (
+                int.from_bytes(creds[0:4], "little"),
+                int.from_bytes(creds[4:8], "little"),
+            )
+            inst = f"{n}-{pid}-{uid}" if pid > 0 else f"{n}-unknown"
+        except OSError:
+            inst = f"{n}-unknown"
+        return inst, env
+    local, lport = lst.bound or ("", 0)
+    if not local:
+        s = socket.socket(lst.family, lst.type, 0, fd)
+        try:
+            sa = s.getsockname()
+        finally:
+            s.detach()
+        local, lport = unmap(sa[0]), sa[1]
+    env["REMOTE_ADDR"] = str(remote)
+    env["REMOTE_PORT"] = str(rport)
+    if ucspi:
+        env.update(
+            PROTO="TCP6" if ":" in local else "TCP",
+            TCPREMOTEIP=str(remote),
+            TCPREMOTEPORT=str(rport),
+            TCPLOCALIP=local,
+            TCPLOCALPORT=str(lport),
+        )
+    return f"{n}-{local}:{lport}-{remote}:{rport}", env
+
+
+def _peer(lst: Listener, addr) -> tuple[str | None, int]:
+    if lst.family in (socket.AF_INET, socket.AF_INET6) and isinstance(addr, tuple):
+        return unmap(addr[0]), addr[1]
+    return None, 0

@@ -1,0 +1,88 @@
+"""The books of an Accept=yes socket: what it accepted, refused and has running.
+
+One ``AcceptBooks`` per socket, kept by whichever path accepts its connections — the
+event loop (acceptloop.py) or an accept lane (lane.py) — so ``status`` reads one set of
+counters and the log has the same ``start``/``reject`` lines whoever accepted. The lane
+keeps the books on the hot path: the counters are plain attributes it updates in place,
+no call per connection; refusals (rare by nature) go through methods that also log.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Protocol
+
+from ..core.log import EventLog
+
+
+class AcceptBooks:
+    def __init__(self, unit: str, log: EventLog) -> None:
+        self.unit = unit
+        self.log = log
+        self.n_accepted = 0  # also the number of the next connection's instance
+        self.n_connections = 0  # instances running
+        self.n_refused = 0
+        self.refused_limit = 0  # MaxConnections=
+        self.refused_per_source = 0  # MaxConnectionsPerSource=
+        self.refused_trigger = 0  # pauses by the trigger limit
+        self.per_source: Counter[str] = Counter()
+
+    def refuse_limit(self, peer: str | None, active: int) -> None:
+        """A connection closed at MaxConnections= (systemd's accept-and-close)."""
+        self.n_refused += 1
+        self.refused_limit += 1
+        self.log("reject", self.unit, peer=peer, reason=f"too many incoming connections ({active})")
+
+    def refuse_source(self, remote: str) -> None:
+        """A connection closed at MaxConnectionsPerSource=."""
+        self.n_refused += 1
+        self.refused_per_source += 1
+        self.log(
+            "reject",
+            self.unit,
+            peer=remote,
+            reason=f"too many connections from {remote} ({self.per_source[remote]})",
+        )
+
+    def connected(self, remote: str | None) -> None:
+        """An instance runs for a connection from ``remote`` (None: a unix peer)."""
+        self.n_connections += 1
+        if remote is not None:
+            self.per_source[remote] += 1
+
+    def gone(self, remote: str | None) -> None:
+        """That instance is done."""
+        self.n_connections -= 1
+        if remote is not None:
+            left = self.per_source[remote] - 1
+            if left > 0:
+                self.per_source[remote] = left
+            else:
+                del self.per_source[remote]
+
+    def counters(self) -> dict:
+        """The counters as ``status`` shows them."""
+        return {
+            "NAccepted": self.n_accepted,
+            "NConnections": self.n_connections,
+            "NRefused": self.n_refused,
+            "refused": {
+                "limit": self.refused_limit,
+                "per_source": self.refused_per_source,
+                "trigger_limit": self.refused_trigger,
+            },
+        }
+
+
+class AcceptSocket(Protocol):
+    """What both accept paths use of their socket (socket.SocketRuntime)."""
+
+    name: str
+    service_name: str
+    books: AcceptBooks
+    listeners: list
+    section: object
+    instances: dict
+
+    @property
+    def options_on_accept(self) -> bool: ...

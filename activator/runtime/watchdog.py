@@ -1,0 +1,67 @@
+"""WatchdogSec= for one service: a deadline that WATCHDOG=1 pushes back.
+
+Counted from the service's start-post (its READY=1), reset by every ``WATCHDOG=1``;
+``WATCHDOG_USEC=`` replaces the configured interval until the next start. When it
+runs out the service is told (``on_expire``), which sends WatchdogSignal= and fails
+it with result ``watchdog``. The timer lives only while the service is in a state
+where it is watched (``armed()``: start-post, running, reload).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class Clock(Protocol):
+    def clock(self) -> float: ...
+    def call_at(self, when: float, callback: Callable[[], None]) -> Any: ...
+
+
+class Watchdog:
+    def __init__(
+        self,
+        host: Clock,
+        configured: Callable[[], float],
+        armed: Callable[[], bool],
+        on_expire: Callable[[], None],
+    ) -> None:
+        self._host = host
+        self._configured = configured  # WatchdogSec= of the current unit (a reload may change it)
+        self._armed = armed
+        self._on_expire = on_expire
+        self._timer: Any = None
+        self._last = 0.0
+        self.override: float | None = None  # WATCHDOG_USEC=, until the next start
+
+    @property
+    def seconds(self) -> float:
+        return self.override if self.override is not None else self._configured()
+
+    def reset(self) -> None:
+        """WATCHDOG=1 (or the start-post of a start): the interval begins again now."""
+        self._last = self._host.clock()
+        self.start()
+
+    def start(self) -> None:
+        """(Re)arm from the last ping, with the current interval."""
+        self.stop()
+        sec = self.seconds
+        if sec <= 0 or sec == math.inf or not self._armed():
+            return
+        self._timer = self._host.call_at(self._last + sec, self._expired)
+
+    def set_usec(self, usec: int) -> None:
+        """WATCHDOG_USEC=: a new interval (0: off), counted from the last ping."""
+        self.override = math.inf if usec <= 0 else usec / 1_000_000
+        self.start()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        self._on_expire()
