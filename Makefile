@@ -27,6 +27,8 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check activator tests bench
+	$(VENV)/bin/ruff format --check activator tests
+	$(VENV)/bin/mypy
 
 # activator beside tcpserver, tcpsvd and systemd-socket-activate (root; installs the peers).
 bench: install

@@ -391,10 +391,11 @@ def _ago(seconds: float) -> str:
 
 
 def _bytes(n: int) -> str:
+    size = float(n)
     for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
+        if size < 1024 or unit == "G":
+            return f"{n}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
     return str(n)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from ..core.log import EventLog
@@ -17,6 +18,7 @@ from ..runtime.socket import SocketRuntime
 from ..runtime.unit import RuntimeUnit
 from ..units import Problem, UnitSet
 from ..units.listen import listen_type
+from ..units.model import ServiceUnit, SocketUnit
 from ..units.values import BadValue, parse_signal, signal_name
 from . import protocol, views
 from .protocol import ProtocolError
@@ -33,6 +35,7 @@ class ManagerView(Protocol):
     log: EventLog
     operation_lock: asyncio.Lock
 
+    def log_exception(self, e: BaseException) -> None: ...
     def find(self, name: str) -> RuntimeUnit | None: ...
     def all_units(self) -> list[RuntimeUnit]: ...
     async def reload_units(self, *, dry_run: bool = False) -> Any: ...
@@ -50,7 +53,7 @@ def full_name(name: str) -> str:
 class Verbs:
     def __init__(self, manager: ManagerView) -> None:
         self.m = manager
-        self._tasks: set[asyncio.Task] = set()  # --no-block operations still running
+        self._tasks: set[asyncio.Task[Any]] = set()  # --no-block operations still running
         self.table = {
             "ping": self.ping, "status": self.status, "list-units": self.list_units,
             "list-sockets": self.list_sockets, "start": self.start, "stop": self.stop,
@@ -82,14 +85,14 @@ class Verbs:
             )
         return [t for _, t in found if t is not None]
 
-    def _path(self, unit) -> str:
+    def _path(self, unit: SocketUnit | ServiceUnit) -> str:
         """The file a unit came from; a generated instance, its template's."""
         if unit.path or "@" not in unit.name:
-            return unit.path
+            return str(unit.path)
         template = self.m.units.services.get(unit.name[: unit.name.index("@") + 1] + ".service")
         return template.path if template is not None else ""
 
-    def _describe(self, t: RuntimeUnit) -> dict:
+    def _describe(self, t: RuntimeUnit) -> dict[str, Any]:
         name = t.name
         at = name.find("@")
         key = name if at < 0 else name[: at + 1] + ".service"
@@ -97,10 +100,10 @@ class Verbs:
         return views.describe(t, path=self._path(t.unit), recent=recent)
 
     # ------------------------------------------------------------ reading
-    async def ping(self, units, args) -> dict:
+    async def ping(self, units: list[str], args: dict[str, Any]) -> dict[str, Any]:
         return {"pid": os.getpid(), "protocol": protocol.VERSION, "since": self.m.started}
 
-    async def status(self, units, args) -> list[dict]:
+    async def status(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         if not units:
             return [self._describe(t) for t in self.m.all_units()]
         out = []
@@ -117,10 +120,10 @@ class Verbs:
                 out.append(views.not_loaded(full_name(name), problems))
         return out
 
-    async def list_units(self, units, args) -> list[dict]:
+    async def list_units(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         return [views.brief(t) for t in self.m.all_units()]
 
-    async def list_sockets(self, units, args) -> list[dict]:
+    async def list_sockets(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         return [
             {
                 "listen": spec.text,
@@ -134,7 +137,7 @@ class Verbs:
             for spec in s.section.Listen
         ]
 
-    async def cat(self, units, args) -> list[dict]:
+    async def cat(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         if not units:
             raise ProtocolError("bad-request", "this verb needs at least one unit")
         out = []
@@ -154,7 +157,7 @@ class Verbs:
             out.append({"unit": unit.name, "files": texts})
         return out
 
-    async def show(self, units, args) -> list[dict]:
+    async def show(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         aliases = self.m.units.aliases
         return [
             views.properties(
@@ -171,7 +174,9 @@ class Verbs:
                 t.check(verb)
         return targets
 
-    async def _outcome(self, targets: list[RuntimeUnit], args, verb: str) -> list[dict]:
+    async def _outcome(
+        self, targets: list[RuntimeUnit], args: dict[str, Any], verb: str
+    ) -> list[dict[str, Any]]:
         """Wait for the units to settle (unless no_block), then say how each ended. A unit
         that ends failed fails the request, as a failed systemctl job does."""
         if not args.get("no_block"):
@@ -180,14 +185,14 @@ class Verbs:
                 raise ProtocolError("failed", "; ".join(f for f in failures if f))
         return [views.brief(t) for t in targets]
 
-    async def start(self, units, args) -> list[dict]:
+    async def start(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         targets = self._checked(units, "start")
         async with self.m.operation_lock:
             for t in targets:
                 t.start()
         return await self._outcome(targets, args, "start")
 
-    async def stop(self, units, args) -> list[dict]:
+    async def stop(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         targets = self._checked(units, "stop")
         if args.get("no_block"):
             self._background(asyncio.gather(*(t.stop() for t in targets), return_exceptions=True))
@@ -196,13 +201,13 @@ class Verbs:
             await asyncio.gather(*(t.stop() for t in targets))
         return [views.brief(t) for t in targets]
 
-    async def restart(self, units, args) -> list[dict]:
+    async def restart(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         targets = self._checked(units, "restart")
         async with self.m.operation_lock:
             await asyncio.gather(*(t.restart() for t in targets))
         return await self._outcome(targets, args, "restart")
 
-    async def reload(self, units, args) -> Any:
+    async def reload(self, units: list[str], args: dict[str, Any]) -> Any:
         if not units:
             return await self._reload_units(bool(args.get("dry_run")))
         targets = self._checked(units, "reload")
@@ -210,7 +215,7 @@ class Verbs:
             await asyncio.gather(*(t.reload() for t in targets))
         return await self._outcome(targets, args, "reload")
 
-    async def _reload_units(self, dry_run: bool) -> dict:
+    async def _reload_units(self, dry_run: bool) -> dict[str, Any]:
         r = await self.m.reload_units(dry_run=dry_run)
         if r.errors:
             raise ProtocolError(
@@ -222,20 +227,21 @@ class Verbs:
             raise ProtocolError(
                 "failed", "\n".join(["reloaded, but some units failed:", *r.failed])
             )
-        return r.as_dict()
+        out: dict[str, Any] = r.as_dict()
+        return out
 
-    async def kill(self, units, args) -> list[dict]:
+    async def kill(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         signum = _signal_number(args.get("signal", "SIGTERM"))
         targets = self._checked(units, "kill")
         return [
             {"unit": t.name, "pid": t.kill(signum), "signal": signal_name(signum)} for t in targets
         ]
 
-    async def reset_failed(self, units, args) -> list[str]:
+    async def reset_failed(self, units: list[str], args: dict[str, Any]) -> list[str]:
         targets = self._units(units) if units else self.m.all_units()
         return [t.name for t in targets if t.reset_failed()]
 
-    def _background(self, aw) -> None:
+    def _background(self, aw: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(aw)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -24,23 +24,26 @@ import select
 import stat
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 _KEEP_PER_UNIT = 10
 _BACKLOG = 1 << 20  # bytes of lines kept while the log pipe is full
 _NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
 # One encoder for every line. JSONEncoder.encode() builds its C encoder anew per call, and
 # a busy Accept=yes socket writes two lines per connection: build it once (same output:
 # ", "/": " separators, ASCII, NaN allowed, no circular check — a record is flat).
-try:
-    from json.encoder import c_make_encoder, encode_basestring_ascii
+def _encoder() -> Callable[[dict], str]:
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator
+        return json.JSONEncoder(default=str).encode
+    c = make(None, str, json.encoder.encode_basestring_ascii, None, ": ", ", ", False, False, True)
+    return lambda record: "".join(c(record, 0))
 
-    _c = c_make_encoder(None, str, encode_basestring_ascii, None, ": ", ", ", False, False, True)
 
-    def _json(record: dict) -> str:
-        return "".join(_c(record, 0))
-except (ImportError, TypeError):  # no C accelerator
-    _json = json.JSONEncoder(default=str).encode
+_json = _encoder()
 
 
 class EventLog:

@@ -13,6 +13,7 @@ every change.
 
 from __future__ import annotations
 
+from collections.abc import Set
 from enum import StrEnum
 
 
@@ -111,7 +112,7 @@ def _after(state: ServiceSubState) -> frozenset[ServiceSubState]:
     return frozenset(_STOPPING[_STOPPING.index(state) + 1 :]) | _END
 
 
-SUB_TRANSITIONS: dict[ServiceSubState, frozenset[ServiceSubState]] = {
+SUB_TRANSITIONS: dict[ServiceSubState, Set[ServiceSubState]] = {
     U.DEAD: _BEGIN | {U.FAILED},  # failed: the start limit refused the start
     U.FAILED: _BEGIN | {U.DEAD, U.FAILED},  # dead: reset-failed
     U.AUTO_RESTART: _BEGIN | {U.DEAD, U.FAILED},  # dead: stopped during the hold-off

@@ -14,7 +14,9 @@ import fcntl
 import os
 import socket
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..core.errors import BindError
 from ..units.model import (
@@ -83,6 +85,15 @@ class Listener:
     local: tuple[str, int] | None = None  # bound IP address, for instance names
     symlinks: list[str] = field(default_factory=list)
 
+    #: accept() without a socket object for the connection: () -> (fd, peer address),
+    #: raising OSError (BlockingIOError when nothing is queued). It is the stdlib's own
+    #: socket._accept(), which socket.accept() wraps: on the event loop's Accept=yes path a
+    #: Python object per connection is measurable.
+    accept_fd: Callable[[], tuple[int, Any]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.accept_fd = getattr(self.sock, "_accept", _not_accepting)
+
     @property
     def address(self) -> str:
         return self.spec.text
@@ -102,6 +113,10 @@ class Listener:
         elif self.fd >= 0:
             os.close(self.fd)
         self.fd = -1
+
+
+def _not_accepting() -> tuple[int, Any]:
+    raise OSError(errno.EOPNOTSUPP, "not a socket that accepts")
 
 
 def host_has_ipv6() -> bool:
@@ -349,12 +364,13 @@ def _make_symlinks(unit: str, section: SocketSection, bound: list[Listener]) -> 
     if len(nodes) != 1:
         return  # the loader refuses this combination; nothing sensible to link to
     target = nodes[0]
+    node = str(target.node)
     for link in section.Symlinks:
         try:
             _mkdir_parents(link, section.DirectoryMode)
             if section.RemoveOnStop and os.path.lexists(link):
                 os.unlink(link)
-            os.symlink(target.node, link)
+            os.symlink(node, link)
             target.symlinks.append(link)
         except OSError:
             continue

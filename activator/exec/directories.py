@@ -15,6 +15,7 @@ chmod/chown acts on the opened fd, never on a path looked up again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -32,6 +33,27 @@ DIRECTORIES = (
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+class _Refused(Exception):
+    """A path component is not a directory we may enter; the text says what it is."""
+
+
+def _open_dir(name: str, parent: int) -> int:
+    """openat(parent, name) of a directory, never through a symlink. Raises _Refused
+    ("is a symbolic link", "exists and is not a directory") or OSError."""
+    try:
+        return os.open(name, _DIR, dir_fd=parent)
+    except OSError as e:
+        if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+            raise
+    try:
+        st = os.lstat(name, dir_fd=parent)
+    except OSError:
+        raise _Refused("is not a directory") from None
+    raise _Refused(
+        "is a symbolic link" if stat.S_ISLNK(st.st_mode) else "exists and is not a directory"
+    )
+
+
 def below(root: str, name: str) -> str:
     """``root/name``, normalised; StartError when ``name`` leads out of ``root``."""
     path = os.path.normpath(os.path.join(root, name))
@@ -45,13 +67,15 @@ def _open_parent(root: str, path: str, *, create: bool) -> Iterator[tuple[int, s
     """The parent of ``path`` opened without following a symlink below ``root`` (missing
     parents made 0755 root when ``create``), and the last component's name."""
     parts = path[len(root) + 1 :].split("/")
+    if create:
+        os.makedirs(root, 0o755, exist_ok=True)  # a minimal image may lack /var/cache
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the root is trusted
     try:
         for part in parts[:-1]:
             if create:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o755, dir_fd=fd)
-            nxt = os.open(part, _DIR, dir_fd=fd)
+            nxt = _open_dir(part, fd)
             os.close(fd)
             fd = nxt
         yield fd, parts[-1]
@@ -76,19 +100,12 @@ def make_directories(svc, creds) -> dict[str, str]:
             try:
                 _make_one(root, path, mode, (uid, gid), own=field_name != "ConfigurationDirectory")
             except OSError as e:
-                why = "is a symbolic link" if e.errno == 40 else e.strerror  # ELOOP
-                raise StartError(f"unable to create {field_name}= {path}: {why}") from None
-            except _NotADirectory:
-                raise StartError(
-                    f"unable to create {field_name}= {path}: exists and is not a directory"
-                ) from None
+                raise StartError(f"unable to create {field_name}= {path}: {e.strerror}") from None
+            except _Refused as e:
+                raise StartError(f"unable to create {field_name}= {path}: {e}") from None
             paths.append(path)
         env[var] = ":".join(paths)
     return env
-
-
-class _NotADirectory(Exception):
-    pass
 
 
 def _make_one(root: str, path: str, mode: int, owner: tuple[int, int], *, own: bool) -> None:
@@ -98,16 +115,9 @@ def _make_one(root: str, path: str, mode: int, owner: tuple[int, int], *, own: b
             created = True
         except FileExistsError:
             created = False
-        try:
-            fd = os.open(name, _DIR, dir_fd=parent)
-        except OSError as e:
-            if e.errno == 20:  # ENOTDIR: a file (or a symlink to one: ELOOP comes first)
-                raise _NotADirectory from None
-            raise
+        fd = _open_dir(name, parent)
         try:
             st = os.fstat(fd)
-            if not stat.S_ISDIR(st.st_mode):
-                raise _NotADirectory
             if own:
                 os.fchmod(fd, mode)
                 if (st.st_uid, st.st_gid) != owner:
@@ -134,7 +144,7 @@ def remove_runtime_directories(svc) -> None:
     import shutil  # here: its bz2/lzma imports are half a MiB of idle memory
 
     for name in svc.RuntimeDirectory:
-        with contextlib.suppress(StartError, OSError):
+        with contextlib.suppress(StartError, OSError, _Refused):
             path = below("/run", name)
             with _open_parent("/run", path, create=False) as (parent, last):
                 shutil.rmtree(last, dir_fd=parent, ignore_errors=True)

@@ -107,8 +107,8 @@ class Manager:
             # A unit whose user does not exist yet is resolved (and reported) at its start.
             with contextlib.suppress(StartError):
                 self.prepared(unit)
-        for name, unit in self.units.sockets.items():
-            self.sockets[name] = SocketRuntime(self, unit)
+        for name, sock in self.units.sockets.items():
+            self.sockets[name] = SocketRuntime(self, sock)
 
     def add_service(self, unit: ServiceUnit) -> Service:
         svc = Service(self, unit)
@@ -160,7 +160,7 @@ class Manager:
             c.owner.instance_done(svc)
 
     def known_pids(self) -> set[int]:
-        pids = set()
+        pids: set[int] = set()
         for s in (*self.services.values(), *self.instances()):
             pids.update(p for p in (s.main_pid, s.control_pid) if p)
         return pids

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..core.errors import ActivatorError
 from ..core.states import ServiceState, SocketState
@@ -98,7 +98,7 @@ SOCKET_STATE = (
 # service.py declares its own: everything but these is run-time state.
 SERVICE_CONFIG = SERVICE_CONFIG_ATTRS
 
-_background: set[asyncio.Task] = set()
+_background: set[asyncio.Task[Reload]] = set()
 
 
 @dataclass
@@ -116,7 +116,7 @@ class Reload:
     restarted: list[str] = field(default_factory=list)  # active services stopped and started again
     failed: list[str] = field(default_factory=list)  # "unit: reason" for what could not start
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
@@ -129,7 +129,7 @@ def in_background(d: Registry) -> None:
     task = asyncio.ensure_future(reload_units(d))
     _background.add(task)
 
-    def done(t: asyncio.Task) -> None:
+    def done(t: asyncio.Task[Reload]) -> None:
         _background.discard(t)
         if not t.cancelled():
             t.exception()  # reload_units logged it already; this marks it retrieved
@@ -164,7 +164,7 @@ async def reload_units(d: Registry, *, dry_run: bool = False) -> Reload:
 class _Plan:
     """What a reload will do, worked out before anything changes."""
 
-    services: dict  # the new non-template services, by name
+    services: dict[str, ServiceUnit]  # the new non-template services, by name
     gone_services: list[str]
     new_services: list[str]
     changed_services: list[str]
@@ -188,7 +188,7 @@ class _Plan:
 def _plan(d: Registry, new: UnitSet) -> _Plan:
     old = d.units
 
-    def handover(units, service: str) -> tuple:
+    def handover(units: UnitSet, service: str) -> tuple[tuple[str, dict[str, Any], str], ...]:
         """What an Accept=no service is handed: its sockets, their listen settings, fd names."""
         out = []
         for name in units.sockets_of(service):
@@ -210,7 +210,8 @@ def _plan(d: Registry, new: UnitSet) -> _Plan:
             rebind.append(n)
         else:
             retune.append(n)
-    restart, settle = [], []
+    restart: list[str] = []
+    settle: list[str] = []
     for n in services:
         svc = d.services.get(n)
         if svc is None or not svc.active:
@@ -277,7 +278,9 @@ async def _reload(d: Registry, r: Reload, dry_run: bool = False) -> None:
     )
 
 
-async def _apply(d: Registry, new: UnitSet, problems, plan: _Plan, r: Reload) -> None:
+async def _apply(
+    d: Registry, new: UnitSet, problems: list[Problem], plan: _Plan, r: Reload
+) -> None:
     services = plan.services
     # ---- stop what goes away or has to be rebound; sockets first, so nothing triggers
     d.units = new
@@ -365,7 +368,7 @@ async def _stop_reconfigure(svc: Service, unit: ServiceUnit) -> None:
     _reconfigure(svc, Service(svc.ctx, unit), SERVICE_CONFIG)
 
 
-def _reconfigure(live, fresh, config: tuple[str, ...]) -> None:
+def _reconfigure(live: object, fresh: object, config: tuple[str, ...]) -> None:
     """Give a live runtime object what ``fresh`` derived from the new unit; keep its state.
 
     A rate limit with unchanged settings is kept, so its count carries on.
@@ -378,7 +381,7 @@ def _reconfigure(live, fresh, config: tuple[str, ...]) -> None:
         setattr(live, attr, value)
 
 
-def _bind_part(unit: SocketUnit) -> dict:
+def _bind_part(unit: SocketUnit) -> dict[str, Any]:
     """The [Socket] settings that live in the bound fds (see _RUNTIME_SOCKET_KEYS)."""
     return {k: v for k, v in unit.Socket.model_dump().items() if k not in _RUNTIME_SOCKET_KEYS}
 

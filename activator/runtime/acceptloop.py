@@ -13,15 +13,16 @@ import contextlib
 import errno
 import os
 import socket
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..core.errors import ActivatorError
 from ..exec.bind import Listener, apply_options, fmt_peer, unmap
 from ..exec.plan import Handover
 from ..units import UnitSet
+from ..units.model import SocketSection
 from .books import AcceptBooks
-from .context import Connection, InstanceOwner
-from .service import Service, ServiceContext
+from .context import Connection, InstanceOwner, ServiceContext
+from .service import Service
 
 # Errors that say the system is out of something: log, back off ~100 ms, retry (trio's list).
 _CAPACITY = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
@@ -41,7 +42,7 @@ class AcceptingSocket(InstanceOwner, Protocol):
 
     service_name: str
     books: AcceptBooks
-    section: object
+    section: SocketSection
     instances: dict[str, Service]
     options_on_accept: bool
 
@@ -60,11 +61,11 @@ class AcceptLoop:
         self.sock = sock
 
     def on_connection(self, lst: Listener) -> None:
-        sock = lst.sock
+        accept = lst.accept_fd
         log = self.ctx.log
         for _ in range(_ACCEPT_BATCH):
             try:
-                fd, addr = sock._accept()  # the stdlib's own, without a socket object per call
+                fd, addr = accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
@@ -91,7 +92,7 @@ class AcceptLoop:
             if not self.sock.watching:
                 return
 
-    def _handle(self, lst: Listener, fd: int, addr) -> None:
+    def _handle(self, lst: Listener, fd: int, addr: Any) -> None:
         sock = self.sock
         if not sock.trigger_allowed():
             os.close(fd)
@@ -170,7 +171,7 @@ def describe(
     return f"{n}-{local}:{lport}-{remote}:{rport}", env
 
 
-def _peer(lst: Listener, addr) -> tuple[str | None, int]:
+def _peer(lst: Listener, addr: Any) -> tuple[str | None, int]:
     if lst.family in (socket.AF_INET, socket.AF_INET6) and isinstance(addr, tuple):
         return unmap(addr[0]), addr[1]
     return None, 0

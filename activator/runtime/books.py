@@ -10,7 +10,7 @@ no call per connection; refusals (rare by nature) go through methods that also l
 from __future__ import annotations
 
 from collections import Counter
-from typing import Protocol
+from typing import Any
 
 from ..core.log import EventLog
 
@@ -60,7 +60,7 @@ class AcceptBooks:
             else:
                 del self.per_source[remote]
 
-    def counters(self) -> dict:
+    def counters(self) -> dict[str, Any]:
         """The counters as ``status`` shows them."""
         return {
             "NAccepted": self.n_accepted,
@@ -72,17 +72,3 @@ class AcceptBooks:
                 "trigger_limit": self.refused_trigger,
             },
         }
-
-
-class AcceptSocket(Protocol):
-    """What both accept paths use of their socket (socket.SocketRuntime)."""
-
-    name: str
-    service_name: str
-    books: AcceptBooks
-    listeners: list
-    section: object
-    instances: dict
-
-    @property
-    def options_on_accept(self) -> bool: ...

@@ -49,12 +49,13 @@ class ServiceRef(Protocol):
 class ServiceContext(Protocol):
     """What a Service uses of the manager."""
 
-    host: Host
     log: EventLog
     stopping: bool
     notify: NotifyServer | None
     notify_socket_path: str | None
 
+    @property
+    def host(self) -> Host: ...
     @property
     def reaper(self) -> Reaper: ...
     def prepared(self, unit: ServiceUnit) -> plan.Prepared:

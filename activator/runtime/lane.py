@@ -31,12 +31,14 @@ from typing import Any, Protocol
 
 from ..core.errors import StartError
 from ..core.exitstatus import exit_of, fmt_exit, main_result
+from ..core.ratelimit import RateLimit
 from ..core.states import Result, ServiceState, ServiceSubState
 from ..exec import plan
 from ..exec._spawn import Lane
-from ..exec.bind import fmt_peer
+from ..exec.bind import Listener, fmt_peer
 from ..exec.spec import spawn_args
-from ..units.model import RestartPolicy, ServiceType
+from ..units import UnitSet
+from ..units.model import RestartPolicy, ServiceType, ServiceUnit, SocketSection
 from . import status
 from .books import AcceptBooks
 from .context import Connection, InstanceOwner, ServiceContext
@@ -47,19 +49,19 @@ from .unit import RuntimeUnitBase
 class LaneContext(ServiceContext, Protocol):
     """What a lane uses of the manager."""
 
-    units: Any  # units.UnitSet
+    units: UnitSet
 
 
 class LaneSocket(InstanceOwner, Protocol):
     """The socket a lane accepts for (socket.SocketRuntime)."""
 
-    section: Any
+    section: SocketSection
     service_name: str
-    listeners: list
+    listeners: list[Listener]
     books: AcceptBooks
     instances: dict[str, Service]
     options_on_accept: bool
-    trigger_limit: Any
+    trigger_limit: RateLimit
 
 
 #: In the planned ExecSpec's stdio and fds: "the connection" (_lane.c's CONN_FD).
@@ -138,7 +140,9 @@ def unfit(ctx: LaneContext, sock: LaneSocket) -> str | None:
     return None
 
 
-def plan_spec(ctx: LaneContext, sock: LaneSocket) -> tuple[dict, tuple[tuple[int, int], ...]]:
+def plan_spec(
+    ctx: LaneContext, sock: LaneSocket
+) -> tuple[dict[str, Any], tuple[tuple[int, int], ...]]:
     """The spawn arguments every connection shares, with CONN_FD for the connection, and
     where in the environment the per-connection variables go. Raises StartError."""
     template = ctx.units.services[sock.service_name]
@@ -199,7 +203,17 @@ class Conn(RuntimeUnitBase):
     status_errno = 0
     fd_store = ()
 
-    def __init__(self, lane, instance, name, pid, remote, rport, invocation, since) -> None:
+    def __init__(
+        self,
+        lane: AcceptLane,
+        instance: str,
+        name: str,
+        pid: int,
+        remote: str | None,
+        rport: int,
+        invocation: str,
+        since: float,
+    ) -> None:
         self.lane = lane
         self.instance = instance
         self.name = name
@@ -214,7 +228,7 @@ class Conn(RuntimeUnitBase):
         return fmt_peer(self.remote, self.rport)
 
     @property
-    def unit(self):
+    def unit(self) -> ServiceUnit:
         return self.lane.ctx.units.instantiate(self.lane.sock.service_name, self.instance)
 
     def _service(self) -> Service:

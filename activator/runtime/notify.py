@@ -91,6 +91,8 @@ class NotifyServer:
         self.sock = sock
 
     def start(self, loop) -> None:
+        """Read datagrams on ``loop`` (after bind())."""
+        assert self.sock is not None, "bind() first"
         self._loop = loop
         loop.add_reader(self.sock.fileno(), self.drain)
 

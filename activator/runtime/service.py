@@ -434,9 +434,10 @@ class Service(RuntimeUnitBase):
         self.status_text, self.status_errno = "", 0
         self.watchdog.override = None
         self._runtime_deadline = math.inf
-        self._instance = handover is not None and handover.connection is not None
-        if self._instance and not self.fast:
-            handover.connection = self._owned_fd = os.dup(handover.connection)
+        conn = handover.connection if handover is not None else None
+        self._instance = conn is not None
+        if handover is not None and conn is not None and not self.fast:
+            handover.connection = self._owned_fd = os.dup(conn)
         self._enter(U.CONDITION if svc.ExecCondition else U.START_PRE)
         try:
             self._setup(handover)

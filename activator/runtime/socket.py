@@ -365,7 +365,7 @@ class SocketRuntime(RuntimeUnitBase):
             while True:
                 try:
                     if lst.accepting:
-                        fd, _ = lst.sock._accept()
+                        fd, _ = lst.accept_fd()
                         os.close(fd)
                     else:
                         lst.sock.recv(65536, socket.MSG_DONTWAIT)

@@ -61,12 +61,13 @@ def _listen_directive(lst: Any) -> str:
             SocketType.DATAGRAM: "ListenDatagram",
             SocketType.SEQPACKET: "ListenSequentialPacket",
         }[lst.type]
-    return {
+    names: dict[type, str] = {
         FifoListen: "ListenFIFO",
         SpecialListen: "ListenSpecial",
         NetlinkListen: "ListenNetlink",
         MessageQueueListen: "ListenMessageQueue",
-    }[type(lst)]
+    }
+    return names[type(lst)]
 
 
 def _time(value: float) -> float | str:

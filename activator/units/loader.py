@@ -69,8 +69,8 @@ def _build(
     strict: bool,
 ) -> tuple[Unit | None, list[Problem], _Raw]:
     fragment = os.path.abspath(path)
+    unit: Unit | None = None
     if errors:
-        unit, problems = None, []
         # Still run the builder: it reports the directive errors too, in one pass.
         _, problems = build_unit(name, entries, fragment=fragment, verify=False)
     else:
@@ -151,13 +151,13 @@ def _load_units(
         p = parse_unit_name(inst)
         if p is None or p.template not in built or inst in sources:
             continue
-        entries: list[Entry] = []
+        found: list[Entry] = []
         for d in find_dropins(inst, search_dirs, dirs):
             if os.path.dirname(d).endswith(f"/{inst}.d"):
                 e, errs = read_entries(d)
-                entries.extend(e)
+                found.extend(e)
                 problems.extend(x.problem(d, inst) for x in errs)
-        instance_dropins[inst] = tuple(entries)
+        instance_dropins[inst] = tuple(found)
 
     aliases = _collect_aliases(built, failed, link_aliases, sources, origins, problems)
     _pair(built, failed, aliases, origins, sources, problems, strict)

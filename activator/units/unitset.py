@@ -10,7 +10,7 @@ files again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -43,6 +43,9 @@ class UnitSet:
     services: Mapping[str, ServiceUnit]  # "web.service", templates as "echo@.service"
     socket_templates: Mapping[str, SocketUnit]  # "foo@.socket"
     aliases: Mapping[str, str]  # Alias= (and symlink) name → real unit name
+    _raw: dict[str, _Raw]  # templates as read, for instances whose text depends on %i
+    _instance_dropins: dict[str, tuple[Entry, ...]]  # "echo@special.service.d/" drop-ins
+    _triggered_by: dict[str, tuple[str, ...]]  # service → the sockets that trigger it
 
     def __init__(
         self,
@@ -79,7 +82,7 @@ class UnitSet:
     def __len__(self) -> int:
         return len(self.sockets) + len(self.services) + len(self.socket_templates)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[SocketUnit | ServiceUnit]:
         yield from self.sockets.values()
         yield from self.socket_templates.values()
         yield from self.services.values()
