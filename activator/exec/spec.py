@@ -226,8 +226,9 @@ def _notes(spec: ExecSpec, tolerated: tuple[str, ...], clamped: int, nice: int) 
     for res, soft, hard in spec.rlimits:
         if clamped >> res & 1:
             # The child started from this process's limits and capped both at the hard one.
-            now = resource.getrlimit(res)[1]
-            got = [v if now == resource.RLIM_INFINITY else min(v, now) for v in (soft, hard)]
+            # RLIM_INFINITY is -1 here: as the kernel's 2**64 - 1 it compares right.
+            now = _kernel(resource.getrlimit(res)[1])
+            got = [min(_kernel(soft), now), min(_kernel(hard), now)]
             notes.append(
                 f"{_LIMIT_NAMES.get(res, res)}={_limit(soft)}:{_limit(hard)}: set to "
                 f"{_limit(got[0])}:{_limit(got[1])}, the hard limit activator may not raise "
@@ -246,8 +247,12 @@ def _notes(spec: ExecSpec, tolerated: tuple[str, ...], clamped: int, nice: int) 
     return tuple(notes)
 
 
+def _kernel(v: int) -> int:
+    return _RLIM_MAX if v == resource.RLIM_INFINITY else v
+
+
 def _limit(v: int) -> str:
-    return "infinity" if v in (resource.RLIM_INFINITY, _RLIM_MAX) else str(v)
+    return "infinity" if _kernel(v) == _RLIM_MAX else str(v)
 
 
 def _hint(spec: ExecSpec, step: str, err: int, what: int) -> str:
