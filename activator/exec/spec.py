@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from activator.exec import _spawn
 
 __all__ = [
+    "CAPABILITY_NAMES",
     "EXIT_CODES",
     "ExecSpec",
     "SpawnError",
