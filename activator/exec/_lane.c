@@ -234,7 +234,7 @@ static void one(Lane *L, int li, int fd, const struct sockaddr_storage *sa)
     struct spec *s = &L->spec;
     for (int i = 0; i < 3; i++) s->stdio[i] = L->tmpl_stdio[i] == CONN_FD ? fd : L->tmpl_stdio[i];
     for (int i = 0; i < s->nfds; i++) s->fds[i] = L->tmpl_fds[i] == CONN_FD ? fd : L->tmpl_fds[i];
-    volatile struct report rep = {0, 0, 1};
+    volatile struct report rep = {.quiet = 1};
     __atomic_store_n(&L->inflight, 1, __ATOMIC_SEQ_CST);
     pid_t pid = spawn_vfork(s, &rep);
     r.err = pid < 0 ? errno : rep.err;

@@ -115,6 +115,20 @@ int spec_parse(PyObject *args, PyObject *kw, struct spec *s, struct spec_mem *m,
     return 0;
 }
 
+/* The names of the steps in a mask of 1 << step (struct report's tolerated), as a tuple;
+ * NULL with an exception (Py_BuildValue's "N" passes that on). */
+static PyObject *step_names(unsigned int mask)
+{
+    PyObject *t = PyTuple_New(__builtin_popcount(mask));
+    for (int st = 1, i = 0; t && st <= spawn_step_count(); st++)
+        if (mask >> st & 1) {
+            PyObject *name = PyUnicode_FromString(spawn_step_name(st));
+            if (!name) Py_CLEAR(t);
+            else PyTuple_SET_ITEM(t, i++, name);
+        }
+    return t;
+}
+
 static PyObject *spawn(PyObject *self, PyObject *args, PyObject *kw)
 {
     struct spec s;
@@ -128,7 +142,7 @@ static PyObject *spawn(PyObject *self, PyObject *args, PyObject *kw)
      * is suspended until the child execs anyway, and releasing it would cost every spawn a
      * GIL round trip as soon as another thread wants it. */
     sigset_t all, old;
-    volatile struct report rep = {0, 0, m.quiet};
+    volatile struct report rep = {.quiet = m.quiet};
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     if (in_place) spawn_in_place(&s, &rep); /* chain-loading: execs or exits, never returns */
@@ -139,10 +153,12 @@ static PyObject *spawn(PyObject *self, PyObject *args, PyObject *kw)
         errno = err;
         PyErr_SetFromErrno(PyExc_OSError);
     } else if (rep.step != 0) /* the child has exited; the caller reaps it */
-        ret = Py_BuildValue("(issii)", pid, spawn_step_name(rep.step), spawn_step_verb(rep.step),
-                            rep.err, spawn_step_code(rep.step));
+        ret = Py_BuildValue("(issiiNKii)", pid, spawn_step_name(rep.step),
+                            spawn_step_verb(rep.step), rep.err, spawn_step_code(rep.step),
+                            step_names(rep.tolerated), rep.clamped, rep.nice, rep.what);
     else
-        ret = Py_BuildValue("(iOOii)", pid, Py_None, Py_None, 0, 0);
+        ret = Py_BuildValue("(iOOiiNKii)", pid, Py_None, Py_None, 0, 0,
+                            step_names(rep.tolerated), rep.clamped, rep.nice, -1);
 out:
     spec_free(&s, &m);
     return ret;
@@ -164,8 +180,11 @@ static PyObject *exit_codes(PyObject *self, PyObject *unused)
 
 static PyMethodDef methods[] = {
     {"spawn", (PyCFunction)(void (*)(void))spawn, METH_VARARGS | METH_KEYWORDS,
-     "spawn(path, argv, ...) -> (pid, step, verb, errno, exit_code): vfork, set up, execve.\n"
-     "step is None once execve succeeded; else the child has exited with exit_code."},
+     "spawn(path, argv, ...) -> (pid, step, verb, errno, exit_code, tolerated, clamped, nice,\n"
+     "what): vfork, set up, execve. step is None once execve succeeded; else the child has\n"
+     "exited with exit_code. tolerated: the steps let pass as systemd does in a container;\n"
+     "clamped: mask of 1 << RLIMIT_* set to the closest value allowed; nice: the nice level\n"
+     "set if 'nice' was tolerated; what: the resource or capability a failed step was at."},
     {"sigchld_fd", sigchld_fd, METH_NOARGS,
      "block SIGCHLD in this thread and return a signalfd for it (the reaper's wake-up)"},
     {"set_subreaper", set_subreaper, METH_NOARGS, "prctl(PR_SET_CHILD_SUBREAPER): ok?"},

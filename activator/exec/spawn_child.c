@@ -153,6 +153,78 @@ static void move_fds(const struct spec *s, volatile struct report *r)
     }
 }
 
+/* Container leniency. In a container activator lacks privileges a host's init has (Docker's
+ * default capability set has no CAP_SYS_NICE or CAP_SYS_RESOURCE). Where systemd 252's
+ * exec_child() (src/core/execute.c) lets a step pass or clamps it, so does the child, and it
+ * records that in `r` for the caller to log; where systemd fails, the child fails too. Each
+ * helper returns 0, or -1 with errno for fail(). */
+#define PRIVILEGE(e) ((e) == EPERM || (e) == EACCES) /* systemd's ERRNO_IS_PRIVILEGE() */
+
+/* systemd's setpriority_closest() (src/basic/process-util.c, as in 252): refused a lower nice
+ * level, take the lowest RLIMIT_NICE allows (20 - rlim_cur, within -20..19), or keep the
+ * current one if that is lower still. A refusal to raise it means setpriority() is barred
+ * altogether, and fails. */
+static int nice_closest(int want, volatile struct report *r)
+{
+    struct rlimit rl;
+    int e, cur, lim;
+    if (setpriority(PRIO_PROCESS, 0, want) == 0) return 0;
+    if (!PRIVILEGE(e = errno)) return -1;
+    errno = 0;
+    cur = getpriority(PRIO_PROCESS, 0);
+    if (errno != 0) return -1;
+    if (want == cur) return 0;
+    if (want > cur) {
+        errno = e;
+        return -1;
+    }
+    if (getrlimit(RLIMIT_NICE, &rl) < 0) return -1;
+    lim = rl.rlim_cur <= 1 ? 19 : rl.rlim_cur >= 40 ? -20 : 20 - (int)rl.rlim_cur;
+    if (cur >= lim && setpriority(PRIO_PROCESS, 0, lim) < 0) return -1;
+    r->tolerated |= 1U << NICE;
+    r->nice = cur < lim ? cur : lim;
+    return 0;
+}
+
+/* systemd's setrlimit_closest() (src/basic/rlimit-util.c): refused (EPERM: raising a hard
+ * limit needs CAP_SYS_RESOURCE), cap soft and hard at the current hard limit. If that is
+ * unlimited, the refusal has another cause, and fails. */
+static int rlimit_closest(int res, struct rlimit want, volatile struct report *r)
+{
+    struct rlimit cur;
+    if (setrlimit(res, &want) == 0) return 0;
+    if (errno != EPERM || getrlimit(res, &cur) < 0) return -1;
+    if (cur.rlim_max == RLIM_INFINITY) {
+        errno = EPERM;
+        return -1;
+    }
+    want.rlim_cur = want.rlim_cur < cur.rlim_max ? want.rlim_cur : cur.rlim_max;
+    want.rlim_max = want.rlim_max < cur.rlim_max ? want.rlim_max : cur.rlim_max;
+    r->tolerated |= 1U << LIMITS;
+    r->clamped |= 1ULL << res;
+    if (want.rlim_cur == cur.rlim_cur && want.rlim_max == cur.rlim_max) return 0;
+    return setrlimit(res, &want);
+}
+
+/* systemd's maybe_setgroups() (src/basic/user-util.c): in a user namespace whose
+ * /proc/self/setgroups says "deny" (unshare -r, some rootless containers), dropping every
+ * supplementary group is skipped; setting any fails there as everywhere. */
+static int setgroups_lenient(const struct spec *s, volatile struct report *r)
+{
+    char buf[8] = {0};
+    int e, fd;
+    if (syscall(SYS_SETGROUPS, s->ngroups, s->groups) == 0) return 0;
+    if ((e = errno) != EPERM || s->ngroups != 0) return -1;
+    if ((fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC)) >= 0) {
+        if (read(fd, buf, sizeof buf - 1) < 0) buf[0] = '\0';
+        close(fd);
+    }
+    errno = e;
+    if (strcmp(buf, "deny\n") != 0) return -1;
+    r->tolerated |= 1U << SETGROUPS;
+    return 0;
+}
+
 /* The vfork child (or, in place, the process itself). Every signal is blocked on entry (the
  * parent blocked them before vfork) and stays blocked until just before execve(), so none
  * of the parent's handlers can run here. The order follows systemd's exec_child(). Not
@@ -162,13 +234,17 @@ static void __attribute__((noreturn, noinline))
 child(const struct spec *s, volatile struct report *r)
 {
     if (s->new_session) TRY(setsid(), SETSID);
-    if (s->has_nice) TRY(setpriority(PRIO_PROCESS, 0, s->nice), NICE);
+    if (s->has_nice) TRY(nice_closest(s->nice, r), NICE);
     if (s->has_oom) {
         char buf[24], *p = decimal(buf + sizeof buf, s->oom);
         int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-        TRY(fd, OOM);
-        TRY(write(fd, p, (size_t)(buf + sizeof buf - p)), OOM);
-        close(fd);
+        /* systemd: "Failed to adjust OOM setting, assuming containerized execution,
+         * ignoring" (a negative value needs CAP_SYS_RESOURCE); EROFS and the rest fail. */
+        if (fd < 0 || write(fd, p, (size_t)(buf + sizeof buf - p)) < 0) {
+            if (!PRIVILEGE(errno)) fail(r, OOM, s->path);
+            r->tolerated |= 1U << OOM;
+        }
+        if (fd >= 0) close(fd);
     }
     umask(s->umask);
     /* fds before rlimits: a low LimitNOFILE= would make the F_DUPFD copies above the
@@ -176,28 +252,46 @@ child(const struct spec *s, volatile struct report *r)
     move_fds(s, r);
     for (int i = 0; i < s->nrlimits; i++) {
         struct rlimit rl = {(rlim_t)s->rlimits[3 * i + 1], (rlim_t)s->rlimits[3 * i + 2]};
-        TRY(setrlimit((int)s->rlimits[3 * i], &rl), LIMITS);
+        r->what = (int)s->rlimits[3 * i];
+        TRY(rlimit_closest(r->what, rl, r), LIMITS);
     }
-    /* Capabilities root still holds: the bounding set needs CAP_SETPCAP, so it goes first. */
+    /* Capabilities root still holds: the bounding set needs CAP_SETPCAP, so it goes first.
+     * Without CAP_SETPCAP every drop fails; as in systemd's capability_bounding_set_drop(),
+     * that fails the step only for a capability still in the set. */
     if (s->has_bounding)
         for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap) >= 0; cap++)
-            if (!(s->bounding >> cap & 1)) TRY(prctl(PR_CAPBSET_DROP, cap), BOUNDING);
+            if (!(s->bounding >> cap & 1) && prctl(PR_CAPBSET_DROP, cap) < 0) {
+                int e = errno;
+                r->what = cap;
+                if (prctl(PR_CAPBSET_READ, cap) != 0) {
+                    errno = e;
+                    fail(r, BOUNDING, s->path);
+                }
+                r->tolerated |= 1U << BOUNDING;
+            }
     /* Without KEEPCAPS, leaving uid 0 clears the permitted set, and ambient capabilities
      * can only be raised from it. (The kernel clears the flag again at execve.) */
     if (s->ambient && s->uid >= 0) TRY(prctl(PR_SET_KEEPCAPS, 1), KEEPCAPS);
-    if (s->ngroups >= 0) TRY(syscall(SYS_SETGROUPS, s->ngroups, s->groups), SETGROUPS);
+    if (s->ngroups >= 0) TRY(setgroups_lenient(s, r), SETGROUPS);
     if (s->gid >= 0) TRY(syscall(SYS_SETRESGID, s->gid, s->gid, s->gid), SETGID);
     if (s->uid >= 0) TRY(syscall(SYS_SETRESUID, s->uid, s->uid, s->uid), SETUID);
-    if (s->ambient) { /* an ambient cap must be permitted (kept) and inheritable */
+    /* An ambient cap must be permitted (kept) and inheritable. systemd 252 fails here too
+     * (capability_ambient_set_apply()) for one the container withholds; for the message,
+     * `what` names the first one missing from the permitted set, else the one refused. */
+    if (s->ambient) {
         struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
         struct __user_cap_data_struct d[2];
         TRY(syscall(SYS_capget, &h, d), AMBIENT);
+        unsigned long long missing = s->ambient & ~(d[0].permitted | 1ULL * d[1].permitted << 32);
+        if (missing) r->what = __builtin_ctzll(missing);
         d[0].inheritable |= (__u32)s->ambient;
         d[1].inheritable |= (__u32)(s->ambient >> 32);
         TRY(syscall(SYS_capset, &h, d), AMBIENT);
         for (int cap = 0; cap < 64; cap++)
-            if (s->ambient >> cap & 1)
+            if (s->ambient >> cap & 1) {
+                r->what = cap;
                 TRY(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0), AMBIENT);
+            }
     }
     if (s->no_new_privs) TRY(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), NO_NEW_PRIVS);
     /* After the uid drop, so a directory the user cannot enter fails as under systemd.

@@ -24,8 +24,18 @@ struct spec {
     int nonblocking, cwd_optional, no_new_privs, ignore_sigpipe, new_session;
 };
 /* step: 0 while no step has failed, else the failed one (1 .. spawn_step_count()).
- * quiet: the caller logs failures itself. */
-struct report { int step, err, quiet; };
+ * quiet: the caller logs failures itself.
+ * What the child let pass as systemd does in a container, for the caller to log (the child
+ * cannot): tolerated has bit 1 << step for each such step; clamped bit 1 << RLIMIT_* for each
+ * limit set to the closest value allowed (setrlimit_closest()); nice is the level set when
+ * Nice= was clamped (setpriority_closest()). what: for a failed setrlimit, the resource; for
+ * a failed capability_bounding or ambient_capabilities, the capability. */
+struct report {
+    int step, err, quiet;
+    unsigned int tolerated;
+    unsigned long long clamped;
+    int nice, what;
+};
 
 /* vfork, set up, execve. Every signal must be blocked in the calling thread (the child
  * inherits the mask and unblocks just before execve). Returns the pid (the child has

@@ -10,6 +10,15 @@ copy per spawn, and glibc's setuid() would signal the parent's threads from a vf
 This module imports nothing else from activator. `python -m activator.execcore` is the same
 core as a chain-loader that execs in place (see `main`).
 
+In a container (Docker's default capability set has no CAP_SYS_NICE, CAP_SYS_RESOURCE …)
+the child is as lenient as systemd 252's exec_child(): an OOMScoreAdjust= refused for want
+of privilege is skipped, Limit*= and Nice= beyond what is allowed are set to the closest
+value allowed (setrlimit_closest(), setpriority_closest()), the bounding set is left alone
+without CAP_SETPCAP when it holds nothing to drop, and an empty SupplementaryGroups= is
+skipped where a user namespace denies setgroups(). Where systemd fails, so does the child,
+and SpawnError says what is missing and how to give it. `spawn_detailed` tells what was let
+pass (`Spawned.notes`, lines for a debug log).
+
 Exit codes of a child that failed before exec are systemd's (systemd.exec(5)):
 
     200 chdir        201 nice          202 fds            203 exec
@@ -21,6 +30,7 @@ Exit codes of a child that failed before exec are systemd's (systemd.exec(5)):
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import sys
@@ -29,7 +39,16 @@ from dataclasses import dataclass
 
 from activator.exec import _spawn
 
-__all__ = ["EXIT_CODES", "ExecSpec", "SpawnError", "spawn", "spawn_args"]
+__all__ = [
+    "CAPABILITY_NAMES",
+    "EXIT_CODES",
+    "ExecSpec",
+    "SpawnError",
+    "Spawned",
+    "spawn",
+    "spawn_args",
+    "spawn_detailed",
+]
 
 #: step -> the exit status of a child that failed at that step (systemd's numbers).
 EXIT_CODES = {
@@ -55,6 +74,24 @@ EXIT_CODES = {
 
 _ID_MAX = 2**32 - 2  # (uid_t)-1 means "unchanged" to the kernel
 _RLIM_MAX = 2**64 - 1  # RLIM_INFINITY as the kernel spells it
+
+#: Capability names by number (linux/capability.h), for messages.
+CAPABILITY_NAMES = tuple(
+    "CAP_" + name
+    for name in """CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP
+    LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER
+    SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE
+    SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP
+    MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF
+    CHECKPOINT_RESTORE""".split()
+)
+#: systemd's directive for each RLIMIT_* (the resource module lacks RLIMIT_LOCKS, 10, and
+#: has RLIMIT_OFILE, another name for RLIMIT_NOFILE).
+_LIMIT_NAMES = {10: "LimitLOCKS"} | {
+    getattr(resource, n): "Limit" + n[7:]
+    for n in dir(resource)
+    if n.startswith("RLIMIT_") and n != "RLIMIT_OFILE"
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +136,36 @@ class SpawnError(OSError):
     """
 
     def __init__(
-        self, err: int, *, step: str, verb: str, exit_code: int, pid: int, filename: str
+        self,
+        err: int,
+        *,
+        step: str,
+        verb: str,
+        exit_code: int,
+        pid: int,
+        filename: str,
+        hint: str = "",
     ) -> None:
         super().__init__(err, os.strerror(err), filename)
         self.step = step
         self.verb = verb
         self.exit_code = exit_code
         self.pid = pid
+        self.hint = hint  # what is missing and how to give it, where activator knows
 
     def __str__(self) -> str:  # the line the child wrote to its stderr, as the caller's
-        return f"unable to {self.verb} {self.filename}: {self.strerror}"
+        line = f"unable to {self.verb} {self.filename}: {self.strerror}"
+        return f"{line}: {self.hint}" if self.hint else line
+
+
+@dataclass(frozen=True, slots=True)
+class Spawned:
+    """A process `spawn_detailed` started, and what its child let pass on the way as systemd
+    does in a container (nothing, where activator holds every privilege it needs)."""
+
+    pid: int
+    tolerated: tuple[str, ...] = ()  # the steps let pass, named as in EXIT_CODES
+    notes: tuple[str, ...] = ()  # one line for each, for a debug log
 
 
 def spawn(spec: ExecSpec) -> int:
@@ -123,18 +180,121 @@ def spawn(spec: ExecSpec) -> int:
     has exited; reap `.pid`). Safe from any thread; the calling thread is suspended (GIL
     held) until the child has exec'd, typically a few hundred microseconds.
     """
+    return _call(spec, in_place=False).pid
+
+
+def spawn_detailed(spec: ExecSpec) -> Spawned:
+    """`spawn`, returning with the pid what the child let pass: ``tolerated`` (steps) and
+    ``notes`` (one line each, saying what was applied instead), both empty where activator
+    holds every privilege the spec needs. Raises as `spawn`."""
     return _call(spec, in_place=False)
 
 
-def _call(spec: ExecSpec, *, in_place: bool) -> int:
+def _call(spec: ExecSpec, *, in_place: bool) -> Spawned:
     args = spawn_args(spec)
-    pid, step, verb, err, code = _spawn.spawn(**args, in_place=in_place)
+    pid, step, verb, err, code, tolerated, clamped, nice, what = _spawn.spawn(
+        **args, in_place=in_place
+    )
     if step is None:
-        return pid
+        if not tolerated:
+            return Spawned(pid)
+        return Spawned(pid, tolerated, _notes(spec, tolerated, clamped, nice))
     where = spec.cwd if step == "chdir" and spec.cwd is not None else spec.path
     raise SpawnError(
-        err, step=step, verb=verb, exit_code=code, pid=pid, filename=os.fsdecode(where)
+        err,
+        step=step,
+        verb=verb,
+        exit_code=code,
+        pid=pid,
+        filename=os.fsdecode(where),
+        hint=_hint(spec, step, err, what),
     )
+
+
+def _notes(spec: ExecSpec, tolerated: tuple[str, ...], clamped: int, nice: int) -> tuple[str, ...]:
+    """A line for each step the child let pass, naming systemd's function that does the same."""
+    notes = []
+    if "nice" in tolerated:
+        notes.append(
+            f"Nice={spec.nice}: running at {nice}, the closest allowed without CAP_SYS_NICE "
+            "(RLIMIT_NICE), as systemd's setpriority_closest()"
+        )
+    if "oom_score_adj" in tolerated:
+        notes.append(
+            f"OOMScoreAdjust={spec.oom_score_adj}: not applied, no permission "
+            "(CAP_SYS_RESOURCE); assuming containerized execution, as systemd"
+        )
+    for res, soft, hard in spec.rlimits:
+        if clamped >> res & 1:
+            # The child started from this process's limits and capped both at the hard one.
+            # RLIM_INFINITY is -1 here: as the kernel's 2**64 - 1 it compares right.
+            now = _kernel(resource.getrlimit(res)[1])
+            got = [min(_kernel(soft), now), min(_kernel(hard), now)]
+            notes.append(
+                f"{_LIMIT_NAMES.get(res, res)}={_limit(soft)}:{_limit(hard)}: set to "
+                f"{_limit(got[0])}:{_limit(got[1])}, the hard limit activator may not raise "
+                "(CAP_SYS_RESOURCE), as systemd's setrlimit_closest()"
+            )
+    if "capability_bounding" in tolerated:
+        notes.append(
+            "CapabilityBoundingSet=: left as it is, without CAP_SETPCAP; it holds none of the "
+            "capabilities to drop, as systemd's capability_bounding_set_drop()"
+        )
+    if "setgroups" in tolerated:
+        notes.append(
+            "SupplementaryGroups: not dropped, this user namespace denies setgroups() "
+            "(/proc/self/setgroups), as systemd's maybe_setgroups()"
+        )
+    return tuple(notes)
+
+
+def _kernel(v: int) -> int:
+    return _RLIM_MAX if v == resource.RLIM_INFINITY else v
+
+
+def _limit(v: int) -> str:
+    return "infinity" if _kernel(v) == _RLIM_MAX else str(v)
+
+
+def _hint(spec: ExecSpec, step: str, err: int, what: int) -> str:
+    """For a step systemd fails in a container too: what is missing and how to give it."""
+    if step == "setrlimit":
+        return _LIMIT_NAMES.get(what, f"resource {what}") + "="
+    if step == "nice":
+        return f"Nice={spec.nice}"
+    if step == "oom_score_adj":
+        return f"OOMScoreAdjust={spec.oom_score_adj}"
+    if err not in (errno.EPERM, errno.EACCES):
+        return ""
+    cap = CAPABILITY_NAMES[what] if 0 <= what < len(CAPABILITY_NAMES) else f"capability {what}"
+    if step == "ambient_capabilities":
+        return (
+            f"{cap} is not among activator's capabilities; give it to the container "
+            f"(docker run --cap-add={cap[4:]}) or drop it from AmbientCapabilities="
+        )
+    if step == "capability_bounding":
+        return (
+            f"dropping {cap} from the bounding set needs CAP_SETPCAP, which activator lacks; "
+            f"give the container CAP_SETPCAP (Docker's default set has it) or keep {cap} "
+            "in CapabilityBoundingSet="
+        )
+    if step == "setgroups" and _setgroups_denied():
+        return "this user namespace denies setgroups() (/proc/self/setgroups)"
+    needed = {"setgroups": "CAP_SETGID", "setgid": "CAP_SETGID", "setuid": "CAP_SETUID"}
+    if step in needed:
+        return (
+            f"activator lacks {needed[step]}; give it to the container (Docker's default "
+            "set has it), or run the service without User=/Group="
+        )
+    return ""
+
+
+def _setgroups_denied() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() == "deny"
+    except OSError:
+        return False
 
 
 def spawn_args(spec: ExecSpec) -> dict[str, object]:
