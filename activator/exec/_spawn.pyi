@@ -3,34 +3,11 @@
 from typing import Any
 
 def spawn(
-    *,
-    path: bytes,
-    argv: tuple[bytes, ...],
-    env: tuple[bytes, ...],
-    fds: tuple[int, ...],
-    stdin: int,
-    stdout: int,
-    stderr: int,
-    listen_pid: bool,
-    nonblocking: bool,
-    uid: int,
-    gid: int,
-    groups: tuple[int, ...] | None,
-    umask: int,
-    cwd: bytes | None,
-    cwd_optional: bool,
-    rlimits: tuple[int, ...],
-    nice: int | None,
-    oom_score_adj: int | None,
-    no_new_privs: bool,
-    capability_bounding: int | None,
-    ambient_capabilities: int,
-    ignore_sigpipe: bool,
-    new_session: bool,
-    in_place: bool = ...,
-    quiet: bool = ...,
-    watchdog_pid: bool = ...,
-) -> tuple[int, str | None, str | None, int, int]: ...
+    **kwargs: Any,
+) -> tuple[int, str | None, str | None, int, int, tuple[str, ...], int, int, int]:
+    """(pid, failed step or None, its verb, errno, exit code, tolerated steps, clamped
+    limits mask, nice applied, what failed); the keywords are spec.spawn_args()'s."""
+
 def exit_codes() -> dict[str, int]: ...
 def sigchld_fd() -> int: ...
 def set_subreaper() -> bool: ...

@@ -195,7 +195,7 @@ def _call(spec: ExecSpec, *, in_place: bool) -> Spawned:
     pid, step, verb, err, code, tolerated, clamped, nice, what = _spawn.spawn(
         **args, in_place=in_place
     )
-    if step is None:
+    if step is None or verb is None:
         if not tolerated:
             return Spawned(pid)
         return Spawned(pid, tolerated, _notes(spec, tolerated, clamped, nice))

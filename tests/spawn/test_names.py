@@ -1,5 +1,6 @@
 """The names the spawn core's messages use for capabilities and limits agree with the kernel's
-header and with the unit planner's tables (two copies until plan.py takes spec's)."""
+header and with the unit layer's table, which the planner uses (the spawn core keeps its own
+copy: it imports nothing else of activator)."""
 
 from __future__ import annotations
 
