@@ -26,6 +26,7 @@ from .directives import (
     ignored_reason,
     sort_caps,
 )
+from .directives.network import socket_problems
 from .errors import BadValue, UnitError
 from .ini import Entry
 from .model import (
@@ -189,10 +190,10 @@ class _Builder:
                 self.problem(entry, ignored_reason(key), "warning")
             return
         if key.startswith("X-Activator-"):
+            known = ", ".join(f"{k}=" for k in TABLES[section] if k.startswith("X-Activator-"))
             self.problem(
                 entry,
-                f"unknown activator extension in [{section}] "
-                "(known: X-Activator-UCSPI= in [Socket])",
+                f"unknown activator extension in [{section}] (known: {known or 'none'})",
             )
             return
         if key.startswith("X-"):
@@ -352,6 +353,8 @@ def _verify_socket(b: _Builder, sock: SocketSection) -> None:
                 "(with Accept=yes each connection starts an instance of NAME@.service)",
                 b.origin.get(("Socket", "Service")),
             )
+    for field, message in socket_problems(sock):
+        b.unit_problem(message, b.origin.get(("Socket", field)), directive=_directive_of(field))
     if sock.Symlinks:
         nodes = [
             lst for lst in sock.Listen
@@ -364,6 +367,14 @@ def _verify_socket(b: _Builder, sock: SocketSection) -> None:
                 f"this unit has {len(nodes)}",
                 b.origin.get(("Socket", "Symlinks")),
             )
+
+
+def _directive_of(field: str) -> str:
+    """The directive that sets a [Socket] field (X-Activator-ProxyTo= for ProxyTo)."""
+    for name, d in TABLES["Socket"].items():
+        if d.field == field:
+            return name
+    return field
 
 
 def _verify_service(b: _Builder, svc: ServiceSection) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import tomli_w
 
+from .directives.network import format_rate
 from .model import (
     ExecCommand,
     ExitStatusSet,
@@ -24,6 +25,7 @@ from .model import (
     InetListen,
     MessageQueueListen,
     NetlinkListen,
+    Rate,
     Rlimit,
     ServiceUnit,
     SocketType,
@@ -51,7 +53,15 @@ _WORD_LISTS = frozenset(
         "Symlinks", "Sockets",
     }
 )  # fmt: skip
-_RENAMED = {"UCSPI": "X-Activator-UCSPI"}
+_RENAMED = {
+    "UCSPI": "X-Activator-UCSPI",
+    "PerSourcePrefix": "X-Activator-PerSourcePrefix",
+    "ConnectionRate": "X-Activator-ConnectionRate",
+    "ConnectionRateTotal": "X-Activator-ConnectionRateTotal",
+    "ProxyTo": "X-Activator-ProxyTo",
+    "ProxyProtocol": "X-Activator-ProxyProtocol",
+    "IdleStopSec": "X-Activator-IdleStopSec",
+}
 
 
 def _listen_directive(lst: Any) -> str:
@@ -114,6 +124,12 @@ def _section(model: Any) -> dict[str, Any]:
         key = _RENAMED.get(field, field)
         if field == "Listen":
             _listen(value, out)
+        elif field == "PerSourcePrefix":
+            out[key] = f"{value[0]}/{value[1]}"
+        elif isinstance(value, Rate):
+            out[key] = format_rate(value)
+        elif isinstance(value, (InetListen, UnixListen)):  # X-Activator-ProxyTo=
+            out[key] = escape_percent(value.text)
         elif field == "Conditions":
             for directive, cond in value:
                 out.setdefault(directive, []).append(escape_percent(cond))

@@ -144,6 +144,14 @@ class Rlimit(Frozen):
     hard: int | None
 
 
+class Rate(Frozen):
+    """``X-Activator-ConnectionRate=N/INTERVAL``: a token bucket of ``count`` tokens that
+    refills ``count`` per ``interval`` seconds."""
+
+    count: Annotated[int, Field(ge=1)]
+    interval: Annotated[float, Field(gt=0)]
+
+
 class ExitStatusSet(Frozen):
     """``SuccessExitStatus=`` and friends: exit codes and signal numbers."""
 
@@ -307,8 +315,20 @@ class SocketSection(ExecContext):
     ExecStopPre: tuple[ExecCommand, ...] = ()
     ExecStopPost: tuple[ExecCommand, ...] = ()
     TimeoutSec: float = 90.0
+    # systemd.resource-control(5), on the socket's own sockets: normalised CIDRs ("10.0.0.0/8",
+    # "::1/128"), keywords expanded. Allow wins, then deny, else allowed (exec/ipfilter.py).
+    IPAddressAllow: tuple[str, ...] = ()
+    IPAddressDeny: tuple[str, ...] = ()
     # activator extensions (X-Activator-*)
     UCSPI: bool = False  # X-Activator-UCSPI=: tcpserver's PROTO/TCPREMOTEIP/… for Accept=yes
+    # X-Activator-PerSourcePrefix=: a source is this many leading bits (IPv4, IPv6), for
+    # MaxConnectionsPerSource= and ConnectionRate=; one IPv6 client usually owns a /64.
+    PerSourcePrefix: tuple[int, int] = (32, 64)
+    ConnectionRate: Rate | None = None  # X-Activator-ConnectionRate=: per source
+    ConnectionRateTotal: Rate | None = None  # X-Activator-ConnectionRateTotal=: per socket
+    # X-Activator-ProxyTo=: Accept=no, activator accepts and relays to this address
+    ProxyTo: InetListen | UnixListen | None = None
+    ProxyProtocol: Literal["off", "v1", "v2"] = "off"  # X-Activator-ProxyProtocol=
 
 
 class ServiceType(StrEnum):
@@ -360,6 +380,9 @@ class ServiceSection(ExecContext):
     Sockets: tuple[str, ...] = ()
     FileDescriptorStoreMax: int = 0
     PermissionsStartOnly: bool = False
+    # X-Activator-IdleStopSec=: an Accept=no service with no connection for this long is
+    # stopped; its sockets listen on and the next connection starts it again. 0: never.
+    IdleStopSec: float = 0.0
 
     @property
     def single_exec(self) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .network import v_ip_prefixes, v_prefix_bits, v_proxy_to, v_rate
 from .validators import (
     Ctx,
     v_bool,
@@ -212,6 +213,17 @@ def _socket_table() -> SectionTable:
         t[e] = _d(e, "list", v_exec)
     t["TimeoutSec"] = _d("TimeoutSec", "scalar", v_timeout)
     t["X-Activator-UCSPI"] = _d("X-Activator-UCSPI", "scalar", v_bool, field="UCSPI")
+    # systemd.resource-control(5) on the socket's own sockets (a BPF socket filter here)
+    t["IPAddressAllow"] = _d("IPAddressAllow", "list", v_ip_prefixes)
+    t["IPAddressDeny"] = _d("IPAddressDeny", "list", v_ip_prefixes)
+    for x, field, parse in (
+        ("PerSourcePrefix", "PerSourcePrefix", v_prefix_bits),
+        ("ConnectionRate", "ConnectionRate", v_rate),
+        ("ConnectionRateTotal", "ConnectionRateTotal", v_rate),
+        ("ProxyTo", "ProxyTo", v_proxy_to),
+        ("ProxyProtocol", "ProxyProtocol", v_enum("off", "v1", "v2")),
+    ):
+        t["X-Activator-" + x] = _d("X-Activator-" + x, "scalar", parse, field=field)
     return t
 
 
@@ -247,6 +259,8 @@ def _service_table() -> SectionTable:
     t["RuntimeMaxSec"] = _d("RuntimeMaxSec", "scalar", v_time)
     t["Sockets"] = _d("Sockets", "list", v_unit_names("socket"))
     t["FileDescriptorStoreMax"] = _d("FileDescriptorStoreMax", "scalar", v_uint())
+    t["X-Activator-IdleStopSec"] = _d("X-Activator-IdleStopSec", "scalar", v_time,
+                                      field="IdleStopSec")  # fmt: skip
     # Legacy spellings that systemd still reads in [Service]; they belong to [Unit].
     t["StartLimitInterval"] = _d(
         "StartLimitInterval", "scalar", v_time, field="StartLimitIntervalSec", section="Unit"
@@ -336,8 +350,19 @@ _CGROUP = re.compile(
 )
 
 
+# IPAddressAllow=/IPAddressDeny= are carried on sockets; on a service systemd filters what
+# the service's processes open themselves (cgroup BPF), never the sockets passed to it.
+_SERVICE_IP_RULES = (
+    "ignored: on a service systemd applies it to the sockets the service's processes open "
+    "(cgroup BPF), which activator cannot filter; the sockets activator passes follow their "
+    "socket unit's IPAddressAllow=/IPAddressDeny=, as in systemd: put the rules there"
+)
+
+
 def ignored_reason(name: str) -> str:
     """The warning text for a directive systemd knows but activator does not carry out."""
+    if name in ("IPAddressAllow", "IPAddressDeny"):
+        return _SERVICE_IP_RULES
     if _SANDBOX.match(name):
         return "ignored: activator does not sandbox services"
     if _CGROUP.match(name):
@@ -348,7 +373,7 @@ def ignored_reason(name: str) -> str:
 IGNORED: dict[str, frozenset[str]] = {
     "Unit": frozenset(_UNIT_252),
     "Install": frozenset(_INSTALL_252),
-    "Socket": frozenset(_EXEC_252 + _SOCKET_252),
+    "Socket": frozenset(_EXEC_252 + _SOCKET_252) - {"IPAddressAllow", "IPAddressDeny"},
     "Service": frozenset(_EXEC_252 + _SERVICE_252),
 }
 
