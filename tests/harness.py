@@ -109,9 +109,9 @@ class Activator:
             raise
         # the activator process itself (behind a wrapper such as unshare --fork, its child)
         self.pid = self.proc.pid
-        if wrapper:
+        if wrapper:  # a wrapper that execs in place (ip netns exec) has no child
             with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
-                self.pid = int(f.read().split()[0])
+                self.pid = int((f.read().split() or [self.proc.pid])[0])
 
     # -- log lines
     def _read_log(self) -> None:

@@ -340,6 +340,7 @@ def _status_text(u: dict, now: float, color: bool) -> str:
                 lines.append(f"{'':>13}└─… {len(insts) - 10} more")
         if r["trigger_limit"]:
             row("Paused", f"{r['trigger_limit']} time(s) by the trigger limit")
+        _network_rows(u, row)
     else:
         for s in u.get("triggered_by") or []:
             row("TriggeredBy", f"● {s}")
@@ -362,6 +363,8 @@ def _status_text(u: dict, now: float, color: bool) -> str:
             row("Last exit", _exit_text(le["how"], le["value"]))
         if u.get("restarts"):
             row("Restarts", str(u["restarts"]))
+        if u.get("idle_stop"):
+            row("Idle stop", _idle_text(u["idle_stop"]))
     log = u.get("log") or []
     if log:
         lines.append("")
@@ -370,6 +373,38 @@ def _status_text(u: dict, now: float, color: bool) -> str:
             stamp = time.strftime("%b %d %H:%M:%S ", time.localtime(ts)) if ts else ""
             lines.append(stamp + entry["text"])
     return "\n".join(lines) + "\n"
+
+
+def _network_rows(u: dict, row) -> None:
+    """A socket's address filter, admission refusals, proxy and idle stop (issue 16)."""
+    r = u["refused"]
+    f = u.get("filter")
+    if f:
+        drops = f.get("kernel_drops")
+        row(
+            "Filter",
+            f"allow {len(f['allow'])}, deny {len(f['deny'])} prefixes (BPF on the listener)"
+            + (f"; kernel dropped {drops} packets" if drops else ""),
+        )
+    refused = [(k, r.get(k) or 0) for k in ("ip_deny", "rate", "rate_total")]
+    if any(n for _, n in refused):
+        row("Reset", ", ".join(f"{n} {k.replace('_', '-')}" for k, n in refused if n))
+    p = u.get("proxy")
+    if p:
+        row(
+            "Proxy",
+            f"to {p['to']} ({p['backend']}); relaying {p['active']}, waiting {p['pending']}, "
+            f"relayed {p['relayed']}" + (f", PROXY protocol {p['header']}" if p["header"] else ""),
+        )
+    idle = u.get("idle_stop")
+    if idle:
+        row("Idle stop", _idle_text(idle))
+
+
+def _idle_text(idle: dict) -> str:
+    left = idle.get("stop_in")
+    when = f"stops in {_ago(left)} without a connection" if left is not None else "not armed"
+    return f"{when} (X-Activator-IdleStopSec={idle['after']:g}s; {idle['connections']} open)"
 
 
 def _date(t: float) -> str:

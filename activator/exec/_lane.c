@@ -20,6 +20,7 @@
  * seen the record of every child it has reaped (see acceptlane.py, resolve()). */
 #define _GNU_SOURCE
 #include "_spawn.h"
+#include "_filter.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +50,7 @@ enum var { V_INVOCATION_ID, V_REMOTE_ADDR, V_REMOTE_PORT, V_PROTO, V_TCPREMOTEIP
 static const char *const var_names[NVARS] = {"INVOCATION_ID", "REMOTE_ADDR", "REMOTE_PORT",
     "PROTO", "TCPREMOTEIP", "TCPREMOTEPORT", "TCPLOCALIP", "TCPLOCALPORT"};
 
-enum kind { R_SPAWNED, R_FAILED, R_NOFORK, R_REFUSED, R_ACCEPT_ERROR };
+enum kind { R_SPAWNED, R_FAILED, R_NOFORK, R_REFUSED, R_ACCEPT_ERROR, R_DENIED };
 struct rec {
     int kind, err, step, rport;
     pid_t pid;
@@ -73,6 +74,8 @@ typedef struct {
     int ctl[2];                 /* Python → thread: look at `stopping` */
     int wake_fd;                /* thread → Python: records waiting (an eventfd) */
     long max;
+    unsigned char *deny;        /* IPAddressAllow=/IPAddressDeny=: denied ranges (_filter.c) */
+    size_t ndeny;
     int has_var[NVARS];
     char var_buf[NVARS][96];    /* "NAME=value", pointed to by the envp slots */
     pthread_t thread;
@@ -246,6 +249,21 @@ static void one(Lane *L, int li, int fd, const struct sockaddr_storage *sa)
     __atomic_store_n(&L->inflight, 0, __ATOMIC_SEQ_CST);
 }
 
+/* A peer IPAddressAllow=/IPAddressDeny= deny, queued before the listener's BPF filter was
+ * attached (or after a reload changed the lists): reset at once, nothing spawned, no
+ * instance number used up. */
+static void deny(Lane *L, int fd, const struct sockaddr_storage *sa)
+{
+    struct linger reset = {.l_onoff = 1, .l_linger = 0};
+    struct rec r;
+    memset(&r, 0, sizeof r);
+    (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    close(fd);
+    r.kind = R_DENIED;
+    ntop(sa, r.remote, &r.rport);
+    push(L, &r, 0);
+}
+
 /* -1: back off (an error that may pass: EMFILE and friends, or anything unexpected). */
 static int accept_some(Lane *L, int i)
 {
@@ -266,7 +284,8 @@ static int accept_some(Lane *L, int i)
             return -1;
         }
         if (sl == 0) sa.ss_family = AF_UNIX; /* an unnamed unix peer */
-        one(L, i, fd, &sa);
+        if (L->ndeny && addr_denied(L->deny, L->ndeny, &sa)) deny(L, fd, &sa);
+        else one(L, i, fd, &sa);
     }
     return 0;
 }
@@ -321,16 +340,32 @@ static void lane_stop(Lane *L)
 static int Lane_init(Lane *L, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"spec", "listen_fds", "wake_fd", "max_connections", "conn_env",
-                            "accepted", "local", NULL};
+                            "accepted", "local", "deny", NULL};
     PyObject *spec, *fds, *vars, *locals = NULL, *empty = NULL;
+    Py_buffer deny_table = {0};
     if (L->parsed || L->keep) {
         PyErr_SetString(PyExc_RuntimeError, "Lane.__init__ called twice");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!ilO!|KO!", names, &PyDict_Type, &spec,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!ilO!|KO!y*", names, &PyDict_Type, &spec,
                                      &PyTuple_Type, &fds, &L->wake_fd, &L->max, &PyTuple_Type,
-                                     &vars, &L->accepted, &PyTuple_Type, &locals))
+                                     &vars, &L->accepted, &PyTuple_Type, &locals, &deny_table))
         return -1;
+    if (deny_table.buf) {
+        int bad = deny_table.len % 32 != 0;
+        if (!bad && deny_table.len && !(L->deny = PyMem_Malloc((size_t)deny_table.len))) bad = 2;
+        if (!bad) memcpy(L->deny, deny_table.buf, (size_t)deny_table.len);
+        L->ndeny = bad ? 0 : (size_t)deny_table.len / 32;
+        PyBuffer_Release(&deny_table);
+        if (bad == 2) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (bad) {
+            PyErr_SetString(PyExc_ValueError, "Lane: deny is a table of 32-byte ranges");
+            return -1;
+        }
+    }
     if (!(L->keep = PyDict_Copy(spec)) || !(empty = PyTuple_New(0))) return -1;
     int in_place = 0, rc = spec_parse(empty, L->keep, &L->spec, &L->mem, &in_place);
     Py_DECREF(empty);
@@ -413,6 +448,7 @@ static void Lane_dealloc(Lane *L)
     PyMem_Free(L->lport);
     PyMem_Free(L->local);
     PyMem_Free(L->tmpl_fds);
+    PyMem_Free(L->deny);
     free(L->live);
     free(L->q);
     free(L->q2);
@@ -494,6 +530,9 @@ static PyObject *record(const struct rec *r)
     case R_REFUSED:
         t = Py_BuildValue("(iiKsOil)", r->kind, 0, r->n, r->inst, remote, r->rport, r->active);
         break;
+    case R_DENIED:
+        t = Py_BuildValue("(iiKsOi)", r->kind, 0, 0ULL, "", remote, r->rport);
+        break;
     default:
         t = Py_BuildValue("(ii)", r->kind, r->err);
     }
@@ -555,7 +594,8 @@ PyTypeObject LaneType = {
     .tp_name = "activator.exec._spawn.Lane",
     .tp_basicsize = sizeof(Lane),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Lane(spec, listen_fds, wake_fd, max_connections, conn_env, accepted=0, local=None): "
+    .tp_doc = "Lane(spec, listen_fds, wake_fd, max_connections, conn_env, accepted=0, local=None, "
+              "deny=b''): "
               "accept and spawn "
               "in a thread; see activator/acceptlane.py",
     .tp_new = Lane_new,

@@ -9,6 +9,7 @@
  * trim_memory (_process.c). Python face: activator/execcore.py. */
 #define _GNU_SOURCE
 #include "_spawn.h"
+#include "_filter.h"
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
@@ -189,6 +190,8 @@ static PyMethodDef methods[] = {
      "block SIGCHLD in this thread and return a signalfd for it (the reaper's wake-up)"},
     {"set_subreaper", set_subreaper, METH_NOARGS, "prctl(PR_SET_CHILD_SUBREAPER): ok?"},
     {"trim_memory", trim_memory, METH_NOARGS, "malloc_trim(0) where there is one (glibc)"},
+    {"attach_filter", attach_filter, METH_VARARGS,
+     "attach_filter(fd, program): SO_ATTACH_FILTER, a packed array of struct sock_filter"},
     {"exit_codes", exit_codes, METH_NOARGS,
      "exit_codes() -> {step: exit_code}: systemd's code for each step the child can fail at"},
     {NULL, NULL, 0, NULL}};

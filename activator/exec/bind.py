@@ -14,6 +14,7 @@ import fcntl
 import os
 import socket
 import stat
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ from ..units.model import (
     SpecialListen,
     UnixListen,
 )
+from . import _spawn
+from .ipfilter import AddressRules, FilterError
 from .users import lookup_group, lookup_user
 
 _SOCK_TYPES = {
@@ -68,6 +71,7 @@ _SO_TIMESTAMP, _SO_TIMESTAMPNS = 29, 35
 _IP_PKTINFO = 8
 _IPV6_RECVPKTINFO = 49
 _F_SETPIPE_SZ = 1031
+_SO_DETACH_FILTER, _SO_MEMINFO, _SK_MEMINFO_DROPS = 27, 55, 8
 
 
 @dataclass(eq=False)
@@ -131,7 +135,9 @@ def host_has_ipv6() -> bool:
 
 
 def bind_unit(unit: str, section: SocketSection, *, ipv6: bool | None = None) -> list[Listener]:
-    """Bind every listener of a socket unit, in configuration order.
+    """Bind every listener of a socket unit, in configuration order; with
+    IPAddressAllow=/IPAddressDeny= each IP listener gets its BPF filter before listen(),
+    so no connection is ever queued unfiltered.
 
     All or nothing: raises BindError (naming unit, address and OS error) and closes
     what was already bound when one listener fails.
@@ -139,12 +145,14 @@ def bind_unit(unit: str, section: SocketSection, *, ipv6: bool | None = None) ->
     if ipv6 is None:
         ipv6 = host_has_ipv6()
     bound: list[Listener] = []
+    rules = AddressRules.from_lists(section.IPAddressAllow, section.IPAddressDeny)
     try:
         for spec in section.Listen:
             try:
-                bound.append(_bind_one(unit, spec, section, ipv6))
-            except OSError as e:
-                raise BindError(f"{unit}: unable to bind {spec.text}: {_strerror(e)}") from None
+                bound.append(_bind_one(unit, spec, section, ipv6, rules))
+            except (OSError, FilterError) as e:
+                why = _strerror(e) if isinstance(e, OSError) else str(e)
+                raise BindError(f"{unit}: unable to bind {spec.text}: {why}") from None
         _make_symlinks(unit, section, bound)
     except BaseException:
         close_listeners(bound, section, remove=False)
@@ -166,9 +174,9 @@ def _strerror(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-def _bind_one(unit, spec, section: SocketSection, ipv6: bool) -> Listener:
+def _bind_one(unit, spec, section: SocketSection, ipv6: bool, rules: AddressRules | None):
     if isinstance(spec, InetListen):
-        return _bind_inet(unit, spec, section, ipv6)
+        return _bind_inet(unit, spec, section, ipv6, rules)
     if isinstance(spec, UnixListen):
         return _bind_unix(unit, spec, section)
     if isinstance(spec, FifoListen):
@@ -186,7 +194,9 @@ def _new_socket(family: int, type_: int, proto: int = 0) -> socket.socket:
     return socket.socket(family, type_ | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK, proto)
 
 
-def _bind_inet(unit: str, spec: InetListen, section: SocketSection, ipv6: bool) -> Listener:
+def _bind_inet(
+    unit: str, spec: InetListen, section: SocketSection, ipv6: bool, rules: AddressRules | None
+) -> Listener:
     host = spec.host if spec.host is not None else ("::" if ipv6 else "0.0.0.0")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     type_ = _SOCK_TYPES[spec.type]
@@ -227,6 +237,8 @@ def _bind_inet(unit: str, spec: InetListen, section: SocketSection, ipv6: bool) 
         else:
             s.bind((host, spec.port))
         accepting = type_ != socket.SOCK_DGRAM
+        if rules is not None:
+            set_filter(s.fileno(), rules, stream=accepting)
         if accepting:
             s.listen(min(section.Backlog, 2**31 - 1))
         apply_options(s.fileno(), family, type_, section, listening=True)
@@ -465,6 +477,38 @@ def options_needed(section: SocketSection) -> bool:
         or section.IPTTL is not None
         or section.TCPCongestion
     )
+
+
+def set_filter(fd: int, rules: AddressRules | None, *, stream: bool) -> None:
+    """Attach (or replace: the kernel swaps programs atomically) the address filter of an IP
+    socket; None detaches it. Raises OSError, FilterError."""
+    if rules is None:
+        with contextlib.suppress(OSError):  # ENOENT: there was none
+            _setsockopt_int(fd, _SO_DETACH_FILTER, 0)
+        return
+    _spawn.attach_filter(fd, rules.program(stream=stream))
+
+
+def _setsockopt_int(fd: int, name: int, value: int) -> None:
+    s = socket.socket(fileno=fd)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, name, value)
+    finally:
+        s.detach()
+
+
+def kernel_drops(fd: int) -> int | None:
+    """Packets the kernel dropped for this socket (SK_MEMINFO_DROPS): on a listener with an
+    address filter, mostly the SYNs or datagrams it refused (a listen-queue overflow
+    counts too). None when the kernel does not say."""
+    s = socket.socket(fileno=fd)
+    try:
+        raw = s.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, 9 * 4)
+    except OSError:
+        return None
+    finally:
+        s.detach()
+    return int(struct.unpack("9I", raw)[_SK_MEMINFO_DROPS])
 
 
 def fmt_peer(remote: str | None, port: int) -> str | None:

@@ -66,7 +66,8 @@ _RUNTIME_SOCKET_KEYS = frozenset(ExecContext.model_fields) | {
     "Service", "MaxConnections", "MaxConnectionsPerSource", "FlushPending", "RemoveOnStop",
     "FileDescriptorName", "TriggerLimitIntervalSec", "TriggerLimitBurst", "PollLimitIntervalSec",
     "PollLimitBurst", "ExecStartPre", "ExecStartPost", "ExecStopPre", "ExecStopPost", "TimeoutSec",
-    "UCSPI",
+    "UCSPI", "IPAddressAllow", "IPAddressDeny", "PerSourcePrefix", "ConnectionRate",
+    "ConnectionRateTotal",
 }  # fmt: skip
 
 # What a runtime object derives from its unit (replaced on a change) as opposed to its
@@ -79,6 +80,7 @@ SOCKET_CONFIG = (
     "fdname",
     "trigger_limit",
     "options_on_accept",
+    "admission",  # a reload re-attaches the address filter (SocketRuntime.replan_lane)
 )
 SOCKET_STATE = (
     "ctx",

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import socket
+import sys
 from typing import Any, Protocol
 
 from ..core.errors import ActivatorError
@@ -20,6 +21,7 @@ from ..exec.bind import Listener, apply_options, fmt_peer, unmap
 from ..exec.plan import Handover
 from ..units import UnitSet
 from ..units.model import SocketSection
+from .admission import Admission
 from .books import AcceptBooks
 from .context import Connection, InstanceOwner, ServiceContext
 from .service import Service
@@ -45,6 +47,7 @@ class AcceptingSocket(InstanceOwner, Protocol):
     section: SocketSection
     instances: dict[str, Service]
     options_on_accept: bool
+    admission: Admission
 
     def trigger_allowed(self) -> bool: ...
     def unwatch(self) -> None: ...
@@ -94,6 +97,14 @@ class AcceptLoop:
 
     def _handle(self, lst: Listener, fd: int, addr: Any) -> None:
         sock = self.sock
+        remote, rport = _peer(lst, addr)
+        admission = sock.admission
+        if admission.active:
+            why = admission.check(remote)
+            if why is not None:  # before anything else: no instance number, no trigger
+                reset(fd)
+                sock.books.refuse(why, fmt_peer(remote, rport))
+                return
         if not sock.trigger_allowed():
             os.close(fd)
             return
@@ -101,7 +112,6 @@ class AcceptLoop:
         n = books.n_accepted
         books.n_accepted = n + 1
         sec = sock.section
-        remote, rport = _peer(lst, addr)
         if books.n_connections >= sec.MaxConnections:
             # Instances that have exited but are not reaped yet still count; reap them first
             # so that the limit counts what really runs.
@@ -110,18 +120,20 @@ class AcceptLoop:
             os.close(fd)
             books.refuse_limit(fmt_peer(remote, rport), books.n_connections)
             return
+        source = remote
         if sec.MaxConnectionsPerSource and remote is not None:
-            if books.per_source[remote] >= sec.MaxConnectionsPerSource:
+            source = admission.source(remote)
+            if books.per_source[source] >= sec.MaxConnectionsPerSource:
                 os.close(fd)
-                books.refuse_source(remote)
+                books.refuse_source(source)
                 return
         if sock.options_on_accept:
             apply_options(fd, lst.family, lst.type, sec, listening=False)
         instance, env = describe(lst, fd, n, remote, rport, ucspi=sec.UCSPI)
-        books.connected(remote)
+        books.connected(source)
         try:
             unit = self.ctx.units.instantiate(sock.service_name, instance)
-            svc = Service(self.ctx, unit, Connection(sock, fmt_peer(remote, rport), remote))
+            svc = Service(self.ctx, unit, Connection(sock, fmt_peer(remote, rport), source))
             sock.instances[unit.name] = svc
             svc.start_instance(Handover(connection=fd, extra_env=env))
         finally:
@@ -169,6 +181,20 @@ def describe(
             TCPLOCALPORT=str(lport),
         )
     return f"{n}-{local}:{lport}-{remote}:{rport}", env
+
+
+def reset(fd: int) -> None:
+    """Close a connection with a RST (SO_LINGER 0): a refused client learns at once."""
+    with contextlib.suppress(OSError):
+        s = socket.socket(fileno=fd)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_0)
+        finally:
+            s.detach()
+    os.close(fd)
+
+
+_LINGER_0 = (1).to_bytes(4, sys.byteorder) + (0).to_bytes(4, sys.byteorder)
 
 
 def _peer(lst: Listener, addr: Any) -> tuple[str | None, int]:

@@ -13,6 +13,12 @@ from collections import Counter
 from typing import Any
 
 from ..core.log import EventLog
+from ..core.ratelimit import RateLimit
+
+#: Refusals by the admission rules (admission.py) come in floods (a scanner, a client in a
+#: loop): at most this many log lines per interval per socket, then one that says how many
+#: were left out.
+_LINES, _LINES_INTERVAL = 10, 10.0
 
 
 class AcceptBooks:
@@ -25,7 +31,10 @@ class AcceptBooks:
         self.refused_limit = 0  # MaxConnections=
         self.refused_per_source = 0  # MaxConnectionsPerSource=
         self.refused_trigger = 0  # pauses by the trigger limit
+        self.refused_by: Counter[str] = Counter()  # admission.py's reasons: ip-deny, rate …
         self.per_source: Counter[str] = Counter()
+        self._lines = RateLimit(_LINES_INTERVAL, _LINES)
+        self._unlogged = 0
 
     def refuse_limit(self, peer: str | None, active: int) -> None:
         """A connection closed at MaxConnections= (systemd's accept-and-close)."""
@@ -34,7 +43,8 @@ class AcceptBooks:
         self.log("reject", self.unit, peer=peer, reason=f"too many incoming connections ({active})")
 
     def refuse_source(self, remote: str) -> None:
-        """A connection closed at MaxConnectionsPerSource=."""
+        """A connection closed at MaxConnectionsPerSource= (``remote``: its source, an
+        address or, with X-Activator-PerSourcePrefix=, a prefix)."""
         self.n_refused += 1
         self.refused_per_source += 1
         self.log(
@@ -42,6 +52,24 @@ class AcceptBooks:
             self.unit,
             peer=remote,
             reason=f"too many connections from {remote} ({self.per_source[remote]})",
+        )
+
+    def refuse(self, reason: str, peer: str | None, source: str | None = None) -> None:
+        """A connection reset by an admission rule (``reason``: ip-deny, rate, rate-total);
+        logged, at most _LINES lines per _LINES_INTERVAL seconds."""
+        self.n_refused += 1
+        self.refused_by[reason] += 1
+        if not self._lines.below():
+            self._unlogged += 1
+            return
+        left_out, self._unlogged = self._unlogged, 0
+        self.log(
+            "reject",
+            self.unit,
+            peer=peer,
+            reason=reason,
+            source=source,
+            suppressed=left_out or None,
         )
 
     def connected(self, remote: str | None) -> None:
@@ -70,5 +98,8 @@ class AcceptBooks:
                 "limit": self.refused_limit,
                 "per_source": self.refused_per_source,
                 "trigger_limit": self.refused_trigger,
+                "ip_deny": self.refused_by["ip-deny"],
+                "rate": self.refused_by["rate"],
+                "rate_total": self.refused_by["rate-total"],
             },
         }

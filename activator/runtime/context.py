@@ -100,6 +100,8 @@ class Connection:
 
     owner: InstanceOwner
     peer: str | None  # "1.2.3.4:5", "[::1]:5"; None for a unix peer
-    remote: str | None  # the peer's address alone, for MaxConnectionsPerSource=
+    # the peer's source for MaxConnectionsPerSource=: its address, or the prefix it counts
+    # under (X-Activator-PerSourcePrefix=)
+    remote: str | None
     lane: LaneSlot | None = None
     lane_pid: int | None = None

@@ -40,6 +40,7 @@ from ..exec.spec import spawn_args
 from ..units import UnitSet
 from ..units.model import RestartPolicy, ServiceType, ServiceUnit, SocketSection
 from . import status
+from .admission import IP_DENY, Admission
 from .books import AcceptBooks
 from .context import Connection, InstanceOwner, ServiceContext
 from .service import Service
@@ -62,6 +63,7 @@ class LaneSocket(InstanceOwner, Protocol):
     instances: dict[str, Service]
     options_on_accept: bool
     trigger_limit: RateLimit
+    admission: Admission
 
 
 #: In the planned ExecSpec's stdio and fds: "the connection" (_lane.c's CONN_FD).
@@ -78,7 +80,7 @@ _VARS = (
     "TCPLOCALPORT",
 )
 _MARK = "\x01lane:"  # a placeholder value no unit can produce (build_environment copies it)
-SPAWNED, FAILED, NOFORK, REFUSED, ACCEPT_ERROR = range(5)
+SPAWNED, FAILED, NOFORK, REFUSED, ACCEPT_ERROR, DENIED = range(6)
 
 
 def enabled() -> bool:
@@ -93,6 +95,8 @@ def unfit(ctx: LaneContext, sock: LaneSocket) -> str | None:
         return "Accept=no"
     if sec.MaxConnectionsPerSource:
         return "MaxConnectionsPerSource="
+    if sec.ConnectionRate or sec.ConnectionRateTotal:
+        return "X-Activator-ConnectionRate="
     if sock.trigger_limit.burst:
         return "TriggerLimitBurst="
     if sock.options_on_accept:
@@ -284,6 +288,8 @@ class AcceptLane:
             slots,
             sock.books.n_accepted,  # connections are numbered on from the last listener's
             tuple(lst.bound for lst in sock.listeners),  # None: the lane asks the connection
+            # IPAddressAllow=/IPAddressDeny=: the connections queued before the BPF filter
+            deny=b"" if sock.admission.rules is None else sock.admission.rules.table(),
         )
         self.conns: dict[int, Conn] = {}
         self._running = False
@@ -345,6 +351,9 @@ class AcceptLane:
                     self.sock.name,
                     reason=f"unable to accept: {os.strerror(rec[1])}, retrying in 100ms",
                 )
+                continue
+            if kind == DENIED:
+                books.refuse(IP_DENY, fmt_peer(rec[4], rec[5]))
                 continue
             _, pid, n, instance, remote, rport = rec[:6]
             books.n_accepted = n + 1

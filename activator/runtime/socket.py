@@ -25,11 +25,13 @@ from ..core.errors import ActivatorError, AlreadyActiveError, NotActiveError, Re
 from ..core.ratelimit import RateLimit
 from ..core.states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubState, SocketState
 from ..core.states import check as check_transition
-from ..exec.bind import Listener, bind_unit, close_listeners, options_needed
+from ..exec.bind import Listener, bind_unit, close_listeners, options_needed, set_filter
+from ..exec.ipfilter import FilterError
 from ..units.model import SocketUnit
 from . import lane as lanes
 from . import status
 from .acceptloop import AcceptLoop, LoopContext
+from .admission import Admission
 from .books import AcceptBooks
 from .context import ServiceRef
 from .lane import AcceptLane, Conn
@@ -80,6 +82,7 @@ class SocketRuntime(RuntimeUnitBase):
         interval = sec.TriggerLimitIntervalSec if sec.TriggerLimitIntervalSec is not None else 2.0
         self.trigger_limit = RateLimit(interval, burst)
         self.options_on_accept = options_needed(sec)  # socket options per connection
+        self.admission = Admission(sec)  # address rules, sources, rates (admission.py)
         self._watching = False
         self._resume: asyncio.TimerHandle | None = None
         self._loop_path = AcceptLoop(ctx, self)
@@ -281,7 +284,9 @@ class SocketRuntime(RuntimeUnitBase):
             self._lane_unfit = why
 
     def replan_lane(self) -> None:
-        """After a reload: plan the lane again from the current units (or go without)."""
+        """After a reload: the address filter and the lane again from the current units (a
+        listener kept its fd: its filter is swapped in place, atomically)."""
+        self._refilter()
         if not self.section.Accept:
             return
         watching = self._watching
@@ -291,6 +296,16 @@ class SocketRuntime(RuntimeUnitBase):
         self.lane, self._lane_unfit = None, None
         if watching:
             self._watch()
+
+    def _refilter(self) -> None:
+        rules = self.admission.rules
+        for lst in self.listeners:
+            if lst.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            try:
+                set_filter(lst.fd, rules, stream=lst.accepting)
+            except (OSError, FilterError) as e:  # the old filter stays: say so
+                self.ctx.log("failed", self.name, reason=f"unable to filter {lst.address}: {e}")
 
     def trigger_allowed(self) -> bool:
         """Count one trigger; False (and paused) when it is over TriggerLimitBurst=."""

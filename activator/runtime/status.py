@@ -8,9 +8,11 @@ attributes (main_pid, last_exit, peer …).
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from ..core import procfs
+from ..exec.bind import kernel_drops
 from ..units.listen import listen_type
 
 
@@ -73,6 +75,19 @@ def describe_socket(sock: Any, triggers_active: str, instances: list) -> dict[st
         d["instances"] = [
             {"unit": i.name, "pid": i.main_pid, "peer": i.peer, "since": i.since} for i in instances
         ]
+    if sock.admission.rules is not None:
+        drops = [
+            kernel_drops(lst.fd)
+            for lst in sock.listeners
+            if lst.family in (socket.AF_INET, socket.AF_INET6)
+        ]
+        d["filter"] = {
+            "allow": list(sec.IPAddressAllow),
+            "deny": list(sec.IPAddressDeny),
+            # packets the kernel dropped on the listeners: the BPF filter's refusals (SYNs,
+            # datagrams), and listen-queue overflows
+            "kernel_drops": sum(x for x in drops if x is not None) if drops else None,
+        }
     return d
 
 
@@ -85,5 +100,8 @@ def socket_properties(sock: Any) -> dict[str, str]:
         "NRefused": str(b.n_refused),
         "NRefusedPerSource": str(b.refused_per_source),
         "NRefusedTriggerLimit": str(b.refused_trigger),
+        "NRefusedIPDeny": str(b.refused_by["ip-deny"]),
+        "NRefusedRate": str(b.refused_by["rate"]),
+        "NRefusedRateTotal": str(b.refused_by["rate-total"]),
         "Listen": " ".join(f"{spec.text} ({listen_type(spec)})" for spec in sock.section.Listen),
     }

@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from activator.exec._spawn import Lane
 from spawnprobe import reap
 
+from activator.exec._spawn import Lane
 from activator.exec.spec import ExecSpec, spawn_args
 from activator.runtime.lane import ACCEPT_ERROR, CONN_FD, FAILED, REFUSED, SPAWNED
 
@@ -229,3 +229,36 @@ def test_accept_errors_are_records_and_back_off(wake):
     finally:
         lane.close()
         s.close()
+
+
+def test_denied_peers_are_reset_unspawned_and_unnumbered(listener, wake):
+    """issue 16: IPAddressAllow=/IPAddressDeny= in the lane (the connections the listener's
+    BPF filter did not see): a binary search in C, a RST, a DENIED record, no instance."""
+    from activator.exec.ipfilter import AddressRules
+    from activator.runtime.lane import DENIED
+
+    port = listener.getsockname()[1]
+    rules = AddressRules.from_lists(["127.0.0.2"], ["127.0.0.0/8", "::/0"])
+    assert rules is not None
+    a = args([b"/bin/echo", b"hi"])
+    lane = Lane(a, (listener.fileno(),), wake, 8, (), 5, deny=rules.table())
+    lane.start()
+    try:
+        bad = socket.socket()
+        bad.bind(("127.0.0.3", 0))
+        bad.settimeout(10)
+        bad.connect(("127.0.0.1", port))
+        with bad, pytest.raises(ConnectionResetError):
+            bad.recv(10)
+        ok = socket.socket()
+        ok.bind(("127.0.0.2", 0))
+        ok.settimeout(10)
+        ok.connect(("127.0.0.1", port))
+        with ok:
+            assert read_all(ok) == b"hi\n"
+        denied, spawned = records(lane, wake, 2)
+        assert denied[0] == DENIED and denied[4] == "127.0.0.3"
+        assert spawned[0] == SPAWNED and spawned[2] == 5  # the denied one used no number
+        assert reap(spawned[1]) == 0
+    finally:
+        lane.close()
