@@ -1,6 +1,6 @@
 """A network namespace of the test's own, for addresses loopback alone does not give.
 
-``NetNS()`` makes one (``ip netns add``) with ``lo`` up and ``2001:db8::/64`` routed to it
+``NetNS()`` makes one (``ip netns add``) with ``lo`` up and ``2001:db8::/48`` routed to it
 (any address in it may be a source: clients bind with IPV6_FREEBIND), ``wrapper`` runs a
 command inside it, ``socket()`` makes a socket inside it from this process (a thread
 enters the namespace for the call; a socket stays in the namespace it was made in), and
@@ -35,7 +35,7 @@ class NetNS:
         try:
             for cmd in (
                 ["link", "set", "lo", "up"],
-                ["-6", "route", "add", "local", f"{PREFIX6}/64", "dev", "lo"],
+                ["-6", "route", "add", "local", f"{PREFIX6}/48", "dev", "lo"],
             ):
                 subprocess.run(["ip", "-n", self.name, *cmd], check=True, capture_output=True)
         except BaseException:
@@ -43,8 +43,10 @@ class NetNS:
             raise
         self.wrapper = ["ip", "netns", "exec", self.name]
 
-    def socket(self, family: int, type_: int = socket.SOCK_STREAM) -> socket.socket:
-        out: list[socket.socket | BaseException] = []
+    def sockets(self, n: int, family: int, type_: int = socket.SOCK_STREAM) -> list[socket.socket]:
+        """``n`` sockets made inside the namespace."""
+        out: list[socket.socket] = []
+        error: list[BaseException] = []
 
         def inside() -> None:
             try:
@@ -55,23 +57,29 @@ class NetNS:
                         raise OSError(ctypes.get_errno(), "setns")
                 finally:
                     os.close(fd)
-                out.append(socket.socket(family, type_))
+                out.extend(socket.socket(family, type_) for _ in range(n))
             except BaseException as e:  # handed to the caller
-                out.append(e)
+                error.append(e)
 
         t = threading.Thread(target=inside)
         t.start()
         t.join()
-        if isinstance(out[0], BaseException):
-            raise out[0]
-        return out[0]
+        if error:
+            for s in out:
+                s.close()
+            raise error[0]
+        return out
+
+    def clients(self, sources: list[str]) -> list[socket.socket]:
+        """TCP sockets inside the namespace, bound to ``sources`` (addresses of the /48)."""
+        out = self.sockets(len(sources), socket.AF_INET6)
+        for s, src in zip(out, sources, strict=True):
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
+            s.bind((src, 0))
+        return out
 
     def client(self, source: str) -> socket.socket:
-        """A TCP socket inside the namespace bound to ``source`` (any address of the /64)."""
-        s = self.socket(socket.AF_INET6)
-        s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
-        s.bind((source, 0))
-        return s
+        return self.clients([source])[0]
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
