@@ -9,7 +9,7 @@ PYTHON ?= python3
 install: $(STAMP)
 
 # Re-install when the project's metadata or the C spawn core changes.
-$(STAMP): pyproject.toml setup.py $(wildcard activator/exec/*.c activator/exec/*.h)
+$(STAMP): pyproject.toml setup.py $(wildcard activator/exec/*.c activator/exec/*.h activator/runtime/*.c)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

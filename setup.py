@@ -19,6 +19,13 @@ setup(
                 "activator/exec/_filter.h",
             ],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wshadow"],
-        )
+        ),
+        # The proxy's relay (X-Activator-ProxyTo=): not privileged, so beside the runtime, and
+        # a module of its own, loaded only by a daemon that proxies.
+        Extension(
+            "activator.runtime._relay",
+            ["activator/runtime/_relay.c"],
+            extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wshadow"],
+        ),
     ]
 )

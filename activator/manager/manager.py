@@ -149,6 +149,8 @@ class Manager:
             sock = self.sockets.get(sock_name)
             if sock is None or sock.section.Accept or not sock.listeners:
                 continue
+            if sock.section.ProxyTo is not None:  # activator accepts there and relays
+                continue
             for lst in sock.listeners:
                 h.fds.append(lst.fd)
                 h.names.append(sock.fdname)

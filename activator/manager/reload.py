@@ -96,6 +96,7 @@ SOCKET_STATE = (
     "_loop_path",
     "lane",  # replanned after every reload (SocketRuntime.replan_lane)
     "_lane_unfit",
+    "proxy",  # its relayed connections carry on; it reads the new [Socket] as it goes
 )
 # service.py declares its own: everything but these is run-time state.
 SERVICE_CONFIG = SERVICE_CONFIG_ATTRS

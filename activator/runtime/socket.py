@@ -35,6 +35,7 @@ from .admission import Admission
 from .books import AcceptBooks
 from .context import ServiceRef
 from .lane import AcceptLane, Conn
+from .proxy import Proxy
 from .service import Service
 from .unit import RuntimeUnitBase
 
@@ -89,6 +90,9 @@ class SocketRuntime(RuntimeUnitBase):
         # Accept=yes: the C accept lane for these listeners, if the service can take it
         self.lane: AcceptLane | None = None
         self._lane_unfit: str | None = None  # why not, once decided
+        # X-Activator-ProxyTo=: activator accepts and relays (proxy.py); kept across reloads
+        # with the connections it relays
+        self.proxy: Proxy | None = None
 
     # ------------------------------------------------------------ state
     def _set(self, new: SocketState, result: Result | None = None) -> None:
@@ -128,7 +132,9 @@ class SocketRuntime(RuntimeUnitBase):
         if self.state in (K.LISTENING, K.RUNNING, K.PAUSED):
             return
         svc = self._service()
-        if not self.section.Accept:
+        if self.section.ProxyTo is not None and self.proxy is None:
+            self.proxy = Proxy(self, self.ctx.log)
+        if not self.section.Accept and not self._proxying:
             # systemd's socket_start(): the service holds (or is about to get) fds we would
             # not share with it; the operator has to stop it first. A service waiting to
             # restart holds none yet, and will collect the new ones.
@@ -145,9 +151,10 @@ class SocketRuntime(RuntimeUnitBase):
         self.result = Result.SUCCESS
         self._set(K.LISTENING)
         self.trigger_limit.reset()
-        if not self.section.Accept and svc is not None and svc.active:
-            self._set(K.RUNNING)  # the service already holds our fds
-        else:
+        running = not self.section.Accept and svc is not None and svc.active
+        if running:
+            self._set(K.RUNNING)  # the service already holds our fds (or we relay to it)
+        if self._proxying or not running:
             self._watch()
 
     async def stop(self, *, result: Result = Result.SUCCESS, stop_instances: bool = True) -> None:
@@ -164,6 +171,8 @@ class SocketRuntime(RuntimeUnitBase):
             await self.stop_instances()
         if self.lane is not None:  # its thread is gone (unwatch); these listeners go now
             self.lane.dispose()
+        if self.proxy is not None:  # relayed connections are the service's, until we go
+            self.proxy.close(relays=self.ctx.stopping)
         self.lane, self._lane_unfit = None, None
         close_listeners(self.listeners, self.section, remove=True)
         self.listeners = []
@@ -208,7 +217,10 @@ class SocketRuntime(RuntimeUnitBase):
             triggered = svc.active_state
         else:  # Accept=yes: the template counts as active while instances run
             triggered = "active" if self.books.n_connections else "inactive"
-        return status.describe_socket(self, triggered, self.instance_list())
+        d = status.describe_socket(self, triggered, self.instance_list())
+        if self.proxy is not None:
+            d["proxy"] = self.proxy.describe()
+        return d
 
     def properties(self) -> dict[str, str]:
         return status.socket_properties(self)
@@ -221,7 +233,10 @@ class SocketRuntime(RuntimeUnitBase):
             self.lane.start()
             self._watching = True
             return
-        if not self.section.Accept:
+        if self._proxying:
+            assert self.proxy is not None
+            handler = self.proxy.on_connection
+        elif not self.section.Accept:
             handler = self._on_traffic
         elif self._lane_unfit is None:
             # Undecided: the first connection plans the lane and starts its thread, so a
@@ -341,6 +356,33 @@ class SocketRuntime(RuntimeUnitBase):
             self._watch()
 
     # ------------------------------------------------------------ Accept=no
+    @property
+    def _proxying(self) -> bool:
+        return self.proxy is not None and self.section.ProxyTo is not None
+
+    def trigger_service(self, lst: Listener) -> bool:
+        """The proxy's trigger: start the service unless it is on its way already; False
+        when the trigger limit paused the socket."""
+        svc = self._service()
+        if svc is None:
+            return False
+        if svc.active:
+            return True
+        if not self.trigger_allowed():
+            return False
+        self._set(K.RUNNING)
+        self.ctx.log("trigger", self.name, service=self.service_name, address=lst.address)
+        svc.start()
+        return True
+
+    def service_active(self) -> bool:
+        svc = self._service()
+        return svc is not None and svc.state in (ServiceState.ACTIVE, ServiceState.RELOADING)
+
+    def service_start_timeout(self) -> float:
+        svc = self._service()
+        return svc.unit.Service.TimeoutStartSec if svc is not None else 90.0
+
     def _on_traffic(self, lst: Listener) -> None:
         if not self.trigger_allowed():
             return
@@ -359,6 +401,17 @@ class SocketRuntime(RuntimeUnitBase):
             return
         if svc.state == ServiceState.FAILED and svc.result == Result.START_LIMIT_HIT:
             asyncio.ensure_future(self.stop(result=Result.SERVICE_START_LIMIT_HIT))
+            return
+        if self._proxying:  # we keep accepting; the service comes and goes behind us
+            assert self.proxy is not None
+            if svc.state in (ServiceState.INACTIVE, ServiceState.FAILED):
+                self._set(K.LISTENING)
+                if self.proxy.service_down() and self.listeners:  # clients wait: start again
+                    self.trigger_service(self.listeners[0])
+            elif svc.active:
+                self._set(K.RUNNING)
+                if svc.state == ServiceState.ACTIVE:
+                    self.proxy.service_up()
             return
         if svc.state in (ServiceState.INACTIVE, ServiceState.FAILED):
             if self.section.FlushPending:
