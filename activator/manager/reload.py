@@ -97,6 +97,10 @@ SOCKET_STATE = (
     "lane",  # replanned after every reload (SocketRuntime.replan_lane)
     "_lane_unfit",
     "proxy",  # its relayed connections carry on; it reads the new [Socket] as it goes
+    "_idle_traffic",
+    "_idle_reading",
+    "_idle_mark",
+    "_idle_warned",
 )
 # service.py declares its own: everything but these is run-time state.
 SERVICE_CONFIG = SERVICE_CONFIG_ATTRS

@@ -206,6 +206,7 @@ class Conn(RuntimeUnitBase):
     status_text = ""
     status_errno = 0
     fd_store = ()
+    idle_stop = None
 
     def __init__(
         self,

@@ -153,7 +153,7 @@ class Proxy:
         books.connected(source)
         self.last_activity = time.monotonic()
         self.pending.append(_Pending(fd, peer, source, self.last_activity))
-        if self.ready:
+        if self.ready and sock.service_active():
             self._connect_all()
         elif not sock.service_active():
             if not sock.trigger_service(lst):
@@ -167,6 +167,11 @@ class Proxy:
         every change of an active service: it only starts what is not under way)."""
         if self.pending and not self.ready:
             self._probe()
+
+    def service_going(self) -> None:
+        """The service is on its way up or down: hold new clients until it is up again."""
+        self.ready = False
+        self._cancel_retry()
 
     def service_down(self) -> bool:
         """The service is down: nothing will accept. True when clients still wait (the

@@ -117,6 +117,7 @@ class Service(RuntimeUnitBase):
         self.status_errno = 0
         self.invocation = ""
         self.listeners: list[Callable[[Service], None]] = []
+        self.idle_stop: Any = None  # X-Activator-IdleStopSec=: its sockets' watch (idle.py)
         u = unit.Unit
         host = ctx.host
         self.start_limit = RateLimit(u.StartLimitIntervalSec, u.StartLimitBurst, clock=host.clock)

@@ -21,6 +21,7 @@ import socket
 import time
 from typing import Any, Protocol
 
+from ..core import sockdiag
 from ..core.errors import ActivatorError, AlreadyActiveError, NotActiveError, RefusedError
 from ..core.ratelimit import RateLimit
 from ..core.states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubState, SocketState
@@ -34,6 +35,7 @@ from .acceptloop import AcceptLoop, LoopContext
 from .admission import Admission
 from .books import AcceptBooks
 from .context import ServiceRef
+from .idle import IdleStop
 from .lane import AcceptLane, Conn
 from .proxy import Proxy
 from .service import Service
@@ -93,6 +95,11 @@ class SocketRuntime(RuntimeUnitBase):
         # X-Activator-ProxyTo=: activator accepts and relays (proxy.py); kept across reloads
         # with the connections it relays
         self.proxy: Proxy | None = None
+        # X-Activator-IdleStopSec= of the service (idle.py): traffic seen since the last look
+        self._idle_traffic = False
+        self._idle_reading = False  # a reader on the listeners while the service runs
+        self._idle_mark = 0.0  # the proxy's activity up to here was seen
+        self._idle_warned = False
 
     # ------------------------------------------------------------ state
     def _set(self, new: SocketState, result: Result | None = None) -> None:
@@ -173,6 +180,10 @@ class SocketRuntime(RuntimeUnitBase):
             self.lane.dispose()
         if self.proxy is not None:  # relayed connections are the service's, until we go
             self.proxy.close(relays=self.ctx.stopping)
+        self._idle_sample(False)
+        svc = self._service()
+        if svc is not None and svc.idle_stop is not None:
+            svc.idle_stop.detach(self)
         self.lane, self._lane_unfit = None, None
         close_listeners(self.listeners, self.section, remove=True)
         self.listeners = []
@@ -402,6 +413,7 @@ class SocketRuntime(RuntimeUnitBase):
         if svc.state == ServiceState.FAILED and svc.result == Result.START_LIMIT_HIT:
             asyncio.ensure_future(self.stop(result=Result.SERVICE_START_LIMIT_HIT))
             return
+        self._idle_follow(svc)
         if self._proxying:  # we keep accepting; the service comes and goes behind us
             assert self.proxy is not None
             if svc.state in (ServiceState.INACTIVE, ServiceState.FAILED):
@@ -412,6 +424,8 @@ class SocketRuntime(RuntimeUnitBase):
                 self._set(K.RUNNING)
                 if svc.state == ServiceState.ACTIVE:
                     self.proxy.service_up()
+                elif svc.state == ServiceState.DEACTIVATING:
+                    self.proxy.service_going()
             return
         if svc.state in (ServiceState.INACTIVE, ServiceState.FAILED):
             if self.section.FlushPending:
@@ -421,6 +435,81 @@ class SocketRuntime(RuntimeUnitBase):
         elif svc.active:
             self.unwatch()
             self._set(K.RUNNING)
+
+    # ------------------------------------------------------------ idle stop (idle.py)
+    def _idle_follow(self, svc: Service) -> None:
+        """X-Activator-IdleStopSec=: the service's watch looks while the service is active."""
+        if svc.unit.Service.IdleStopSec <= 0 and svc.idle_stop is None:
+            return
+        watch = IdleStop.of(svc, self.ctx.log)
+        if svc.state == ServiceState.ACTIVE and svc.unit.Service.IdleStopSec > 0:
+            watch.attach(self)
+            self._idle_mark = time.monotonic()
+            self._idle_sample(not self._proxying)
+            watch.arm()
+        else:
+            watch.disarm()
+            self._idle_sample(False)  # before the socket watches its listeners again
+
+    def _idle_sample(self, on: bool) -> None:
+        """A reader on the listeners while the service accepts on them: a connection that
+        comes and goes between two looks still makes them readable once."""
+        if on == self._idle_reading:
+            return
+        loop = asyncio.get_running_loop()
+        for lst in self.listeners:
+            if on:
+                loop.add_reader(lst.fd, self._idle_seen)
+            else:
+                loop.remove_reader(lst.fd)
+        self._idle_reading = on
+
+    def _idle_seen(self) -> None:
+        self._idle_traffic = True
+        self._idle_sample(False)  # one wake-up per look is enough
+
+    def idle_busy(self) -> bool:
+        if self._proxying:
+            assert self.proxy is not None
+            busy = self.proxy.connections() > 0 or self.proxy.last_activity > self._idle_mark
+            self._idle_mark = time.monotonic()
+            return busy
+        n = self.idle_connections()
+        busy = n != 0 or self._idle_traffic
+        self._idle_traffic = False
+        if self.state == K.RUNNING:
+            self._idle_sample(True)
+        return busy
+
+    def idle_connections(self) -> int:
+        """Connections now: relayed and waiting, or (the service accepts) the kernel's count;
+        -1 where it cannot be known (not a stream socket: never idle)."""
+        if self._proxying:
+            assert self.proxy is not None
+            return self.proxy.connections()
+        n = 0
+        try:
+            for lst in self.listeners:
+                if lst.family in (socket.AF_INET, socket.AF_INET6) and lst.accepting:
+                    assert lst.local is not None
+                    n += sockdiag.tcp_connections(lst.family, lst.local[1], lst.local[0])
+                elif lst.family == socket.AF_UNIX and lst.accepting and lst.sock is not None:
+                    name = lst.sock.getsockname()
+                    raw = name.encode() if isinstance(name, str) else bytes(name)
+                    n += sockdiag.unix_connections(raw, lst.type)
+                else:
+                    raise OSError(0, f"{lst.address} is not a stream socket")
+        except OSError as e:
+            if not self._idle_warned:
+                self._idle_warned = True
+                self.ctx.log(
+                    "warning",
+                    self.name,
+                    reason=f"X-Activator-IdleStopSec=: unable to count connections ({e.strerror}); "
+                    "the service is not stopped for idleness",
+                )
+            return -1
+        return n
 
     def _flush(self) -> None:
         """FlushPending=yes: drop what queued up while the service ran."""

@@ -33,6 +33,7 @@ def describe_service(s: Any, triggered_by: list[str]) -> dict[str, Any]:
         "triggered_by": triggered_by,
         "peer": s.peer,
         "invocation": s.invocation,
+        "idle_stop": s.idle_stop.report() if s.idle_stop is not None else None,
     }
 
 
