@@ -56,6 +56,7 @@ TOOLS = [
     ("svc_hello", "svc_hello.c", []),
     ("loadgen", "loadgen.c", ["-lm"]),
     ("accept_fork", "accept_fork.c", []),
+    ("proxyload", "proxyload.c", ["-lpthread"]),
 ]
 # command -> Debian package providing it
 NEEDED = {
@@ -67,8 +68,9 @@ NEEDED = {
     "make": "make",
 }
 
-SECTIONS = ("inetd", "fd3", "limit", "cold", "units", "client")
-ACTIVATOR_ROWS = ("activator-inetd", "activator-fd3")
+SECTIONS = ("inetd", "fd3", "limit", "cold", "units", "client", "proxy", "idle")
+ACTIVATOR_ROWS = ("activator-inetd", "activator-fd3", "activator-acl")
+SD_PROXYD = "/lib/systemd/systemd-socket-proxyd"  # in Debian's systemd package, off PATH
 
 
 # ---------------------------------------------------------------- small helpers
@@ -548,8 +550,18 @@ User=nobody
 {extra}"""
 
 
+def acl_lines(n: int = 1000) -> str:
+    """IPAddressAllow= of the activator-acl row: n CIDRs (a fixed seed; 127.0.0.1 the last,
+    so loadgen is let in), then deny any: the BPF filter and the lane's table both hold
+    all of them."""
+    rng = random.Random(16)
+    nets = [f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.0/"
+            f"{rng.choice((16, 20, 24))}" for _ in range(n - 1)] + ["127.0.0.1"]
+    return f"IPAddressAllow={' '.join(nets)}\nIPAddressDeny=any\n"
+
+
 def write_pair(units: str, name: str, port: int, mode: str, svc_argv: list[str],
-               *, load: bool = True) -> None:
+               *, load: bool = True, socket_extra: str = "", service_extra: str = "") -> None:
     """mode: inetd (Accept=yes, StandardInput=socket), fd3 (Accept=yes, LISTEN_FDS) or
     listen (Accept=no). load=True: MaxConnections=1024 and no trigger limit (see README)."""
     accept = mode in ("inetd", "fd3")
@@ -558,11 +570,12 @@ def write_pair(units: str, name: str, port: int, mode: str, svc_argv: list[str],
         extra = "MaxConnections=1024\nTriggerLimitBurst=0\n"
     with open(os.path.join(units, f"{name}.socket"), "w") as f:
         f.write(SOCKET_UNIT.format(what=mode, host=HOST, port=port,
-                                   accept="yes" if accept else "no", extra=extra))
+                                   accept="yes" if accept else "no", extra=extra + socket_extra))
     svc = f"{name}@.service" if accept else f"{name}.service"
     with open(os.path.join(units, svc), "w") as f:
         f.write(SERVICE_UNIT.format(what=mode, cmd=shlex.join(svc_argv),
-                                    extra="StandardInput=socket\n" if mode == "inetd" else ""))
+                                    extra=("StandardInput=socket\n" if mode == "inetd" else "")
+                                    + service_extra))
 
 
 def start_row(ctx: Ctx, row: str) -> tuple[Proc, int]:
@@ -572,7 +585,9 @@ def start_row(ctx: Ctx, row: str) -> tuple[Proc, int]:
     if row.startswith("activator-"):
         mode = row.split("-", 1)[1]
         units = ctx.units_dir(row)
-        write_pair(units, "hello", port, mode, ctx.svc_argv(mode))
+        acl = acl_lines() if mode == "acl" else ""
+        mode = "inetd" if mode == "acl" else mode
+        write_pair(units, "hello", port, mode, ctx.svc_argv(mode), socket_extra=acl)
         p = Proc(row, ctx.activator_argv(units), ctx.scratch)
         try:
             p.wait_event("ready", a.start_timeout)
@@ -608,6 +623,8 @@ def start_row(ctx: Ctx, row: str) -> tuple[Proc, int]:
 ROW_NOTES = {
     "activator-inetd": "activator, Accept=yes + StandardInput=socket, User=nobody",
     "activator-fd3": "activator, Accept=yes, connection on fd 3 + LISTEN_FDS=1, User=nobody",
+    "activator-acl": "activator-inetd with IPAddressAllow= of 1,000 CIDRs + IPAddressDeny=any "
+                     "(BPF filter on the listener, the lane's table)",
     "tcpserver": "tcpserver -q -R -H -l 0 -c 1024 -b 4096 -u 65534 -g 65534 (ucspi-tcp)",
     "tcpsvd": "tcpsvd -u nobody -c 1024 -b 4096 -l 0 (ipsvd)",
     "sd-activate-fd3": "setpriv (nobody) systemd-socket-activate --accept (fd 3 + LISTEN_FDS)",
@@ -618,7 +635,7 @@ ROW_NOTES = {
 def selected_rows(args, have_activator: bool) -> list[str]:
     rows = []
     if "inetd" in args.sections:
-        rows += ["activator-inetd", "tcpserver", "tcpsvd"]
+        rows += ["activator-inetd", "activator-acl", "tcpserver", "tcpsvd"]
     if "fd3" in args.sections:
         rows += ["activator-fd3", "sd-activate-fd3"]
     if "limit" in args.sections:
@@ -731,6 +748,102 @@ def cold_section(ctx: Ctx, have_activator: bool) -> dict:
         t = [x["ttfb_ms"] for x in res[row] if x.get("ok")]
         log(f"  cold {row:12s} p50={fmt(med(t), 2)} ms  max={fmt(max(t) if t else None, 2)} ms  "
             f"failures={sum(1 for x in res[row] if not x.get('ok'))}/{len(res[row])}")
+    return res
+
+
+def proxyload(*argv: str, timeout: float = 120) -> dict:
+    r = subprocess.run([os.path.join(BUILD, "proxyload"), *argv], capture_output=True, text=True,
+                       timeout=timeout)
+    try:
+        return json.loads(r.stdout)
+    except json.JSONDecodeError as e:
+        raise RuntimeError(f"proxyload {argv} failed rc={r.returncode}: {r.stderr}") from e
+
+
+PROXY_ROWS = ("activator-proxy", "sd-proxyd", "direct")
+
+
+def proxy_section(ctx: Ctx) -> dict:
+    """X-Activator-ProxyTo= beside systemd-socket-proxyd and no proxy at all: the same server
+    (proxyload -s, as nobody), the same client; 1 GiB bulk, 64 B request/response at C=16
+    and C=1 (the added latency of one hop)."""
+    a = ctx.args
+    srv = os.path.join(ctx.scratch, "proxyload")
+    shutil.copy2(os.path.join(BUILD, "proxyload"), srv)
+    os.chmod(srv, 0o755)
+    p_direct, p_sd, p_front, p_back = pick_ports(4)
+    procs: list[Proc] = []
+    out: dict = {r: {"bulk": [], "rr16": [], "rr1": []} for r in PROXY_ROWS}
+    try:
+        procs.append(Proc("proxy-direct", [*ctx.as_nobody(), srv, "-s", HOST, str(p_direct)],
+                          ctx.scratch))
+        procs.append(Proc("proxy-sd", [*ctx.as_nobody(), "systemd-socket-activate", "-l",
+                                       f"{HOST}:{p_sd}", SD_PROXYD, f"{HOST}:{p_direct}"],
+                          ctx.scratch))
+        units = ctx.units_dir("proxy")
+        with open(os.path.join(units, "p.socket"), "w") as f:
+            f.write(f"[Socket]\nListenStream={HOST}:{p_front}\n"
+                    f"X-Activator-ProxyTo={HOST}:{p_back}\n")
+        with open(os.path.join(units, "p.service"), "w") as f:
+            f.write(f"[Service]\nExecStart={srv} -s {HOST} {p_back}\nUser=nobody\n")
+        act = Proc("proxy-activator", ctx.activator_argv(units), ctx.scratch)
+        procs.append(act)
+        act.wait_event("ready", a.start_timeout)
+        for p, port in zip(procs, (p_direct, p_sd, p_front), strict=True):
+            p.wait_listen([port])
+        ports = dict(zip(PROXY_ROWS, (p_front, p_sd, p_direct), strict=True))
+        for port in ports.values():  # warm: the first connection starts the service
+            proxyload("-r", HOST, str(port), "16", "50", "64")
+        for rep in range(a.proxy_reps):
+            order = list(PROXY_ROWS) if rep % 2 == 0 else list(PROXY_ROWS)[::-1]
+            for row in order:
+                port = str(ports[row])
+                out[row]["bulk"].append(proxyload("-b", HOST, port, str(a.proxy_bytes)))
+                out[row]["rr16"].append(proxyload("-r", HOST, port, "16", str(a.proxy_rr), "64"))
+                out[row]["rr1"].append(proxyload("-r", HOST, port, "1", str(a.proxy_rr), "64"))
+        out["activator_status"] = act.event_counts()
+    finally:
+        for p in procs:
+            p.stop()
+    for row in PROXY_ROWS:
+        x = out[row]
+        log(f"  {row:16s} bulk {fmt(med([b['mib_s'] for b in x['bulk']]), 0)} MiB/s  "
+            f"rr C=16 {fmt(med([r['rate'] for r in x['rr16']]))}/s "
+            f"p50 {fmt(med([r['p50_us'] for r in x['rr16']]), 0)} µs  "
+            f"rr C=1 p50 {fmt(med([r['p50_us'] for r in x['rr1']]), 0)} µs")
+    return out
+
+
+def idle_section(ctx: Ctx) -> dict:
+    """Scale to zero: a fresh activator's first cold start (Accept=no, svc_hello listen mode),
+    then, after X-Activator-IdleStopSec= stopped the service, the next one."""
+    a = ctx.args
+    res: dict = {"first": [], "after_idle": []}
+    for _ in range(a.idle_runs):
+        port = pick_ports(1)[0]
+        units = ctx.units_dir("idle")
+        write_pair(units, "hello", port, "listen", ctx.svc_argv("listen"),
+                   service_extra="X-Activator-IdleStopSec=0.3s\n")
+        p = Proc("idle-activator", ctx.activator_argv(units), ctx.scratch)
+        try:
+            p.wait_event("ready", a.start_timeout)
+            p.wait_listen([port])
+            time.sleep(0.1)  # idle, service not started yet (as the cold row)
+            r1 = loadgen(port, 1, 1, 15)
+            p.wait_event("exit", 10)  # the service's: svc_hello serves until it is stopped
+            if not any(e.get("event") == "idle" for e in p.events):
+                raise RuntimeError("the service exited, but not by X-Activator-IdleStopSec=")
+            time.sleep(0.1)
+            r2 = loadgen(port, 1, 1, 15)
+            if r1["ok"] and r2["ok"]:
+                res["first"].append(r1["ttfb_ms"]["p50"])
+                res["after_idle"].append(r2["ttfb_ms"]["p50"])
+        except Exception as e:
+            res.setdefault("errors", []).append(str(e)[:300])
+        finally:
+            p.stop()
+    log(f"  cold start p50: first {fmt(med(res['first']), 2)} ms, after an idle stop "
+        f"{fmt(med(res['after_idle']), 2)} ms ({len(res['first'])} runs)")
     return res
 
 
@@ -1030,6 +1143,7 @@ def build_table(data: dict, args) -> list[dict]:
             fmt(a, 2) + (f" ({fails} failed)" if fails else ""),
             f"systemd-socket-activate {fmt(s, 2)}", fmt(r, 2, "×"),
             "≤ 1.2× systemd-socket-activate", verdict(r, lambda v: v <= 1.2))
+    edge_rows(data, args, add, verdict, rep_ratio_fn=lambda a_, b_, c_: rep_ratio(runs, a_, b_, c_))
     units = data.get("units") or {}
     ts_rss = (agg.get("tcpserver") or {}).get("rss_idle_kib")
     for k, recs in units.items():
@@ -1077,6 +1191,51 @@ def build_table(data: dict, args) -> list[dict]:
             " / ".join(fmt(rep_ratio(runs, "activator-inetd", "limit-spawn", c), 2, "×")
                        for c in C))
     return rows
+
+
+def edge_rows(data: dict, args, add, verdict, rep_ratio_fn) -> None:
+    """The rows of issue 16: the allow list's cost, the proxy, scale to zero."""
+    C = [str(c) for c in args.conc]
+    if "activator-acl" in data["accept"] and "activator-inetd" in data["accept"]:
+        for c in C[1:] or C:
+            plain = rep_ratio_fn("activator-inetd", "tcpserver", c)
+            acl = rep_ratio_fn("activator-acl", "tcpserver", c)
+            same = rep_ratio_fn("activator-acl", "activator-inetd", c)
+            add(f"inetd with a 1,000-CIDR allow list: conn/s ratio to tcpserver, C={c}",
+                fmt(acl, 2, "×"), f"without the list {fmt(plain, 2, '×')}",
+                fmt(same, 2, "×") + " of without", "unchanged (≥ 0.95× of without)",
+                verdict(same, lambda v: v >= 0.95))
+    px = data.get("proxy") or {}
+    if px.get("direct", {}).get("bulk"):
+        def m(row, kind, key):
+            return med([x[key] for x in px[row][kind]])
+
+        def ratio(x, y):
+            return fmt(x / y if x and y else None, 2, "×")
+
+        ab, sb, db = (m(r, "bulk", "mib_s") for r in PROXY_ROWS)
+        add(f"proxy bulk {args.proxy_bytes / 2**30:g} GiB, MiB/s", fmt(ab, 0),
+            f"systemd-socket-proxyd {fmt(sb, 0)} · direct {fmt(db, 0)}",
+            f"{ratio(ab, sb)} · {ratio(ab, db)}",
+            "≥ 1.5× proxyd, ≥ 0.8× direct",
+            verdict(ab and sb and db and (ab / sb, ab / db), lambda v: v[0] >= 1.5 and v[1] >= 0.8))
+        ar, sr, dr = (m(r, "rr16", "rate") for r in PROXY_ROWS)
+        add("proxy 64 B request/response, C=16, round trips/s", fmt(ar),
+            f"systemd-socket-proxyd {fmt(sr)} · direct {fmt(dr)}",
+            f"{ratio(ar, sr)} · {ratio(ar, dr)}")
+        for kind, cname in (("rr16", "16"), ("rr1", "1")):
+            a50, s50, d50 = (m(r, kind, "p50_us") for r in PROXY_ROWS)
+            added = a50 - d50 if a50 is not None and d50 is not None else None
+            add(f"proxy added p50 latency, 64 B, C={cname} (µs over direct)", fmt(added, 0),
+                f"systemd-socket-proxyd {fmt(s50 - d50 if s50 and d50 else None, 0)} "
+                f"(p50 {fmt(s50, 0)}; direct {fmt(d50, 0)})", "", "≤ 100 µs",
+                verdict(added, lambda v: v <= 100))
+    idle = data.get("idle") or {}
+    if idle.get("first"):
+        f, i = med(idle["first"]), med(idle["after_idle"])
+        add(f"cold start after an idle stop, p50 ms ({len(idle['first'])} runs)", fmt(i, 2),
+            f"first cold start {fmt(f, 2)}", fmt(i / f if i and f else None, 2, "×"),
+            "≤ 1.2× first", verdict(i / f if i and f else None, lambda v: v <= 1.2))
 
 
 def table_md(rows: list[dict]) -> str:
@@ -1254,6 +1413,10 @@ def parse_args(argv=None):
     ap.add_argument("--tlimit", type=float, default=30.0, help="time limit per loadgen run (s)")
     ap.add_argument("--start-timeout", type=float, default=30.0)
     ap.add_argument("--client-n", type=int, default=20000)
+    ap.add_argument("--proxy-reps", type=int, help="proxy runs per row (default 3)")
+    ap.add_argument("--proxy-bytes", type=int, default=1 << 30, help="bulk bytes (1 GiB)")
+    ap.add_argument("--proxy-rr", type=int, help="round trips per connection (2000)")
+    ap.add_argument("--idle-runs", type=int, help="activators for the idle row (default 10)")
     ap.add_argument("--profile", action="store_true",
                     help="extra run of the activator rows under py-spy (not measured)")
     ap.add_argument("--keep-scratch", action="store_true")
@@ -1264,7 +1427,8 @@ def parse_args(argv=None):
     q = a.quick
     for k, full, quick in (("reps", 3, 1), ("n", 4000, 1000), ("cold", 20, 5),
                            ("overload_n", 2000, 1000), ("unit_reps", 3, 1),
-                           ("idle_window", 5.0, 2.0)):
+                           ("idle_window", 5.0, 2.0), ("proxy_reps", 3, 1),
+                           ("proxy_rr", 2000, 1000), ("idle_runs", 10, 3)):
         if getattr(a, k) is None:
             setattr(a, k, quick if q else full)
     if q:
@@ -1366,6 +1530,10 @@ def main(argv=None) -> int:
              "units" in args.sections and activator, lambda: units_section(ctx)),
             ("client", "load client ceiling", "client" in args.sections,
              lambda: client_section(ctx)),
+            ("proxy", "proxy: X-Activator-ProxyTo= vs systemd-socket-proxyd vs direct",
+             "proxy" in args.sections and activator, lambda: proxy_section(ctx)),
+            ("idle", "scale to zero: cold start after an idle stop",
+             "idle" in args.sections and activator, lambda: idle_section(ctx)),
             ("profile", "py-spy profile (separate, unmeasured run)", args.profile and activator,
              lambda: profile_section(ctx, [r for r in ACTIVATOR_ROWS if r in rows], tag)),
         ]
