@@ -254,6 +254,24 @@ def read_line(addr, timeout: float = 10.0, send: bytes | None = None, family=Non
     return b"".join(chunks)
 
 
+def read_all(c: socket.socket) -> bytes:
+    """Everything a connected socket receives until EOF (bounded by its own timeout)."""
+    data = b""
+    while chunk := c.recv(65536):
+        data += chunk
+    return data
+
+
+def recv_exactly(c: socket.socket, n: int) -> bytes:
+    """``n`` bytes, failing at an early EOF."""
+    data = b""
+    while len(data) < n:
+        chunk = c.recv(n - len(data))
+        assert chunk, f"EOF after {data!r}"
+        data += chunk
+    return data
+
+
 def read_report(addr, **kw) -> dict:
     data = read_line(addr, **kw)
     return json.loads(data.decode().splitlines()[0])

@@ -17,7 +17,7 @@ import stat
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import BindError
 from ..units.model import (
@@ -31,8 +31,10 @@ from ..units.model import (
     UnixListen,
 )
 from . import _spawn
-from .ipfilter import AddressRules, FilterError
 from .users import lookup_group, lookup_user
+
+if TYPE_CHECKING:  # ipfilter.py is imported where a unit has address rules (idle RSS)
+    from .ipfilter import AddressRules
 
 _SOCK_TYPES = {
     SocketType.STREAM: socket.SOCK_STREAM,
@@ -145,12 +147,16 @@ def bind_unit(unit: str, section: SocketSection, *, ipv6: bool | None = None) ->
     if ipv6 is None:
         ipv6 = host_has_ipv6()
     bound: list[Listener] = []
-    rules = AddressRules.from_lists(section.IPAddressAllow, section.IPAddressDeny)
+    rules = None
+    if section.IPAddressAllow or section.IPAddressDeny:
+        from .ipfilter import AddressRules
+
+        rules = AddressRules.from_lists(section.IPAddressAllow, section.IPAddressDeny)
     try:
         for spec in section.Listen:
             try:
                 bound.append(_bind_one(unit, spec, section, ipv6, rules))
-            except (OSError, FilterError) as e:
+            except (OSError, ValueError) as e:  # ValueError: ipfilter.FilterError
                 why = _strerror(e) if isinstance(e, OSError) else str(e)
                 raise BindError(f"{unit}: unable to bind {spec.text}: {why}") from None
         _make_symlinks(unit, section, bound)
@@ -481,7 +487,7 @@ def options_needed(section: SocketSection) -> bool:
 
 def set_filter(fd: int, rules: AddressRules | None, *, stream: bool) -> None:
     """Attach (or replace: the kernel swaps programs atomically) the address filter of an IP
-    socket; None detaches it. Raises OSError, FilterError."""
+    socket; None detaches it. Raises OSError, ipfilter.FilterError (a ValueError)."""
     if rules is None:
         with contextlib.suppress(OSError):  # ENOENT: there was none
             _setsockopt_int(fd, _SO_DETACH_FILTER, 0)

@@ -101,6 +101,7 @@ SOCKET_STATE = (
     "_idle_reading",
     "_idle_mark",
     "_idle_warned",
+    "_filtered",
 )
 # service.py declares its own: everything but these is run-time state.
 SERVICE_CONFIG = SERVICE_CONFIG_ATTRS

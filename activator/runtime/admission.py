@@ -19,9 +19,12 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ..exec.ipfilter import AddressRules
 from ..units.model import Rate, SocketSection
+
+if TYPE_CHECKING:
+    from ..exec.ipfilter import AddressRules
 
 #: Sources whose buckets are kept at most; past it full buckets are forgotten (they hold
 #: nothing a new one would not), and if that is not enough, all of them.
@@ -57,7 +60,11 @@ class Admission:
     """One socket's admission rules (built from its [Socket] section; a reload builds anew)."""
 
     def __init__(self, sec: SocketSection, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rules = AddressRules.from_lists(sec.IPAddressAllow, sec.IPAddressDeny)
+        self.rules: AddressRules | None = None
+        if sec.IPAddressAllow or sec.IPAddressDeny:  # the compiler loads only where used
+            from ..exec.ipfilter import AddressRules
+
+            self.rules = AddressRules.from_lists(sec.IPAddressAllow, sec.IPAddressDeny)
         self.clock = clock
         self.v4_host = 32 - sec.PerSourcePrefix[0]
         self.v6_host = 128 - sec.PerSourcePrefix[1]

@@ -19,15 +19,13 @@ import asyncio
 import os
 import socket
 import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..core import sockdiag
 from ..core.errors import ActivatorError, AlreadyActiveError, NotActiveError, RefusedError
 from ..core.ratelimit import RateLimit
 from ..core.states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubState, SocketState
 from ..core.states import check as check_transition
 from ..exec.bind import Listener, bind_unit, close_listeners, options_needed, set_filter
-from ..exec.ipfilter import FilterError
 from ..units.model import SocketUnit
 from . import lane as lanes
 from . import status
@@ -40,6 +38,9 @@ from .lane import AcceptLane, Conn
 from .proxy import Proxy
 from .service import Service
 from .unit import RuntimeUnitBase
+
+if TYPE_CHECKING:  # imported where used: most daemons proxy nothing (idle RSS)
+    from .proxy import Proxy
 
 K = SocketState
 
@@ -100,6 +101,7 @@ class SocketRuntime(RuntimeUnitBase):
         self._idle_reading = False  # a reader on the listeners while the service runs
         self._idle_mark = 0.0  # the proxy's activity up to here was seen
         self._idle_warned = False
+        self._filtered = bool(sec.IPAddressAllow or sec.IPAddressDeny)  # a BPF filter is on
 
     # ------------------------------------------------------------ state
     def _set(self, new: SocketState, result: Result | None = None) -> None:
@@ -130,6 +132,7 @@ class SocketRuntime(RuntimeUnitBase):
     def bind(self) -> None:
         """Bind all listeners (as root, before the loop serves anything). Raises BindError."""
         self.listeners = bind_unit(self.name, self.section)
+        self._filtered = self.admission.rules is not None
         for lst in self.listeners:
             self.ctx.log("listen", self.name, address=lst.address, fd=lst.fd)
 
@@ -140,6 +143,8 @@ class SocketRuntime(RuntimeUnitBase):
             return
         svc = self._service()
         if self.section.ProxyTo is not None and self.proxy is None:
+            from .proxy import Proxy
+
             self.proxy = Proxy(self, self.ctx.log)
         if not self.section.Accept and not self._proxying:
             # systemd's socket_start(): the service holds (or is about to get) fds we would
@@ -325,12 +330,15 @@ class SocketRuntime(RuntimeUnitBase):
 
     def _refilter(self) -> None:
         rules = self.admission.rules
+        if rules is None and not self._filtered:
+            return  # no filter on the listeners: nothing to detach
+        self._filtered = rules is not None
         for lst in self.listeners:
             if lst.family not in (socket.AF_INET, socket.AF_INET6):
                 continue
             try:
                 set_filter(lst.fd, rules, stream=lst.accepting)
-            except (OSError, FilterError) as e:  # the old filter stays: say so
+            except (OSError, ValueError) as e:  # the old filter stays: say so
                 self.ctx.log("failed", self.name, reason=f"unable to filter {lst.address}: {e}")
 
     def trigger_allowed(self) -> bool:
@@ -441,6 +449,7 @@ class SocketRuntime(RuntimeUnitBase):
         """X-Activator-IdleStopSec=: the service's watch looks while the service is active."""
         if svc.unit.Service.IdleStopSec <= 0 and svc.idle_stop is None:
             return
+
         watch = IdleStop.of(svc, self.ctx.log)
         if svc.state == ServiceState.ACTIVE and svc.unit.Service.IdleStopSec > 0:
             watch.attach(self)
@@ -487,6 +496,8 @@ class SocketRuntime(RuntimeUnitBase):
         if self._proxying:
             assert self.proxy is not None
             return self.proxy.connections()
+        from ..core import sockdiag
+
         n = 0
         try:
             for lst in self.listeners:

@@ -78,7 +78,9 @@ def test_status_exit_codes_and_fields(probe, loop_kind):
         assert held.recv(10) == b"x\n"  # the instance runs
         echo = _json(a.ctl("--json", "status", "echo.socket"))[0]
         assert echo["NAccepted"] == 1 and echo["NConnections"] == 1 and echo["NRefused"] == 0
-        assert echo["refused"] == {"limit": 0, "per_source": 0, "trigger_limit": 0}
+        assert echo["refused"] == {
+            "limit": 0, "per_source": 0, "trigger_limit": 0, "ip_deny": 0, "rate": 0, "rate_total": 0
+        }  # fmt: skip
         (inst,) = echo["instances"]
         assert inst["peer"] == f"127.0.0.1:{held.getsockname()[1]}" and inst["pid"] > 0
         assert a.ctl("status", inst["unit"]).returncode == 0

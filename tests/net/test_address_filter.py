@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import SYSTEM_PYTHON, Activator, free_port, public_dir
+from harness import SYSTEM_PYTHON, Activator, free_port, public_dir, read_all
 from netns import PREFIX6, NetNS
 
 pytestmark = pytest.mark.root
@@ -24,13 +24,6 @@ def units(listen: str, rules: str, extra: str = "") -> dict[str, str]:
         "h.socket": f"[Socket]\nListenStream={listen}\nAccept=yes\n{rules}{extra}",
         "h@.service": HELLO,
     }
-
-
-def read_all(c: socket.socket) -> bytes:
-    data = b""
-    while chunk := c.recv(65536):
-        data += chunk
-    return data
 
 
 def client(family: int, source: str, make=None) -> socket.socket:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from harness import SYSTEM_PYTHON, Activator, free_port, public_dir
-from test_proxy import program, recv_exactly
+from harness import SYSTEM_PYTHON, Activator, free_port, public_dir, recv_exactly
+from test_proxy import program
 
 pytestmark = pytest.mark.root
 

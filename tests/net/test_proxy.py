@@ -10,7 +10,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from harness import SYSTEM_PYTHON, Activator, free_port, public_dir
+from harness import SYSTEM_PYTHON, Activator, free_port, public_dir, read_all, recv_exactly
 
 from activator.runtime.proxy import proxy_header
 
@@ -60,22 +60,6 @@ def units(port: int, backend: int, extra: str = "", delay: float = 0.2, svc: str
         "p.service": f"[Service]\nExecStart={SYSTEM_PYTHON} {program()} 127.0.0.1 {backend} "
         f"{delay}\nUser=nobody\n{svc}",
     }
-
-
-def recv_exactly(c: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = c.recv(n - len(data))
-        assert chunk, f"EOF after {data!r}"
-        data += chunk
-    return data
-
-
-def read_all(c: socket.socket) -> bytes:
-    data = b""
-    while chunk := c.recv(65536):
-        data += chunk
-    return data
 
 
 def test_first_connection_starts_the_service_and_all_are_relayed(loop_kind):

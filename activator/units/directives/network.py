@@ -55,26 +55,32 @@ def v_ip_prefixes(value: Any, ctx: Ctx) -> Any:
     return out
 
 
+def _pair(value: Any, ctx: Ctx, form: str, example: str) -> tuple[str, str, str] | None:
+    """``A/B`` → (A, B, the whole), None for an empty assignment (a reset)."""
+    s = ctx.expand(_text(value, form))
+    if not s:
+        return None
+    a, slash, b = s.partition("/")
+    if not slash:
+        raise BadValue(f"{q(s)}: expected {form}, e.g. {example}")
+    return a.strip(), b.strip(), s
+
+
 def v_prefix_bits(value: Any, ctx: Ctx) -> Any:
     """X-Activator-PerSourcePrefix=IPV4BITS/IPV6BITS (e.g. 32/64, 24/56)."""
-    s = ctx.expand(_text(value, "IPV4BITS/IPV6BITS"))
-    if not s:
+    pair = _pair(value, ctx, "IPV4BITS/IPV6BITS", "32/64")
+    if pair is None:
         return RESET
-    v4, slash, v6 = s.partition("/")
-    if not slash:
-        raise BadValue(f"{q(s)}: expected IPV4BITS/IPV6BITS, e.g. 32/64")
-    return (parse_uint(v4.strip(), 1, 32), parse_uint(v6.strip(), 1, 128))
+    return (parse_uint(pair[0], 1, 32), parse_uint(pair[1], 1, 128))
 
 
 def v_rate(value: Any, ctx: Ctx) -> Any:
     """X-Activator-ConnectionRate=N/INTERVAL: N connections per INTERVAL (a time span)."""
-    s = ctx.expand(_text(value, "N/INTERVAL"))
-    if not s:
+    pair = _pair(value, ctx, "N/INTERVAL", '"10/1s" or "100/1min"')
+    if pair is None:
         return RESET
-    n, slash, span = s.partition("/")
-    if not slash:
-        raise BadValue(f'{q(s)}: expected N/INTERVAL, e.g. "10/1s" or "100/1min"')
-    count = parse_uint(n.strip(), 1)
+    n, span, s = pair
+    count = parse_uint(n, 1)
     interval = parse_timespan(span)
     if not 0 < interval < math.inf:
         raise BadValue(f"{q(s)}: the interval must be a finite time span above 0")
