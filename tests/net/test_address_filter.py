@@ -124,7 +124,7 @@ def test_connections_queued_before_the_filter_are_reset_in_user_space(loop_kind)
         (a.unit_dir / "h.socket").write_text(
             f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n{limit}IPAddressDeny=127.0.0.3\n"
         )
-        a.ctl("reload", check=True)
+        assert "1 changed, 0 rebound" in a.ctl("reload", check=True).stdout  # the fds stay
         a.wait_for("resume", unit="h.socket", timeout=10)
         r = a.wait_for("reject", unit="h.socket", reason="ip-deny")
         assert r["peer"].startswith("127.0.0.3:")
@@ -134,6 +134,9 @@ def test_connections_queued_before_the_filter_are_reset_in_user_space(loop_kind)
         st = a.status("h.socket")
         assert st["refused"]["ip_deny"] == 1 and st["NAccepted"] == 1
         assert a.count("start") == 1
+        # the reload swapped the listener's filter in place: the kernel drops the next SYN
+        check_syns(("127.0.0.1", port), ["127.0.0.3"], [])
+        assert a.status("h.socket")["filter"]["kernel_drops"] >= 1
 
 
 UDP_SERVICE = """\
@@ -174,3 +177,16 @@ def test_datagrams_from_denied_sources_never_arrive(loop_kind):
             allowed.sendto(b"yes", ("127.0.0.1", port))
             assert allowed.recvfrom(512)[0] == b"1 yes"  # the first datagram it ever got
             assert a.count("trigger") == 1
+
+
+def test_rules_on_a_unix_socket_are_refused_at_load(loop_kind):
+    """Where the filter cannot apply, the unit does not load (and says why), rather than
+    load with a rule that protects nothing."""
+    path = f"{public_dir()}/h.sock"
+    u = {"h.socket": f"[Socket]\nListenStream={path}\nIPAddressDeny=any\n",
+         "h.service": HELLO.replace("StandardInput=socket\n", "")}  # fmt: skip
+    with Activator(u, loop=loop_kind) as a:
+        st = a.status("h.socket")
+        assert st["load"] == "error"
+        assert any("is not an IP socket" in p for p in st["problems"]), st
+        assert not Path(path).exists()
