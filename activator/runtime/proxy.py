@@ -58,6 +58,8 @@ class ProxySocket(Protocol):
         ...
 
     def service_start_timeout(self) -> float: ...
+    def unwatch(self) -> None: ...
+    def rewatch_later(self, delay: float) -> None: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -124,8 +126,14 @@ class Proxy:
             except OSError as e:
                 if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
                     continue
-                if e.errno in _CAPACITY:
-                    self.log("warning", self.sock.name, reason=f"unable to accept: {e.strerror}")
+                if e.errno in _CAPACITY:  # out of fds or memory: back off, as acceptloop.py
+                    self.log(
+                        "warning",
+                        self.sock.name,
+                        reason=f"unable to accept: {e.strerror}, retrying in 100ms",
+                    )
+                    self.sock.unwatch()
+                    self.sock.rewatch_later(0.1)
                     return
                 raise
             self._admit(lst, fd, addr)

@@ -286,7 +286,7 @@ class SocketRuntime(RuntimeUnitBase):
         asyncio.get_running_loop().call_later(delay, self._rewatch)
 
     def _rewatch(self) -> None:
-        if self.state == K.LISTENING:
+        if self.state == K.LISTENING or (self._proxying and self.state == K.RUNNING):
             self._watch()
 
     @property
