@@ -33,9 +33,7 @@ from .acceptloop import AcceptLoop, LoopContext
 from .admission import Admission
 from .books import AcceptBooks
 from .context import ServiceRef
-from .idle import IdleStop
 from .lane import AcceptLane, Conn
-from .proxy import Proxy
 from .service import Service
 from .unit import RuntimeUnitBase
 
@@ -449,6 +447,7 @@ class SocketRuntime(RuntimeUnitBase):
         """X-Activator-IdleStopSec=: the service's watch looks while the service is active."""
         if svc.unit.Service.IdleStopSec <= 0 and svc.idle_stop is None:
             return
+        from .idle import IdleStop  # only a daemon with an idle stop pays for it
 
         watch = IdleStop.of(svc, self.ctx.log)
         if svc.state == ServiceState.ACTIVE and svc.unit.Service.IdleStopSec > 0:
