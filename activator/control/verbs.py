@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from ..core.log import EventLog
+from ..manager.jobs import Job, JobResult
 from ..runtime.socket import SocketRuntime
 from ..runtime.unit import RuntimeUnit
 from ..units import Problem, UnitSet
 from ..units.listen import listen_type
-from ..units.model import ServiceUnit, SocketUnit
+from ..units.model import UnitBase
 from ..units.values import BadValue, parse_signal, signal_name
 from . import protocol, views
 from .protocol import ProtocolError
@@ -37,6 +37,10 @@ class ManagerView(Protocol):
 
     def log_exception(self, e: BaseException) -> None: ...
     def find(self, name: str) -> RuntimeUnit | None: ...
+    def submit(self, verb: str, name: str) -> Job | None:
+        """An operator's start/stop/restart as a job of the engine (manager/jobs.py)."""
+        ...
+
     def all_units(self) -> list[RuntimeUnit]: ...
     async def reload_units(self, *, dry_run: bool = False) -> Any: ...
 
@@ -53,7 +57,6 @@ def full_name(name: str) -> str:
 class Verbs:
     def __init__(self, manager: ManagerView) -> None:
         self.m = manager
-        self._tasks: set[asyncio.Task[Any]] = set()  # --no-block operations still running
         self.table = {
             "ping": self.ping, "status": self.status, "list-units": self.list_units,
             "list-sockets": self.list_sockets, "start": self.start, "stop": self.stop,
@@ -85,7 +88,7 @@ class Verbs:
             )
         return [t for _, t in found if t is not None]
 
-    def _path(self, unit: SocketUnit | ServiceUnit) -> str:
+    def _path(self, unit: UnitBase) -> str:
         """The file a unit came from; a generated instance, its template's."""
         if unit.path or "@" not in unit.name:
             return str(unit.path)
@@ -174,38 +177,47 @@ class Verbs:
                 t.check(verb)
         return targets
 
-    async def _outcome(
-        self, targets: list[RuntimeUnit], args: dict[str, Any], verb: str
-    ) -> list[dict[str, Any]]:
-        """Wait for the units to settle (unless no_block), then say how each ended. A unit
-        that ends failed fails the request, as a failed systemctl job does."""
-        if not args.get("no_block"):
-            failures = await asyncio.gather(*(t.settle(verb) for t in targets))
-            if any(failures):
-                raise ProtocolError("failed", "; ".join(f for f in failures if f))
-        return [views.brief(t) for t in targets]
+    async def _jobs(self, verb: str, targets: list[RuntimeUnit], args: dict[str, Any]) -> None:
+        """Start/stop/restart through the job engine, so what the units need comes along
+        (Requires=, Wants=, ordering), then — unless no_block — wait for the jobs and say
+        how they ended, as systemctl does: a unit that refused answers with its error,
+        a job that failed fails the request."""
+        async with self.m.operation_lock:
+            jobs = [self.m.submit(verb, t.name) for t in targets]
+        if args.get("no_block"):
+            return
+        await asyncio.gather(*(j.done for j in jobs if j is not None))
+        failures = []
+        for t, job in zip(targets, jobs, strict=True):
+            if job is None or verb == "stop":
+                continue
+            if job.error is not None:
+                raise job.error  # the unit's own refusal (already active …), with its code
+            if job.result == JobResult.DEPENDENCY:
+                failures.append(
+                    f"a dependency job for {t.name} failed; see 'activatorctl status {t.name}'"
+                )
+            elif (why := await t.settle(verb)) is not None:
+                failures.append(why)
+            elif job.result != JobResult.DONE:
+                failures.append(f"{t.name} failed to {verb} (job result: {job.result})")
+        if failures:
+            raise ProtocolError("failed", "; ".join(failures))
 
     async def start(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         targets = self._checked(units, "start")
-        async with self.m.operation_lock:
-            for t in targets:
-                t.start()
-        return await self._outcome(targets, args, "start")
+        await self._jobs("start", targets, args)
+        return [views.brief(t) for t in targets]
 
     async def stop(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         targets = self._checked(units, "stop")
-        if args.get("no_block"):
-            self._background(asyncio.gather(*(t.stop() for t in targets), return_exceptions=True))
-            return [views.brief(t) for t in targets]
-        async with self.m.operation_lock:
-            await asyncio.gather(*(t.stop() for t in targets))
+        await self._jobs("stop", targets, args)
         return [views.brief(t) for t in targets]
 
     async def restart(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         targets = self._checked(units, "restart")
-        async with self.m.operation_lock:
-            await asyncio.gather(*(t.restart() for t in targets))
-        return await self._outcome(targets, args, "restart")
+        await self._jobs("restart", targets, args)
+        return [views.brief(t) for t in targets]
 
     async def reload(self, units: list[str], args: dict[str, Any]) -> Any:
         if not units:
@@ -213,7 +225,13 @@ class Verbs:
         targets = self._checked(units, "reload")
         async with self.m.operation_lock:
             await asyncio.gather(*(t.reload() for t in targets))
-        return await self._outcome(targets, args, "reload")
+        if not args.get("no_block"):
+            failures = [
+                f for f in await asyncio.gather(*(t.settle("reload") for t in targets)) if f
+            ]
+            if failures:
+                raise ProtocolError("failed", "; ".join(failures))
+        return [views.brief(t) for t in targets]
 
     async def _reload_units(self, dry_run: bool) -> dict[str, Any]:
         r = await self.m.reload_units(dry_run=dry_run)
@@ -240,11 +258,6 @@ class Verbs:
     async def reset_failed(self, units: list[str], args: dict[str, Any]) -> list[str]:
         targets = self._units(units) if units else self.m.all_units()
         return [t.name for t in targets if t.reset_failed()]
-
-    def _background(self, aw: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(aw)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def _signal_number(sig: object) -> int:

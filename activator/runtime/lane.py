@@ -27,6 +27,7 @@ import math
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..core.errors import StartError
@@ -233,6 +234,9 @@ class Conn(RuntimeUnitBase):
 
     def _service(self) -> Service:
         return self.lane.materialize(self)
+
+    def observe(self, callback: Callable[[Any], None]) -> None:
+        pass  # a record does not change: it becomes a Service first
 
     # -- the unit interface: reading here, acting through the Service it becomes
     def start(self) -> None:

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from .discover import _Source
 from .errors import Problem
 from .ini import Entry
-from .model import ServiceUnit, SocketUnit
+from .model import ServiceUnit, SocketUnit, TargetUnit
 from .names import parse_unit_name
 
-Unit = SocketUnit | ServiceUnit
+Unit = SocketUnit | ServiceUnit | TargetUnit
 
 
 def resolve_alias(aliases: Mapping[str, str], name: str) -> str:

@@ -94,7 +94,7 @@ def _unit_table() -> SectionTable:
     t["Description"] = _d("Description", "scalar", v_string)
     t["Documentation"] = _d("Documentation", "list", v_urls)
     for dep in ("Requires", "Requisite", "Wants", "BindsTo", "PartOf", "Conflicts", "Before",
-                "After", "OnFailure"):  # fmt: skip
+                "After", "OnFailure", "OnSuccess", "Upholds"):  # fmt: skip
         t[dep] = _d(dep, "list", v_unit_names())
     t["BindTo"] = _d("BindTo", "list", v_unit_names(), field="BindsTo")  # old spelling
     for b in ("StopWhenUnneeded", "RefuseManualStart", "RefuseManualStop",
@@ -116,6 +116,7 @@ def _install_table() -> SectionTable:
     return {
         "WantedBy": _d("WantedBy", "list", v_unit_names()),
         "RequiredBy": _d("RequiredBy", "list", v_unit_names()),
+        "UpheldBy": _d("UpheldBy", "list", v_unit_names()),
         "Also": _d("Also", "list", v_unit_names()),
         "Alias": _d("Alias", "list", v_unit_names()),
         "DefaultInstance": _d("DefaultInstance", "scalar", v_string),
@@ -264,6 +265,7 @@ TABLES: dict[str, SectionTable] = {
 SECTIONS: dict[str, tuple[str, ...]] = {
     "socket": ("Unit", "Socket", "Install"),
     "service": ("Unit", "Service", "Install"),
+    "target": ("Unit", "Install"),
 }
 
 # ---------------------------------------------------------------- known but not carried out
@@ -313,14 +315,14 @@ ListenUSBFunction SmackLabel SmackLabelIPIn SmackLabelIPOut SELinuxContextFromNe
 PassFileDescriptorsToExec DeferTrigger DeferTriggerMaxSec PassPIDFD AcceptFileDescriptors
 """.split()
 _UNIT_252 = """
-SourcePath Upholds OnSuccess PropagatesReloadTo PropagateReloadTo ReloadPropagatedFrom
+SourcePath PropagatesReloadTo PropagateReloadTo ReloadPropagatedFrom
 PropagateReloadFrom PropagatesStopTo StopPropagatedFrom JoinsNamespaceOf RequiresOverridable
 RequisiteOverridable RequiresMountsFor AllowIsolate OnSuccessJobMode OnFailureJobMode
 OnFailureIsolate JobTimeoutSec JobRunningTimeoutSec JobTimeoutAction JobTimeoutRebootArgument
 StartLimitAction FailureAction SuccessAction FailureActionExitStatus SuccessActionExitStatus
 RebootArgument
 """.split()
-_INSTALL_252 = "UpheldBy".split()
+_INSTALL_252: list[str] = []
 
 _SANDBOX = re.compile(
     r"^(Protect|Private|Restrict|SystemCall|ReadWrite|ReadOnly|Inaccessible|Bind|Root(Image|Hash|Verity)"
