@@ -37,6 +37,10 @@ class ManagerView(Protocol):
 
     def log_exception(self, e: BaseException) -> None: ...
     def find(self, name: str) -> RuntimeUnit | None: ...
+    async def load_more(self, names: list[str]) -> None:
+        """Load units named that are not loaded yet (systemd's load on demand)."""
+        ...
+
     def submit(self, verb: str, name: str) -> Job | None:
         """An operator's start/stop/restart as a job of the engine (manager/jobs.py)."""
         ...
@@ -49,9 +53,16 @@ class ManagerView(Protocol):
 MUTATING = frozenset({"start", "stop", "restart", "reload", "kill", "reset-failed"})
 
 
+_SUFFIXES = tuple(
+    f".{k}"
+    for k in ("socket", "service", "target", "mount", "automount", "device", "swap", "path",
+              "timer", "slice", "scope")
+)  # fmt: skip
+
+
 def full_name(name: str) -> str:
     """systemctl's rule: a name without a unit suffix is a service."""
-    return name if name.endswith((".socket", ".service")) else name + ".service"
+    return name if name.endswith(_SUFFIXES) else name + ".service"
 
 
 class Verbs:
@@ -66,10 +77,13 @@ class Verbs:
         assert set(self.table) == set(protocol.VERBS)
 
     # ------------------------------------------------------------ lookup
-    def _units(self, names: list[str]) -> list[RuntimeUnit]:
-        """The runtime units, all of them or an unknown-unit error naming what is missing."""
+    async def _units(self, names: list[str]) -> list[RuntimeUnit]:
+        """The runtime units, all of them or an unknown-unit error naming what is missing.
+        A unit not loaded yet is loaded now (an instance of a template, a unit nothing
+        wanted at boot), as systemd loads units on demand."""
         if not names:
             raise ProtocolError("bad-request", "this verb needs at least one unit")
+        await self.m.load_more([full_name(n) for n in names])
         found = [(n, self.m.find(full_name(n))) for n in names]
         missing = [full_name(n) for n, t in found if t is None]
         if missing:
@@ -110,6 +124,7 @@ class Verbs:
         if not units:
             return [self._describe(t) for t in self.m.all_units()]
         out = []
+        await self.m.load_more([full_name(n) for n in units])
         for name in units:
             t = self.m.find(full_name(name))
             if t is not None:
@@ -166,12 +181,12 @@ class Verbs:
             views.properties(
                 t, names=[t.name, *sorted(a for a, real in aliases.items() if real == t.name)]
             )
-            for t in self._units(units)
+            for t in await self._units(units)
         ]
 
     # ------------------------------------------------------------ changing
-    def _checked(self, units: list[str], *verbs: str) -> list[RuntimeUnit]:
-        targets = self._units(units)
+    async def _checked(self, units: list[str], *verbs: str) -> list[RuntimeUnit]:
+        targets = await self._units(units)
         for t in targets:
             for verb in verbs:
                 t.check(verb)
@@ -205,24 +220,24 @@ class Verbs:
             raise ProtocolError("failed", "; ".join(failures))
 
     async def start(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
-        targets = self._checked(units, "start")
+        targets = await self._checked(units, "start")
         await self._jobs("start", targets, args)
         return [views.brief(t) for t in targets]
 
     async def stop(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
-        targets = self._checked(units, "stop")
+        targets = await self._checked(units, "stop")
         await self._jobs("stop", targets, args)
         return [views.brief(t) for t in targets]
 
     async def restart(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
-        targets = self._checked(units, "restart")
+        targets = await self._checked(units, "restart")
         await self._jobs("restart", targets, args)
         return [views.brief(t) for t in targets]
 
     async def reload(self, units: list[str], args: dict[str, Any]) -> Any:
         if not units:
             return await self._reload_units(bool(args.get("dry_run")))
-        targets = self._checked(units, "reload")
+        targets = await self._checked(units, "reload")
         async with self.m.operation_lock:
             await asyncio.gather(*(t.reload() for t in targets))
         if not args.get("no_block"):
@@ -250,13 +265,13 @@ class Verbs:
 
     async def kill(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         signum = _signal_number(args.get("signal", "SIGTERM"))
-        targets = self._checked(units, "kill")
+        targets = await self._checked(units, "kill")
         return [
             {"unit": t.name, "pid": t.kill(signum), "signal": signal_name(signum)} for t in targets
         ]
 
     async def reset_failed(self, units: list[str], args: dict[str, Any]) -> list[str]:
-        targets = self._units(units) if units else self.m.all_units()
+        targets = await self._units(units) if units else self.m.all_units()
         return [t.name for t in targets if t.reset_failed()]
 
 

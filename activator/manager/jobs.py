@@ -154,6 +154,8 @@ class Engine:
         jobs: dict[str, Job] = {}
         if type in (JobType.START, JobType.RESTART):
             self._pull_starts(anchor, type, why, jobs)
+            if type == JobType.RESTART:
+                self._pull_restarts(anchor, jobs)
         else:
             self._pull_stops(anchor, why, jobs, needed=True)
         self._break_circles(anchor, jobs)
@@ -199,6 +201,17 @@ class Engine:
                     self._resolve_conflict(name, other, jobs)
                 elif self._state(other) not in _INACTIVE:
                     self._pull_stops(other, name, jobs, needed=False)
+
+    def _pull_restarts(self, anchor: str, jobs: dict[str, Job]) -> None:
+        """A restart restarts what runs and needs the unit or is part of it (Requires=,
+        BindsTo=, PartOf= on it: UNIT_ATOM_PROPAGATE_RESTART, as try-restart jobs)."""
+        todo = [anchor]
+        while todo:
+            name = todo.pop()
+            for dep in sorted(self.graph.any_of(name, ("RequiredBy", "BoundBy", "ConsistsOf"))):
+                if dep not in jobs and self._state(dep) in _UP:
+                    jobs[dep] = Job(dep, JobType.RESTART, False, name)
+                    todo.append(dep)
 
     def _resolve_conflict(self, a: str, b: str, jobs: dict[str, Job]) -> None:
         """Two units that conflict are both to start: the one only wanted goes."""

@@ -43,7 +43,8 @@ from ..runtime.unit import RuntimeUnit
 from ..units import Problem, UnitSet, load_units
 from ..units.deps import Graph
 from ..units.discover import search_path
-from ..units.model import ServiceUnit
+from ..units.model import ServiceUnit, SocketUnit
+from ..units.names import parse_unit_name
 from . import reload
 from .jobs import Engine, Job, JobType
 
@@ -120,6 +121,7 @@ class Manager:
             roots={"default.target"} if self.systemd else None,
             also=self.asked,
             install=not self.systemd,
+            plumbing=self.systemd,
         )
 
     def load(self) -> None:
@@ -235,6 +237,14 @@ class Manager:
 
     def activate(self, service: str, socket: str) -> None:
         self.engine.start_soon(service, socket)
+
+    async def start_units(self, names: dict[str, bool]) -> list[str]:
+        results = await asyncio.gather(*(self.engine.start(n) for n in names))
+        return [
+            n
+            for (n, needed), r in zip(names.items(), results, strict=True)
+            if needed and r != "done"
+        ]
 
     def why_missing(self, name: str) -> str:
         real = self.units.resolve(name)
@@ -372,6 +382,32 @@ class Manager:
             self.log("shutdown", None, reason="signal")
         self.stopping = True
         self._stopped.set()
+
+    async def load_more(self, names: list[str]) -> None:
+        """Units an operator names that are not loaded yet, loaded now as systemd loads
+        units on demand: an instance of a loaded template (``foo@bar.socket``), and in
+        systemd mode a unit of the search path that no boot target wants. Nothing loaded
+        changes (new or changed files need a reload), and instances an Accept=yes socket
+        makes per connection are not made so."""
+        units, problems = self.units, []
+        for name in names:
+            if self.find(name) is not None or name in self.asked:
+                continue
+            p = parse_unit_name(name)
+            if p is not None and p.instance and self._accepting(name):
+                continue
+            model = units.get(name)
+            if p is not None and p.instance and isinstance(model, (SocketUnit, ServiceUnit)):
+                units = units.with_instance(model)
+            elif self.systemd:
+                self.asked.add(name)
+                more, probs = load_units(
+                    self.load_paths(), strict=self.strict, roots={name}, plumbing=True
+                )
+                units = units.with_units(more)
+                problems += [x for x in probs if x.unit and self.units.get(x.unit) is None]
+        if units is not self.units:
+            await reload.extend(self, units, problems)
 
     async def reload_units(self, *, dry_run: bool = False) -> reload.Reload:
         """Re-read unit files (SIGHUP, `activatorctl reload`); see reload.py for the rules."""

@@ -380,6 +380,31 @@ def _check(d: Registry) -> None:
         raise _Interrupted
 
 
+async def extend(d: Registry, new: UnitSet, problems: list[Problem]) -> list[str]:
+    """Add the units of a load on demand (``start foo@bar.socket``; in systemd mode a unit
+    no boot target wants): ``new`` is the current set with them. What is loaded already
+    keeps its definition, and nothing starts. The names added."""
+    async with d.operation_lock:
+        d.units = new
+        added = []
+        for unit in new.services.values():
+            if not unit.is_template and unit.name not in d.services:
+                d.add_service(unit)
+                added.append(unit.name)
+        for name, sock in new.sockets.items():
+            if name not in d.sockets:
+                d.add_socket(SocketRuntime(d, sock))
+                added.append(name)
+        before = set(d.targets)
+        _retarget(d, new)
+        added += sorted(set(d.targets) - before)
+        d.rewire()
+        for p in problems:
+            d.log("unit-" + p.severity, p.unit, problem=str(p))
+        d.problems = [*d.problems, *problems]
+        return added
+
+
 def _start_socket(d: Registry, sock: SocketRuntime, r: Reload) -> None:
     try:
         sock.start()

@@ -113,6 +113,9 @@ def unfit(ctx: LaneContext, sock: LaneSocket) -> str | None:
         return "the unit depends on the instance name"
     if template.Unit.Conditions:
         return "Condition*/Assert*"
+    u = template.Unit
+    if u.Requires or u.Wants or u.BindsTo or u.Requisite or u.Upholds:
+        return "dependencies to start first"
     svc = template.Service
     if svc.Type not in (ServiceType.SIMPLE, ServiceType.EXEC):
         return f"Type={svc.Type}"

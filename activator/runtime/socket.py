@@ -51,10 +51,6 @@ class SocketContext(LoopContext, Protocol):
         """Start ``service`` for traffic on ``socket`` (with what it needs: a job)."""
         ...
 
-    def why_missing(self, name: str) -> str:
-        """Why there is no unit of that name: masked, not found, failed to load."""
-        ...
-
 
 class SocketRuntime(RuntimeUnitBase):
     kind = "socket"

@@ -37,7 +37,7 @@ from .model import PLACEHOLDER_KINDS, PlaceholderUnit, ServiceUnit, SocketUnit, 
 from .names import parse_unit_name
 from .pairing import Unit, _collect_aliases, _implied_service, _pair
 from .specifiers import uses_instance
-from .targets import BOOT_TARGETS, BUILTIN_TARGETS, DEFAULT_TARGET
+from .targets import BOOT_TARGETS, BUILTIN_TARGETS, DEFAULT_TARGET, is_plumbing
 from .unitset import UnitSet, _Raw
 
 
@@ -119,6 +119,7 @@ def load_units(
     roots: Collection[str] | None = None,
     also: Collection[str] = (),
     install: bool = False,
+    plumbing: bool = False,
 ) -> tuple[UnitSet, list[Problem]]:
     """Load the units in ``paths`` (directories and/or files). Never raises for bad input.
 
@@ -129,6 +130,8 @@ def load_units(
     standard targets are there (built in where the paths have none) and units of types
     a container does not have are placeholders. ``install``: a unit whose [Install]
     names a boot target (targets.BOOT_TARGETS) is wanted by it, as if enabled.
+    ``plumbing``: systemd's own services and sockets (targets.PLUMBING) are placeholders
+    (systemd mode: they come with the search path, not from the operator).
 
     Bad units are left out and reported; the good ones load. With ``strict`` a warning
     refuses its unit like an error. Problems come sorted by file and line.
@@ -139,7 +142,7 @@ def load_units(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _Load(paths, strict, install).run(roots, also)
+        return _Load(paths, strict, install, plumbing).run(roots, also)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -149,8 +152,13 @@ class _Load:
     """One load: discover the files, then build units breadth-first from the roots."""
 
     def __init__(
-        self, paths: Sequence[str | os.PathLike[str]], strict: bool, install: bool
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        strict: bool,
+        install: bool,
+        plumbing: bool = False,
     ) -> None:
+        self.plumbing = plumbing
         self.problems: list[Problem] = []
         self.dirs = _DirCache()
         self.found = _discover(paths, self.problems, self.dirs)
@@ -190,7 +198,16 @@ class _Load:
         aliases = _collect_aliases(
             self.built, self.failed, found.link_aliases, sources, self.origins, self.problems
         )
-        _pair(self.built, self.failed, aliases, self.origins, sources, self.problems, self.strict)
+        _pair(
+            self.built,
+            self.failed,
+            aliases,
+            self.origins,
+            sources,
+            self.problems,
+            self.strict,
+            masked=found.masked,
+        )
         b = self.built
         unitset = UnitSet(
             {n: u for n, u in b.items() if isinstance(u, SocketUnit) and "@." not in n},
@@ -227,7 +244,7 @@ class _Load:
                         "warning", name)
             )  # fmt: skip
             return
-        if p.suffix in PLACEHOLDER_KINDS:
+        if p.suffix in PLACEHOLDER_KINDS or (self.plumbing and is_plumbing(name)):
             self._seen.add(name)
             self._placeholder(name, p.suffix)
             return
@@ -347,19 +364,18 @@ class _Load:
         return tuple(found)
 
     def _placeholder(self, name: str, kind: str) -> None:
-        path = self.found.placeholders.get(name, "")
+        src = self.found.sources.get(name)
+        path = self.found.placeholders.get(name) or (src.path if src else "")
         self.placeholders[name] = PlaceholderUnit.model_validate(
             {"name": name, "path": path, "kind": kind}
         )
+        why = (
+            f"systemd's own {name} is not run in a container"
+            if kind in ("service", "socket")
+            else f".{kind} units do not exist in a container"
+        )
         self.problems.append(
-            Problem(
-                path or name,
-                None,
-                None,
-                f".{kind} units do not exist in a container: {name} counts as present",
-                "warning",
-                name,
-            )
+            Problem(path or name, None, None, f"{why}: {name} counts as present", "warning", name)
         )
 
 

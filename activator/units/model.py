@@ -429,16 +429,27 @@ PLACEHOLDER_KINDS = ("mount", "automount", "device", "swap", "path", "timer", "s
 
 
 class PlaceholderUnit(UnitBase):
-    """A .mount, .device, .timer … unit: there is nothing to run for it in a container, so
-    it counts as present and active, and dependencies on it are met."""
+    """A .mount, .device, .timer … unit, or a service or socket of systemd's own plumbing
+    (units/targets.py PLUMBING): there is nothing to run for it in a container, so it
+    counts as present and active, and dependencies on it are met."""
 
-    kind: Literal["mount", "automount", "device", "swap", "path", "timer", "slice", "scope"]
+    kind: Literal[
+        "mount",
+        "automount",
+        "device",
+        "swap",
+        "path",
+        "timer",
+        "slice",
+        "scope",
+        "service",
+        "socket",
+    ]
 
     @property
     def section(self) -> TargetSection:
         return _NO_SECTION
 
 
-Unit = Annotated[
-    SocketUnit | ServiceUnit | TargetUnit | PlaceholderUnit, Field(discriminator="kind")
-]
+#: What a unit file gives (placeholders are made by the loader, never read from data).
+Unit = Annotated[SocketUnit | ServiceUnit | TargetUnit, Field(discriminator="kind")]

@@ -12,6 +12,8 @@ always wins over one of these.
 
 from __future__ import annotations
 
+import re
+
 BOOT_TARGETS = ("default.target", "multi-user.target", "sockets.target")
 
 #: default.target when the search path has no default.target symlink or file.
@@ -154,3 +156,30 @@ for _n in ("sound", "printer", "bluetooth", "smartcard", "usb-gadget"):
     BUILTIN_TARGETS[f"{_n}.target"] = (
         f"[Unit]\nDescription={_n.title()}\n{_DOC}\nDefaultDependencies=no\nStopWhenUnneeded=yes\n"
     )
+
+
+#: systemd's own plumbing that has no place in a container activator runs (matched on the
+#: unit name without its suffix): activator is the log (journald), there are no devices
+#: (udev), no logins (logind, gettys), no SysV compatibility (initctl, utmp), no boot
+#: (fsck, remount, firstboot, repart, pcrphase, volatile root, sleep and power states), and
+#: the kernel and clock are the host's, not the container's (sysctl, modules, binfmt, clock,
+#: random seed, /dev nodes). systemd skips most of these in a container through their
+#: Condition*=; activator does not run them at all: they count as present, with a warning,
+#: so what depends on them still starts. systemd-tmpfiles-setup runs: images rely on it.
+PLUMBING = re.compile(
+    r"(systemd-(journald(-[a-z-]+)?|journal-flush|udevd(-[a-z]+)?|udev-trigger|udev-settle"
+    r"|logind|user-sessions"
+    r"|initctl|update-utmp|update-utmp-runlevel|ask-password-console|ask-password-wall"
+    r"|sysctl|modules-load|binfmt|timesyncd|time-wait-sync|random-seed|remount-fs|firstboot"
+    r"|machine-id-commit|sysusers|hwdb-update|boot-check-no-failures|pstore|repart|pcrphase"
+    r"|pcrphase-sysinit|fsck|fsck-root|fsckd|quotacheck|tmpfiles-setup-dev|vconsole-setup"
+    r"|backlight|rfkill|volatile-root|network-generator|sysext|(hybrid-)?sleep|suspend"
+    r"|hibernate|halt|poweroff|reboot|kexec|exit)"
+    r"|kmod-static-nodes|(serial-|console-|container-)?getty(-static)?|autovt)(@.*)?"
+)
+
+
+def is_plumbing(name: str) -> bool:
+    """A service or socket of systemd's own that activator does not run (see PLUMBING)."""
+    stem, _, suffix = name.rpartition(".")
+    return suffix in ("service", "socket") and PLUMBING.fullmatch(stem) is not None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from .build import build_unit
 from .errors import UnitError
@@ -97,6 +98,53 @@ class UnitSet:
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("UnitSet is immutable")
+
+    def with_units(self, other: UnitSet) -> UnitSet:
+        """This set and the units of ``other`` it lacks (a load on demand): what is here
+        already keeps its definition."""
+
+        def merge(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> dict[str, Any]:
+            return {**theirs, **mine}
+
+        dep_dirs = {k: dict(v) for k, v in self.dep_dirs.items()}
+        for k, v in other.dep_dirs.items():
+            for d, members in v.items():
+                have = dep_dirs.setdefault(k, {}).get(d, ())
+                dep_dirs[k][d] = tuple(sorted({*have, *members}))
+        return UnitSet(
+            merge(self.sockets, other.sockets),
+            merge(self.services, other.services),
+            merge(self.socket_templates, other.socket_templates),
+            merge(self.aliases, other.aliases),
+            merge(self._raw, other._raw),
+            merge(self._instance_dropins, other._instance_dropins),
+            targets=merge(self.targets, other.targets),
+            placeholders=merge(self.placeholders, other.placeholders),
+            masked=self.masked | other.masked,
+            not_found=(self.not_found | other.not_found) - set(other.services) - set(other.sockets),
+            dep_dirs=dep_dirs,
+        )
+
+    def with_instance(self, unit: SocketUnit | ServiceUnit) -> UnitSet:
+        """This set and one instance made from one of its templates."""
+        sockets, services = dict(self.sockets), dict(self.services)
+        if isinstance(unit, SocketUnit):
+            sockets[unit.name] = unit
+        else:
+            services[unit.name] = unit
+        return UnitSet(
+            sockets,
+            services,
+            dict(self.socket_templates),
+            dict(self.aliases),
+            self._raw,
+            self._instance_dropins,
+            targets=dict(self.targets),
+            placeholders=dict(self.placeholders),
+            masked=self.masked,
+            not_found=self.not_found,
+            dep_dirs=self.dep_dirs,
+        )
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
