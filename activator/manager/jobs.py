@@ -33,7 +33,7 @@ from typing import Protocol
 from ..core.errors import ActivatorError
 from ..core.log import EventLog
 from ..runtime.unit import RuntimeUnit
-from ..units.deps import NEEDS, PULLS, Graph
+from ..units.deps import NEEDS, PULLS, Graph, ordering_cycle
 
 _INACTIVE = ("inactive", "failed")
 _UP = ("active", "reloading")
@@ -264,30 +264,7 @@ class Engine:
             del jobs[victim]
 
     def _find_circle(self, jobs: dict[str, Job]) -> list[str] | None:
-        starts = {n for n, j in jobs.items() if j.starts}
-        color: dict[str, int] = {}
-        stack: list[str] = []
-
-        def visit(n: str) -> list[str] | None:
-            color[n] = 1
-            stack.append(n)
-            for m in sorted(self.graph.deps(n, "After") & starts):
-                if color.get(m) == 1:
-                    return stack[stack.index(m) :]
-                if m not in color:
-                    found = visit(m)
-                    if found:
-                        return found
-            stack.pop()
-            color[n] = 2
-            return None
-
-        for n in sorted(starts):
-            if n not in color:
-                found = visit(n)
-                if found:
-                    return found
-        return None
+        return ordering_cycle(self.graph, (n for n, j in jobs.items() if j.starts))
 
     # ------------------------------------------------------------ running jobs
     def _blockers(self, job: Job) -> list[Job]:

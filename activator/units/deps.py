@@ -163,3 +163,67 @@ def _runnable(units: UnitSet) -> Iterator[SocketUnit | ServiceUnit | TargetUnit]
         for name, unit in group.items():
             if "@." not in name:
                 yield unit
+
+
+def ordering_cycle(graph: Graph, starts: Iterable[str]) -> list[str] | None:
+    """A circle of After= among the units of ``starts`` (each would wait for the next),
+    as systemd's transaction_verify_order() finds one; None when there is none."""
+    nodes = set(starts)
+    color: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        color[n] = 1
+        stack.append(n)
+        for m in sorted(graph.deps(n, "After") & nodes):
+            if color.get(m) == 1:
+                return stack[stack.index(m) :]
+            if m not in color:
+                found = visit(m)
+                if found:
+                    return found
+        stack.pop()
+        color[n] = 2
+        return None
+
+    for n in sorted(nodes):
+        if n not in color:
+            found = visit(n)
+            if found:
+                return found
+    return None
+
+
+def pulled_in(graph: Graph, name: str) -> dict[str, bool]:
+    """What a start of ``name`` pulls in (PULLS, transitively), each with whether it is
+    needed (reached through Requires=, BindsTo=, Requisite= only)."""
+    out: dict[str, bool] = {}
+    todo = [(graph._units.resolve(name), True)]
+    while todo:
+        n, needed = todo.pop()
+        if n in out and (out[n] or not needed):
+            continue
+        out[n] = out.get(n, False) or needed
+        for kind in PULLS:
+            for dep in graph.deps(n, kind):
+                todo.append((dep, needed and kind in NEEDS))
+    return out
+
+
+def check(units: UnitSet, graph: Graph) -> list[tuple[str, str, str]]:
+    """What ``systemd-analyze verify`` says of starting each unit: a needed unit that
+    does not exist (an error: "Failed to create NAME/start: Unit X not found.") and an
+    ordering cycle (a warning). (unit, severity, message) triples."""
+    out: list[tuple[str, str, str]] = []
+    for unit in _runnable(units):
+        name = unit.name
+        pulled = pulled_in(graph, name)
+        for dep, needed in sorted(pulled.items()):
+            if needed and dep != name and units.get(dep) is None:
+                why = "is masked" if dep in units.masked else "not found"
+                out.append((name, "error", f"Failed to create {name}/start: Unit {dep} {why}."))
+        circle = ordering_cycle(graph, pulled)
+        if circle:
+            shown = " → ".join(f"{n}/start" for n in [*circle, circle[0]])
+            out.append((name, "warning", f"Found ordering cycle: {shown}"))
+    return out
