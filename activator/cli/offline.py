@@ -68,8 +68,9 @@ def _start_problems(units, strict: bool) -> list[Problem]:
     out = []
     for name, severity, message in check(units, Graph(units)):
         unit = units.get(name)
-        severity = "error" if strict else severity
-        out.append(Problem(unit.path if unit else name, None, None, message, severity, name))
+        path = unit.path if unit else name
+        error = strict or severity == "error"
+        out.append(Problem(path, None, None, message, "error" if error else "warning", name))
     return out
 
 
