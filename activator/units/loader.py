@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from .build import build_unit, field_origins
 from .discover import KINDS, _DirCache, _discover, _unit_name_of, find_dropins, read_entries
-from .errors import Problem, UnitError
+from .errors import Problem, UnitError, internal_problem
 from .ini import Entry
 from .model import ServiceUnit, SocketUnit
 from .names import parse_unit_name
@@ -56,8 +56,11 @@ def load_one(path: str, *, strict: bool = False) -> tuple[Unit | None, list[Prob
         return None, [
             Problem(path, None, None, "not a .socket or .service unit file name", "error", None)
         ]
-    entries, dropins, errors = read_unit(name, path, [os.path.dirname(path) or "."])
-    return _build(name, path, entries, dropins, errors, strict)[:2]
+    try:
+        entries, dropins, errors = read_unit(name, path, [os.path.dirname(path) or "."])
+        return _build(name, path, entries, dropins, errors, strict)[:2]
+    except Exception as e:  # a bug; see internal_problem()
+        return None, [internal_problem(path, name, e)]
 
 
 def _build(
@@ -108,7 +111,9 @@ def load_units(
     """Load every unit in ``paths`` (directories and/or files). Never raises for bad input.
 
     Bad units are left out and reported; the good ones load. With ``strict`` a warning
-    refuses its unit like an error. Problems come sorted by file and line.
+    refuses its unit like an error. Problems come sorted by file and line. Should
+    activator itself fail on a unit (a bug: tests/fuzz looks for those), that unit is
+    refused with an "internal error" problem and the others still load.
     """
     # A load allocates many small objects that live on; the collection passes their
     # count triggers find nothing to free and cost ~20% of the time for 1,000 units.
@@ -117,6 +122,9 @@ def load_units(
     gc.disable()
     try:
         return _load_units(paths, strict)
+    except Exception as e:  # a bug past the per-unit net: load nothing, say why
+        where = ", ".join(map(str, paths)) or "."
+        return UnitSet({}, {}, {}, {}, {}, {}), [internal_problem(where, None, e)]
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -134,8 +142,13 @@ def _load_units(
     raw: dict[str, _Raw] = {}
     origins: dict[str, dict[tuple[str, str], Entry]] = {}
     for name, src in sources.items():
-        entries, dropins, errors = read_unit(name, src.path, search_dirs, dirs)
-        unit, probs, r = _build(name, src.path, entries, dropins, errors, strict)
+        try:
+            entries, dropins, errors = read_unit(name, src.path, search_dirs, dirs)
+            unit, probs, r = _build(name, src.path, entries, dropins, errors, strict)
+        except Exception as e:  # a bug; this unit is refused, the others load
+            problems.append(internal_problem(src.path, name, e))
+            failed.add(name)
+            continue
         problems.extend(probs)
         if unit is None:
             failed.add(name)
