@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from activator.units import build as build_module
 from activator.units import load_one, load_units
 from activator.units.errors import INTERNAL
+from activator.units.ini import LONG_LINE_MAX, read_ini
 
 from .conftest import write_units
 
@@ -51,3 +54,54 @@ def test_a_bug_refuses_one_unit_and_the_rest_load(tmp_path: Path, monkeypatch) -
     assert "boom" in p.message
     unit, (p1,) = load_one(str(tmp_path / "bad.service"))
     assert unit is None and p1.message.startswith(INTERNAL)
+
+
+# ---------------------------------------------------------------- 3. long lines
+
+
+@pytest.mark.timeout(20)
+def test_continuation_lines_parse_in_linear_time() -> None:
+    """200,000 continuation lines took 41 s (each line copied the whole line so far)."""
+    text = "[Service]\nExecStart=/bin/echo \\\n" + "a \\\n" * 200_000 + "b\n"
+    entries, errors = read_ini(text, "t.service")
+    assert not errors
+    (value,) = [e.value for e in entries if e.key == "ExecStart"]
+    assert value.split() == ["/bin/echo", *["a"] * 200_000, "b"]
+
+
+def test_continuation_lines_are_looked_at_once(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The count behind the time above: each physical line is examined once, so the
+    characters examined add up to the text's length, not to its square."""
+    from activator.units import ini
+
+    examined = 0
+    ends_escaped = ini._ends_escaped
+
+    def counting(text: str) -> bool:
+        nonlocal examined
+        examined += len(text)
+        return ends_escaped(text)
+
+    monkeypatch.setattr(ini, "_ends_escaped", counting)
+    text = "[Service]\nExecStart=/bin/echo \\\n" + "a \\\n" * 2_000 + "b\n"
+    ini.read_ini(text, "t.service")
+    assert examined <= len(text)
+
+
+def test_a_line_over_one_mib_is_an_error_at_its_line(tmp_path: Path) -> None:
+    long_line = "[Service]\nExecStart=/bin/true\nDescription=" + "x" * LONG_LINE_MAX + "\n"
+    continued = "[Service]\nExecStart=/bin/true\nDescription=\\\n" + "x\\\n" * (LONG_LINE_MAX // 2)
+    problems = _load_with_good(tmp_path, {"a.service": long_line, "b.service": continued})
+    why = "line too long (more than 1 MiB, systemd's LONG_LINE_MAX)"
+    why += ": the rest of the file is not read"
+    assert problems == [f"{tmp_path}/a.service:3: {why}", f"{tmp_path}/b.service:3: {why}"]
+
+
+def test_lines_end_where_systemd_ends_them() -> None:
+    """\\n, \\r, \\r\\n, \\n\\r and NUL end a line (systemd's read_line()), so the numbers
+    of the lines agree with systemd's and no NUL reaches a value."""
+    text = "[Service]\rA=1\r\nB=2\n\rC=3\0D=4\0\nE=5\n\nF=6"
+    entries, _ = read_ini(text, "t")
+    assert [(e.key, e.value, e.where) for e in entries if e.key] == [
+        ("A", "1", 2), ("B", "2", 3), ("C", "3", 4), ("D", "4", 5), ("E", "5", 7), ("F", "6", 9),
+    ]  # fmt: skip

@@ -102,6 +102,20 @@ CASES: dict[str, tuple[dict[str, str], str]] = {
         {"t.service": "[Service]\nExecStart=/bin/true\n[Servce]\nUser=x\n"},
         "t.service",
     ),
+    # Robustness: systemd's verdicts on the inputs that crashed or fooled activator.
+    "trailing-percent": (  # systemd keeps a lone "%" at the end of a value
+        {"t.service": "[Unit]\nDescription=50%\n[Service]\nExecStart=/bin/echo 50%\n"},
+        "t.service",
+    ),
+    "nul-ends-a-line": ({"t.service": "[Service]\nExecStart=/bin/echo a\0b\n"}, "t.service"),
+    "nul-at-the-end-of-a-line": (
+        {"t.service": "[Service]\nExecStart=/bin/echo a\0\n"},
+        "t.service",
+    ),
+    "carriage-return-ends-a-line": (
+        {"t.service": "[Service]\nExecStart=/bin/echo a\rb\nX\n"},
+        "t.service",
+    ),
     "good-service-values": (
         {
             "t.service": (
