@@ -7,14 +7,18 @@ tests/fuzz/ looks for more of the same; these pin the ones it (or the issue) fou
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from activator.units import build as build_module
-from activator.units import load_one, load_units
+from activator.units import files, load_one, load_units
 from activator.units.errors import INTERNAL
 from activator.units.ini import LONG_LINE_MAX, read_ini
+from activator.units.values import (
+    read_environment_file,
+)
 
 from .conftest import write_units
 
@@ -54,6 +58,69 @@ def test_a_bug_refuses_one_unit_and_the_rest_load(tmp_path: Path, monkeypatch) -
     assert "boom" in p.message
     unit, (p1,) = load_one(str(tmp_path / "bad.service"))
     assert unit is None and p1.message.startswith(INTERNAL)
+
+
+# ---------------------------------------------------------------- 2. what is read
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_named_like_a_unit_is_reported_not_read(tmp_path: Path) -> None:
+    """It hung the loader: open() of a FIFO waits for a writer."""
+    os.mkfifo(tmp_path / "x.service")
+    os.makedirs(tmp_path / "other.service.d")
+    os.mkfifo(tmp_path / "other.service.d" / "a.conf")
+    problems = _load_with_good(tmp_path, {"other.service": GOOD["good.service"]})
+    assert problems == [
+        f"{tmp_path}/other.service.d/a.conf: cannot read: not a regular file (a FIFO)",
+        f"{tmp_path}/x.service: cannot read: not a regular file (a FIFO)",
+    ]
+
+
+@pytest.mark.timeout(20)
+def test_a_drop_in_linked_to_dev_zero_is_reported_not_read(tmp_path: Path) -> None:
+    """It was read until memory ran out."""
+    os.makedirs(tmp_path / "other.service.d")
+    os.symlink("/dev/zero", tmp_path / "other.service.d" / "zero.conf")
+    os.symlink("/dev/zero", tmp_path / "zero.service")
+    problems = _load_with_good(tmp_path, {"other.service": GOOD["good.service"]})
+    assert problems == [
+        f"{tmp_path}/other.service.d/zero.conf: cannot read: not a regular file (a character device)",  # noqa: E501
+        f"{tmp_path}/zero.service: symlink to /dev/zero: not a unit of the same type",
+    ]
+
+
+def test_unit_files_are_opened_nonblocking_without_a_controlling_tty(  # type: ignore[no-untyped-def]
+    tmp_path: Path, monkeypatch
+) -> None:
+    seen: list[int] = []
+    real_open = os.open
+
+    def spy(path, flags, *args):  # type: ignore[no-untyped-def]
+        seen.append(flags)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(files.os, "open", spy)
+    _load_with_good(tmp_path, {})
+    assert seen
+    want = os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
+    assert all(f & want == want for f in seen)
+
+
+def test_a_file_over_the_cap_is_reported_not_read(tmp_path: Path) -> None:
+    big = "[Service]\nExecStart=/bin/true\n" + ("# padding\n" * (files.MAX_FILE_SIZE // 10))
+    problems = _load_with_good(tmp_path, {"big.service": big})
+    assert problems == [f"{tmp_path}/big.service: cannot read: larger than 4 MiB, not read"]
+
+
+@pytest.mark.timeout(20)
+def test_environment_files_are_regular_files_too(tmp_path: Path) -> None:
+    """The runtime reads EnvironmentFile= at each start: a FIFO there hung the start."""
+    os.mkfifo(tmp_path / "env")
+    with pytest.raises(OSError) as e:
+        read_environment_file(str(tmp_path / "env"))
+    assert e.value.strerror == "not a regular file (a FIFO)"
+    (tmp_path / "nul").write_bytes(b"A=1\nB=2\0C=3\n")
+    assert read_environment_file(str(tmp_path / "nul")) == {"A": "1", "B": "2"}
 
 
 # ---------------------------------------------------------------- 3. long lines
