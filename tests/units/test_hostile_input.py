@@ -14,9 +14,15 @@ import pytest
 
 from activator.units import build as build_module
 from activator.units import files, load_one, load_units
-from activator.units.errors import INTERNAL
+from activator.units.errors import INTERNAL, BadValue
 from activator.units.ini import LONG_LINE_MAX, read_ini
+from activator.units.listen import parse_listen
 from activator.units.values import (
+    c_strtol,
+    parse_exit_status,
+    parse_signal,
+    parse_size,
+    parse_timespan,
     read_environment_file,
 )
 
@@ -36,6 +42,70 @@ def _load_with_good(root: Path, files_: dict[str, str]) -> list[str]:
 
 
 # ---------------------------------------------------------------- 1. one bad value
+
+
+def test_timespan_with_400_zeros_is_a_problem_not_an_overflow(tmp_path: Path) -> None:
+    bad = "[Service]\nExecStart=/bin/true\nTimeoutSec=1" + "0" * 400 + "\n"
+    problems = _load_with_good(tmp_path, {"bad.service": bad})
+    assert problems == [
+        f'{tmp_path}/bad.service:3: TimeoutSec=: "1{"0" * 400}": '
+        "time span out of range (at most 584,542 years)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (parse_timespan, "1" + "0" * 400),  # float() of a huge int: OverflowError
+        (parse_timespan, "1" + "0" * 5000),  # int() of 5,000 digits: ValueError
+        (parse_timespan, "0." + "1" * 5000 + "x"),
+        (parse_timespan, "\u0663s"),  # an Arabic-Indic 3: \d took it, systemd does not
+        (parse_size, "1" + "0" * 5000),
+        (parse_size, "0." + "1" * 5000),
+        (parse_size, "16E"),  # 2**64: out of range in systemd
+        (parse_signal, "RTMIN+" + "1" * 5000),
+        (parse_signal, "\u00b2"),  # "²".isdigit(), but int("²") raises
+        (parse_exit_status, "\u00b2"),
+        (parse_exit_status, "1" * 5000),
+    ],
+)
+def test_value_parsers_refuse_huge_and_odd_numbers(parse, text: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(BadValue):
+        parse(text)
+
+
+def test_c_strtol_saturates_like_c() -> None:
+    assert c_strtol("9" * 5000) == 2**64  # out of range for every check; was a ValueError
+    assert c_strtol("-" + "9" * 5000) == -(2**64)
+    assert c_strtol("0" * 5000 + "7") == 7  # leading zeros: octal 7, as strtol
+
+
+def test_fractions_keep_their_value() -> None:
+    """The caps above only refuse what systemd refuses; ordinary values read as before."""
+    assert parse_timespan("1.5s") == 1.5
+    assert parse_timespan("0." + "5" * 100) == pytest.approx(0.555556)
+    assert parse_size("1.5K") == 1536
+    assert parse_size("15E") == 15 * 1024**6
+
+
+@pytest.mark.parametrize(
+    "address", ["[::1\0]:80", "127.0.0.\0:80", "\0", "[\0]:1", "/run/\udcff" + "x" * 200]
+)
+def test_listen_refuses_nul_and_surrogates_cleanly(address: str) -> None:
+    with pytest.raises(BadValue):
+        parse_listen("ListenStream", address)
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1" * 5000, "0" * 5000, "4294967295"])
+def test_user_names_and_ids(tmp_path: Path, value: str) -> None:
+    svc = f"[Service]\nExecStart=/bin/true\nUser={value}\n"
+    problems = _load_with_good(tmp_path, {"bad.service": svc})
+    if value == "\u00b2":
+        assert problems == []  # a name, as systemd's relaxed user names allow
+    elif value.startswith("0"):
+        assert problems == []  # uid 0
+    else:
+        assert problems == [f'{tmp_path}/bad.service:3: User=: "{value}": user ID out of range']
 
 
 def test_a_bug_refuses_one_unit_and_the_rest_load(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
