@@ -100,8 +100,8 @@ def _build(
 def _uses_instance(value: object) -> bool:
     if isinstance(value, str):
         return "%" in value and uses_instance(value)
-    if isinstance(value, dict):
-        return any(_uses_instance(v) for v in value.values())
+    if isinstance(value, dict):  # TOML's Environment table: strings, one level deep
+        return any(isinstance(v, str) and _uses_instance(v) for v in value.values())
     return False
 
 

@@ -108,6 +108,28 @@ def test_user_names_and_ids(tmp_path: Path, value: str) -> None:
         assert problems == [f'{tmp_path}/bad.service:3: User=: "{value}": user ID out of range']
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a = " + "1" * 5000, "invalid TOML: a number with thousands of digits"),
+        ("a = " + "[" * 10000 + "]" * 10000, "invalid TOML: nested too deeply"),
+        (
+            "[Service]\nNice = 99999999999999999999999\n",
+            "integer out of range (TOML integers are 64-bit)",
+        ),
+        ('[Service]\nExecStart = "/bin/echo a\\u0000b"\n', "a string with a NUL character"),
+        ("[" + "a." * 10000 + "b]", "nested deeper than 8 levels"),
+        (  # float() of a huge TOML number overflowed, 1e300 s was taken
+            '[Service]\nExecStart = "/bin/true"\nTimeoutSec = 1e300\n',
+            "time span out of range (at most 584,542 years)",
+        ),
+    ],
+)
+def test_toml_path_refuses_what_tomllib_lets_through(tmp_path: Path, text: str, message: str) -> None:  # fmt: skip
+    problems = _load_with_good(tmp_path, {"bad.service.toml": text})
+    assert len(problems) == 1 and problems[0].endswith(message), problems
+
+
 def test_a_bug_refuses_one_unit_and_the_rest_load(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """load_units used to let anything but its own error type out: a reload answered
     "internal" and a start died. Now a bug costs the unit it meets, nothing more."""
@@ -242,3 +264,26 @@ def test_lines_end_where_systemd_ends_them() -> None:
     assert [(e.key, e.value, e.where) for e in entries if e.key] == [
         ("A", "1", 2), ("B", "2", 3), ("C", "3", 4), ("D", "4", 5), ("E", "5", 7), ("F", "6", 9),
     ]  # fmt: skip
+
+
+# ---------------------------------------------------------------- 4. NUL and %
+
+
+def test_nul_in_exec_start_never_reaches_the_command(tmp_path: Path) -> None:
+    """INI: a NUL ends the line, as in systemd, so what follows is a line of its own.
+    TOML: a NUL in a string is an error. A specifier that expands to a NUL (an instance
+    named \\x00) is an error."""
+    write_units(tmp_path, {
+        "a.service": "[Service]\nExecStart=/bin/echo a\0b\n",
+        "b.service": "[Service]\nExecStart=/bin/echo b\0\n",
+        "c.service.toml": '[Service]\nExecStart = "/bin/echo c\\u0000"\n',
+        "d@.service": "[Service]\nExecStart=/bin/echo %I\n",
+    })  # fmt: skip
+    units, problems = load_units([tmp_path])
+    assert [str(p) for p in problems] == [
+        f"{tmp_path}/a.service:3: missing '=' in 'b'",
+        f"{tmp_path}/c.service.toml:Service.ExecStart: a string with a NUL character",
+    ]
+    assert units.services["b.service"].Service.ExecStart[0].argv == ("/bin/echo", "b")
+    with pytest.raises(ValueError, match="a specifier expands to a NUL character"):
+        units.instantiate("d@.service", "\\x00")
