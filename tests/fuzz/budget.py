@@ -26,6 +26,7 @@ WEIGHTS: dict[str, float] = {
     "toml": 1.0,
     "toml-generated": 1.0,
     "load-units": 2.0,
+    "instances": 0.5,
     "directives": 1.5,
     "values": 1.0,
     "listen": 0.5,

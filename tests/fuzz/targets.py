@@ -10,6 +10,7 @@ the command-line parsers returning or exiting with 2 (usage) or 0 (``--help``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import tempfile
@@ -97,6 +98,39 @@ def check_load(files: dict[str, str | bytes]) -> None:
             if "/" not in name:
                 unit, problems = load_one(str(root / name))
                 _check_problems(problems)
+
+
+_TEMPLATES = {
+    "t@.service": (
+        "[Unit]\nDescription=%i %I %f %j %J\n[Service]\nExecStart=/bin/echo %i %I %f\n"
+        "WorkingDirectory=/srv/%I\nUser=%I\nGroup=%i\nEnvironment=A=%I B=%f\n"
+        "EnvironmentFile=-%f\nPIDFile=%I\nStandardOutput=file:%f\nSupplementaryGroups=%I\n"
+        "RuntimeDirectory=%I\n"
+    ),
+    "t@.socket": (
+        "[Socket]\nListenStream=/run/%I\nFileDescriptorName=%I\nSymlinks=%f\nBindToDevice=%I\n"
+    ),
+}
+
+
+@functools.cache
+def _templates() -> Any:
+    with tempfile.TemporaryDirectory() as d:  # instances are built from the cached entries
+        for name, text in _TEMPLATES.items():
+            Path(d, name).write_text(text)
+        units, problems = load_units([d])
+    assert not problems, problems
+    return units
+
+
+def check_instance(instance: str) -> None:
+    """``UnitSet.instantiate``: a unit, or UnitError for an invalid instance or value."""
+    for template in _TEMPLATES:
+        try:
+            unit = _templates().instantiate(template, instance)
+        except UnitError:
+            continue
+        assert unit.name == template.replace("@.", f"@{instance}.")
 
 
 def check_protocol(data: bytes) -> None:

@@ -19,7 +19,7 @@ from .strategies import (
     mutated_seed,
     toml_seeds,
 )
-from .targets import check_ini, check_load, check_toml, check_toml_doc
+from .targets import check_ini, check_instance, check_load, check_toml, check_toml_doc
 
 # Hostile inputs are large: hypothesis warns when it writes one out, which is no failure.
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
@@ -46,3 +46,14 @@ def test_fuzz_toml_documents() -> None:
 
 def test_fuzz_load_units_with_one_mutated_file() -> None:
     fuzz("load-units", mutated_group(), check_load)
+
+
+def test_fuzz_instances_of_templates() -> None:
+    """Instance names come from clients (activatorctl start foo@….service) and from
+    connections; their \\xNN escapes unescape to any byte (%I, %f)."""
+    pieces = st.sampled_from(
+        ["\\x00", "\\xff", "\\x2f", "\\x2d", "\\x25", "\\x0a", "\\x", "\\xzz", "-", "..", "@", ":"]
+    )
+    chars = st.sampled_from("abcXYZ09:_.\\@-x")
+    instance = st.lists(st.one_of(pieces, chars), max_size=12).map("".join)
+    fuzz("instances", st.one_of(instance, st.text(max_size=12)), check_instance)
