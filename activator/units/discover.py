@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import Problem, UnitError
+from .files import MAX_FILE_SIZE, read_regular_file
 from .ini import Entry, read_ini
 from .model import PLACEHOLDER_KINDS
 from .names import parse_unit_name
@@ -62,12 +63,15 @@ class _Source:
 
 
 def read_entries(path: str) -> tuple[list[Entry], list[UnitError]]:
-    """Read one unit file or drop-in, INI or TOML by its name. Never raises."""
+    """Read one unit file or drop-in, INI or TOML by its name. Never raises.
+
+    Only a regular file (or a symlink to one) of at most ``MAX_FILE_SIZE`` is read;
+    anything else is reported (files.py says why).
+    """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular_file(path, MAX_FILE_SIZE)
     except OSError as e:
-        return [], [UnitError(f"cannot read: {e.strerror}", path=path)]
+        return [], [UnitError(f"cannot read: {e.strerror or e}", path=path)]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

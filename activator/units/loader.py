@@ -31,7 +31,7 @@ from .discover import (
     find_dropins,
     read_entries,
 )
-from .errors import Problem, UnitError
+from .errors import Problem, UnitError, internal_problem
 from .ini import Entry, read_ini
 from .model import PLACEHOLDER_KINDS, PlaceholderUnit, ServiceUnit, SocketUnit, TargetUnit
 from .names import parse_unit_name
@@ -66,8 +66,11 @@ def load_one(path: str, *, strict: bool = False) -> tuple[Unit | None, list[Prob
         return None, [
             Problem(path, None, None, "not a .socket or .service unit file name", "error", None)
         ]
-    entries, dropins, errors = read_unit(name, path, [os.path.dirname(path) or "."])
-    return _build(name, path, entries, dropins, errors, strict)[:2]
+    try:
+        entries, dropins, errors = read_unit(name, path, [os.path.dirname(path) or "."])
+        return _build(name, path, entries, dropins, errors, strict)[:2]
+    except Exception as e:  # a bug; see internal_problem()
+        return None, [internal_problem(path, name, e)]
 
 
 def _build(
@@ -107,8 +110,8 @@ def _build(
 def _uses_instance(value: object) -> bool:
     if isinstance(value, str):
         return "%" in value and uses_instance(value)
-    if isinstance(value, dict):
-        return any(_uses_instance(v) for v in value.values())
+    if isinstance(value, dict):  # TOML's Environment table: strings, one level deep
+        return any(isinstance(v, str) and _uses_instance(v) for v in value.values())
     return False
 
 
@@ -134,7 +137,9 @@ def load_units(
     (systemd mode: they come with the search path, not from the operator).
 
     Bad units are left out and reported; the good ones load. With ``strict`` a warning
-    refuses its unit like an error. Problems come sorted by file and line.
+    refuses its unit like an error. Problems come sorted by file and line. Should
+    activator itself fail on a unit (a bug: tests/fuzz looks for those), that unit is
+    refused with an "internal error" problem and the others still load.
     """
     # A load allocates many small objects that live on; the collection passes their
     # count triggers find nothing to free and cost ~20% of the time for 1,000 units.
@@ -143,6 +148,9 @@ def load_units(
     gc.disable()
     try:
         return _Load(paths, strict, install, plumbing).run(roots, also)
+    except Exception as e:  # a bug past the per-unit net: load nothing, say why
+        where = ", ".join(map(str, paths)) or "."
+        return UnitSet({}, {}, {}, {}, {}, {}), [internal_problem(where, None, e)]
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -177,6 +185,7 @@ class _Load:
         self.instance_dropins: dict[str, tuple[Entry, ...]] = {}
         self._seen: set[str] = set()
         self._todo: deque[str] = deque()
+        self._referrer: dict[str, str] = {}  # a name → the file of a unit that named it
 
     def run(
         self, roots: Collection[str] | None, also: Collection[str] = ()
@@ -187,7 +196,14 @@ class _Load:
         self._todo.extend(sorted({*roots, *also}))
         self._todo.append("default.target")
         while self._todo:
-            self._one(self._todo.popleft())
+            name = self._todo.popleft()
+            try:
+                self._one(name)
+            except Exception as e:  # a bug; this unit is refused, the others load
+                src = self.found.sources.get(name)
+                self.problems.append(internal_problem(src.path if src else name, name, e))
+                self.failed.add(name)
+                self._seen.add(name)
         for inst in found.instance_dirs:  # for instances made later (Accept=yes)
             p = parse_unit_name(inst)
             if p is not None and p.template in self.built and inst not in self.instance_dropins:
@@ -295,7 +311,14 @@ class _Load:
     def _add(self, name: str, unit: Unit, entries: Sequence[Entry]) -> None:
         self.built[name] = unit
         self.origins[name] = field_origins(entries)
-        self._todo.extend(sorted(references(unit)))
+        if "@." in name:  # a template runs as its instances: they pull in their own
+            if self.install:
+                self._install(name, unit)
+            return
+        refs = sorted(references(unit))
+        for ref in refs:
+            self._referrer.setdefault(ref, unit.path)
+        self._todo.extend(refs)
         for members in self.dep_dirs.get(name, {}).values():
             self._todo.extend(sorted(members))
         p = parse_unit_name(name)
@@ -304,7 +327,7 @@ class _Load:
                 mine = self.dep_dirs.setdefault(name, {}).setdefault(directive, set())
                 mine |= members
                 self._todo.extend(sorted(members))
-        if self.install:
+        if self.install and not (p is not None and p.instance):  # an instance is not a file
             self._install(name, unit)
 
     def _install(self, name: str, unit: Unit) -> None:
@@ -374,8 +397,9 @@ class _Load:
             if kind in ("service", "socket")
             else f".{kind} units do not exist in a container"
         )
+        where = path or self._referrer.get(name) or name
         self.problems.append(
-            Problem(path or name, None, None, f"{why}: {name} counts as present", "warning", name)
+            Problem(where, None, None, f"{why}: {name} counts as present", "warning", name)
         )
 
 

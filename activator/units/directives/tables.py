@@ -201,8 +201,9 @@ def _socket_table() -> SectionTable:
     t["IPTTL"] = _d("IPTTL", "scalar", v_int(0, 255))
     t["Mark"] = _d("Mark", "scalar", v_int())
     t["TCPCongestion"] = _d("TCPCongestion", "scalar", v_string)
-    t["MessageQueueMaxMessages"] = _d("MessageQueueMaxMessages", "scalar", v_int(0))
-    t["MessageQueueMessageSize"] = _d("MessageQueueMessageSize", "scalar", v_int(0))
+    # config_parse_long: a C long, not the int that v_int() defaults to
+    t["MessageQueueMaxMessages"] = _d("MessageQueueMaxMessages", "scalar", v_int(0, 2**63 - 1))
+    t["MessageQueueMessageSize"] = _d("MessageQueueMessageSize", "scalar", v_int(0, 2**63 - 1))
     t["MaxConnections"] = _d("MaxConnections", "scalar", v_uint(1))
     t["MaxConnectionsPerSource"] = _d("MaxConnectionsPerSource", "scalar", v_uint())
     t["Symlinks"] = _d("Symlinks", "list", v_paths)
