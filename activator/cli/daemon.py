@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("--strict", action="store_true", help="treat unit warnings as errors")
+    p.add_argument(
+        "--systemd",
+        action="store_true",
+        help="read systemd's unit search path (after the --units dirs) and start "
+        "default.target with what it wants, as systemd boots",
+    )
     return p.parse_args(argv)
 
 
@@ -55,12 +61,16 @@ def main(argv: list[str] | None = None) -> int:
 
     Reaper.block_early()  # before any thread exists (the loop's executors, the lanes)
 
-    units = args.units or os.environ.get("ACTIVATOR_UNITS", DEFAULT_UNITS).split(":")
+    units = args.units or (
+        [] if args.systemd else os.environ.get("ACTIVATOR_UNITS", DEFAULT_UNITS).split(":")
+    )
     control = args.control or os.environ.get("ACTIVATOR_CONTROL", DEFAULT_CONTROL)
     if control == "none":
         control = None
     log = EventLog(args.log_format)
-    manager = Manager(units, control_path=control, log=log, strict=args.strict)
+    manager = Manager(
+        units, control_path=control, log=log, strict=args.strict, systemd=args.systemd
+    )
     server = None
     if control is not None:
         from ..control.server import ControlServer

@@ -89,6 +89,7 @@ class Proxy:
         self._retry: asyncio.TimerHandle | None = None
         self._delay = _RETRY_FIRST
         self._deadline: float | None = None
+        self._give_up: asyncio.TimerHandle | None = None  # clients waiting for a start
         self._relay: Any = None  # _relay.Relay, made with the first pair
         self._wake = -1
 
@@ -165,7 +166,11 @@ class Proxy:
             self._connect_all()
         elif not sock.service_active():
             if not sock.trigger_service(lst):
-                self._drop_pending("the service may not start now (trigger limit)")
+                self._drop_pending("the service may not start now")
+            elif self._give_up is None:  # its start job may fail before it ever runs
+                timeout = sock.service_start_timeout()
+                if timeout < float("inf"):
+                    self._give_up = asyncio.get_running_loop().call_later(timeout, self._expire)
         else:
             self._probe()
 
@@ -233,6 +238,7 @@ class Proxy:
             self._relay_pair(p, b)
             if not self.ready:
                 self.ready, self._delay, self._deadline = True, _RETRY_FIRST, None
+                self._cancel_give_up()
                 self._connect_all()
             return
         b.close()
@@ -254,10 +260,23 @@ class Proxy:
         self._retry = asyncio.get_running_loop().call_later(self._delay, self._retry_now)
         self._delay = min(self._delay * 2, _RETRY_MAX)
 
+    def _expire(self) -> None:
+        self._give_up = None
+        if self.pending and not self.ready:
+            self._drop_pending(
+                f"{self._target_text()} did not accept connections within "
+                f"{self.sock.service_start_timeout():g}s (TimeoutStartSec=)"
+            )
+
     def _retry_now(self) -> None:
         self._retry = None
         if self.sock.service_active():
             self._probe()
+
+    def _cancel_give_up(self) -> None:
+        if self._give_up is not None:
+            self._give_up.cancel()
+            self._give_up = None
 
     def _cancel_retry(self) -> None:
         if self._retry is not None:
@@ -331,6 +350,7 @@ class Proxy:
             self._forget(p)
         self.pending.clear()
         self._cancel_retry()
+        self._cancel_give_up()
 
     def _forget(self, p: _Pending) -> None:
         if p.backend is not None:
@@ -347,6 +367,7 @@ class Proxy:
             self._forget(p)
         self.pending.clear()
         self._cancel_retry()
+        self._cancel_give_up()
         self.ready = False
         if relays and self._relay is not None:
             asyncio.get_running_loop().remove_reader(self._wake)

@@ -29,9 +29,13 @@ def units(listen: str, extra: str, service: str = HOLD) -> dict[str, str]:
 
 def connect(source: str, port: int, dst: str = "127.0.0.1") -> socket.socket:
     s = socket.socket(socket.AF_INET6 if ":" in dst else socket.AF_INET)
-    s.bind((source, 0))
-    s.settimeout(10)
-    s.connect((dst, port))
+    try:
+        s.bind((source, 0))
+        s.settimeout(10)
+        s.connect((dst, port))
+    except BaseException:
+        s.close()
+        raise
     return s
 
 

@@ -121,11 +121,10 @@ def test_proxy_protocol_header(loop_kind, version):
     port, backend = free_port(), free_port()
     u = units(port, backend, f"X-Activator-ProxyProtocol={version}\n", delay=0)
     with Activator(u, loop=loop_kind):
-        c = socket.socket()
-        c.bind(("127.0.0.9", 0))
-        c.settimeout(10)
-        c.connect(("127.0.0.1", port))
-        with c:
+        with socket.socket() as c:
+            c.bind(("127.0.0.9", 0))
+            c.settimeout(10)
+            c.connect(("127.0.0.1", port))
             sport = c.getsockname()[1]
             want = proxy_header(version, ("127.0.0.9", sport), ("127.0.0.1", port))
             assert recv_exactly(c, len(want)) == want  # the echo of what the backend read first
