@@ -15,9 +15,11 @@ import errno
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from ..core.errors import ActivatorError
+from ..core.log import EventLog
 from ..exec.bind import Listener, apply_options, fmt_peer, unmap
 from ..exec.plan import Handover
 from ..units import UnitSet
@@ -62,6 +64,41 @@ class AcceptingSocket(InstanceOwner, Protocol):
     def watching(self) -> bool: ...
 
 
+class Backoff(Protocol):
+    """A socket that can stop reading its listeners for a while (socket.SocketRuntime)."""
+
+    name: str
+
+    def unwatch(self) -> None: ...
+    def rewatch_later(self, delay: float) -> None: ...
+
+
+def accepted(lst: Listener, sock: Backoff, log: EventLog) -> Iterator[tuple[int, Any]]:
+    """Up to _ACCEPT_BATCH connections (fd, peer address) from a readable listener. Out of
+    fds or memory: log, stop reading it for 100 ms and end the batch; a connection gone
+    before it was accepted is skipped; anything else propagates."""
+    accept = lst.accept_fd
+    for _ in range(_ACCEPT_BATCH):
+        try:
+            conn = accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            if e.errno in _CAPACITY:
+                log(
+                    "warning",
+                    sock.name,
+                    reason=f"unable to accept: {e.strerror}, retrying in 100ms",
+                )
+                sock.unwatch()
+                sock.rewatch_later(0.1)
+                return
+            if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+                continue  # that connection is gone; the next one may be fine
+            raise
+        yield conn
+
+
 class AcceptLoop:
     """The reader callback of an Accept=yes socket's listeners, on the event loop."""
 
@@ -70,26 +107,8 @@ class AcceptLoop:
         self.sock = sock
 
     def on_connection(self, lst: Listener) -> None:
-        accept = lst.accept_fd
         log = self.ctx.log
-        for _ in range(_ACCEPT_BATCH):
-            try:
-                fd, addr = accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                if e.errno in _CAPACITY:
-                    log(
-                        "warning",
-                        self.sock.name,
-                        reason=f"unable to accept: {e.strerror}, retrying in 100ms",
-                    )
-                    self.sock.unwatch()
-                    self.sock.rewatch_later(0.1)
-                    return
-                if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
-                    continue  # that connection is gone; the next one may be fine
-                raise
+        for fd, addr in accepted(lst, self.sock, log):
             try:
                 self._handle(lst, fd, addr)
             except Exception as e:  # one connection's failure drops that connection only

@@ -29,12 +29,10 @@ from typing import Any, Protocol
 from ..core.log import EventLog
 from ..exec.bind import Listener, fmt_peer, unmap
 from ..units.model import InetListen, SocketSection, UnixListen
-from .acceptloop import reset
+from .acceptloop import accepted, reset
 from .admission import Admission
 from .books import AcceptBooks
 
-_ACCEPT_BATCH = 32
-_CAPACITY = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 # connect() errors that mean "nobody accepts there yet" (a unix path not yet bound, a
 # full backlog on a unix socket): try again
 _NOT_YET = {errno.ECONNREFUSED, errno.ENOENT, errno.EAGAIN, errno.ECONNRESET, errno.ETIMEDOUT}
@@ -119,24 +117,7 @@ class Proxy:
     # ------------------------------------------------------------ accepting
     def on_connection(self, lst: Listener) -> None:
         """The listener's reader on the event loop: accept a batch, admit, wait or relay."""
-        for _ in range(_ACCEPT_BATCH):
-            try:
-                fd, addr = lst.accept_fd()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as e:
-                if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
-                    continue
-                if e.errno in _CAPACITY:  # out of fds or memory: back off, as acceptloop.py
-                    self.log(
-                        "warning",
-                        self.sock.name,
-                        reason=f"unable to accept: {e.strerror}, retrying in 100ms",
-                    )
-                    self.sock.unwatch()
-                    self.sock.rewatch_later(0.1)
-                    return
-                raise
+        for fd, addr in accepted(lst, self.sock, self.log):
             self._admit(lst, fd, addr)
 
     def _admit(self, lst: Listener, fd: int, addr: Any) -> None:
