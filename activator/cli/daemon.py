@@ -2,6 +2,11 @@
 
     activator [--units DIR]… [--control PATH] [--control-group GROUP]
               [--loop auto|asyncio|uvloop] [--log-format text|json] [--strict]
+              [--ready-fd N] [--version]
+
+Readiness goes up to a supervisor above activator when it asks (manager/upward.py):
+sd_notify(3) to ``NOTIFY_SOCKET`` (systemd's Type=notify), a newline on ``--ready-fd``
+(s6's notification-fd).
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 on a failure while running,
 2 for a bad command line. Units that fail to load are reported and left out;
@@ -14,6 +19,7 @@ import argparse
 import os
 import sys
 
+from .. import __version__
 from ..core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 DEFAULT_UNITS = "/etc/activator/units"
@@ -40,6 +46,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     p.add_argument("--strict", action="store_true", help="treat unit warnings as errors")
+    p.add_argument(
+        "--ready-fd",
+        type=int,
+        metavar="N",
+        help="when ready, write a newline to fd N and close it (s6's notification-fd)",
+    )
+    p.add_argument("--version", action="version", version=f"activator {__version__}")
     return p.parse_args(argv)
 
 
@@ -51,7 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     from ..core.log import EventLog
     from ..core.loops import run
     from ..manager.manager import Manager
+    from ..manager.upward import ReadyFdError, Upward, check_ready_fd
     from ..runtime.reaper import Reaper
+
+    try:
+        ready_fd = None if args.ready_fd is None else check_ready_fd(args.ready_fd)
+    except ReadyFdError as e:
+        print(f"activator: {e}", file=sys.stderr)
+        return EXIT_USAGE
 
     Reaper.block_early()  # before any thread exists (the loop's executors, the lanes)
 
@@ -60,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if control == "none":
         control = None
     log = EventLog(args.log_format)
-    manager = Manager(units, control_path=control, log=log, strict=args.strict)
+    upward = Upward.from_environ(log, ready_fd=ready_fd)
+    manager = Manager(units, control_path=control, log=log, strict=args.strict, upward=upward)
     server = None
     if control is not None:
         from ..control.server import ControlServer

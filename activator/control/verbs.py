@@ -32,6 +32,7 @@ class ManagerView(Protocol):
     sockets: dict[str, SocketRuntime]
     started: float
     stopping: bool
+    ready: bool
     log: EventLog
     operation_lock: asyncio.Lock
 
@@ -59,6 +60,7 @@ class Verbs:
             "list-sockets": self.list_sockets, "start": self.start, "stop": self.stop,
             "restart": self.restart, "reload": self.reload, "kill": self.kill,
             "reset-failed": self.reset_failed, "cat": self.cat, "show": self.show,
+            "is-system-running": self.is_system_running,
         }  # fmt: skip
         assert set(self.table) == set(protocol.VERBS)
 
@@ -119,6 +121,11 @@ class Verbs:
                 ]
                 out.append(views.not_loaded(full_name(name), problems))
         return out
+
+    async def is_system_running(self, units: list[str], args: dict[str, Any]) -> dict[str, str]:
+        """systemd's states that fit activator: the probe of a health check (Kubernetes,
+        HEALTHCHECK), so it only reads — no unit is found by name, none is woken."""
+        return {"state": system_state(self.m)}
 
     async def list_units(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         return [views.brief(t) for t in self.m.all_units()]
@@ -245,6 +252,18 @@ class Verbs:
         task = asyncio.ensure_future(aw)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def system_state(m: ManagerView) -> str:
+    """``starting`` until the manager is ready, ``stopping`` from SIGTERM on, else
+    ``degraded`` while any unit is failed (``reset-failed`` clears it), else ``running``."""
+    if m.stopping:
+        return "stopping"
+    if not m.ready:
+        return "starting"
+    if any(t.active_state == "failed" for t in m.all_units()):
+        return "degraded"
+    return "running"
 
 
 def _signal_number(sig: object) -> int:

@@ -37,6 +37,7 @@ from ..runtime.unit import RuntimeUnit
 from ..units import Problem, UnitSet, load_units
 from ..units.model import ServiceUnit
 from . import reload
+from .upward import Upward
 
 
 class Server(Protocol):
@@ -59,6 +60,7 @@ class Manager:
         control_path: str | None,
         log: EventLog,
         strict: bool = False,
+        upward: Upward | None = None,
     ) -> None:
         self.unit_dirs = list(unit_dirs)
         self.control_path = control_path  # the notify socket goes beside it
@@ -70,6 +72,8 @@ class Manager:
         self.services: dict[str, Service] = {}  # non-template services
         self._reaper: Reaper | None = None
         self.stopping = False
+        self.ready = False  # the `ready` line is out: is-system-running says running
+        self.upward = upward if upward is not None else Upward(log)  # a supervisor above us
         self.started = time.time()
         self.notify_socket_path: str | None = None
         self.notify: NotifyServer | None = None
@@ -216,8 +220,10 @@ class Manager:
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
         self.notify = open_server(self.control_path, self.log, loop)
         self.notify_socket_path = self.notify.path if self.notify is not None else None
+        self.upward.starting("loading units")
         self.load()
         self.build()
+        self.upward.starting(f"binding {len(self.sockets)} sockets")
         # Bind everything before anything runs.
         for name, sock in self.sockets.items():
             try:
@@ -243,6 +249,10 @@ class Manager:
             loop=loop_name(loop),
             control=self._control.path if self._control else None,
         )
+        self.ready = True
+        self.upward.ready(
+            f"{len(self.sockets) + len(self.services)} units, {len(self.sockets)} sockets"
+        )
         await self._stopped.wait()
         await self.shutdown()
         return 0
@@ -250,6 +260,7 @@ class Manager:
     def request_stop(self) -> None:
         if not self.stopping:
             self.log("shutdown", None, reason="signal")
+            self.upward.stopping()
         self.stopping = True
         self._stopped.set()
 
@@ -279,6 +290,7 @@ class Manager:
         if os.getpid() == 1:
             await self._reap_all()
         self.reaper.close()
+        self.upward.close()
         self.log("exit", None, pid=os.getpid(), status=0)
 
     async def _reap_all(self) -> None:
