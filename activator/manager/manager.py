@@ -223,7 +223,7 @@ class Manager:
         self.upward.starting("loading units")
         self.load()
         self.build()
-        self.upward.starting(f"binding {len(self.sockets)} sockets")
+        self.upward.starting(f"binding sockets: {len(self.sockets)}")
         # Bind everything before anything runs.
         for name, sock in self.sockets.items():
             try:
@@ -250,9 +250,7 @@ class Manager:
             control=self._control.path if self._control else None,
         )
         self.ready = True
-        self.upward.ready(
-            f"{len(self.sockets) + len(self.services)} units, {len(self.sockets)} sockets"
-        )
+        self.upward.ready(f"sockets: {len(self.sockets)}, services: {len(self.services)}")
         await self._stopped.wait()
         await self.shutdown()
         return 0
