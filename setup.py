@@ -8,6 +8,14 @@ from setuptools import Extension, setup
 SOURCES = ["_spawn.c", "spawn_child.c", "_lane.c", "_reap.c", "_process.c"]
 
 setup(
+    # Made by tools/generate.py from README.md and activator/cli (tests/test_generated.py
+    # keeps them current); into the prefix: /usr/local/share/man …, or a venv's share/.
+    data_files=[
+        ("share/man/man1", ["man/man1/activatorctl.1"]),
+        ("share/man/man5", ["man/man5/activator.unit.5"]),
+        ("share/man/man8", ["man/man8/activator.8"]),
+        ("share/bash-completion/completions", ["contrib/bash-completion/activatorctl"]),
+    ],
     ext_modules=[
         Extension(
             "activator.exec._spawn",

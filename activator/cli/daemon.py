@@ -26,7 +26,8 @@ DEFAULT_UNITS = "/etc/activator/units"
 DEFAULT_CONTROL = "/run/activator/control.sock"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """The command line (tools/generate.py writes activator(8)'s OPTIONS from it)."""
     p = argparse.ArgumentParser(prog="activator", description="socket-activation supervisor")
     p.add_argument(
         "--units",
@@ -43,8 +44,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--control-group", metavar="GROUP", help="let this group use the control socket too"
     )
-    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="the event loop; auto: uvloop when it is installed (default auto)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="one line per event on stderr: key=value text or JSON (default text)",
+    )
     p.add_argument("--strict", action="store_true", help="treat unit warnings as errors")
     p.add_argument(
         "--ready-fd",
@@ -53,7 +64,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="when ready, write a newline to fd N and close it (s6's notification-fd)",
     )
     p.add_argument("--version", action="version", version=f"activator {__version__}")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,9 +28,9 @@ BIN = Path(sys.executable).parent
 @pytest.mark.root
 def test_systemd_analyze_verify_accepts_it():
     """As installed: `activator` on systemd's search path (pip as root puts it in
-    /usr/local/bin: a mount namespace of its own puts it there) and the manual page the
-    unit's Documentation= names, from the package's data files."""
-    man = BIN.parent / "share" / "man"
+    /usr/local/bin: a mount namespace of its own puts it there), and the manual pages the
+    unit's Documentation= names (the checkout's, which the wheel installs)."""
+    man = UNIT.parents[2] / "man"
     script = (
         f"mount -t tmpfs tmpfs /usr/local/bin && ln -s {BIN / 'activator'} /usr/local/bin/ && "
         f'MANPATH={man}: exec systemd-analyze verify "$1"'
