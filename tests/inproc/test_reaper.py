@@ -13,22 +13,25 @@ import pytest_asyncio
 from activator.runtime.reaper import Reaper
 
 
+class CountingReaper(Reaper):
+    """The reaper, counting its wake-ups."""
+
+    wakes = 0
+
+    def _on_wake(self) -> None:
+        self.wakes += 1
+        super()._on_wake()
+
+
 @pytest_asyncio.fixture
 async def reaper():
     """A Reaper on the test's loop; SIGCHLD blocked while it lives, as in the daemon."""
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
     orphans: list[tuple[int, int]] = []
-    r = Reaper(asyncio.get_running_loop(), on_orphan=lambda pid, st: orphans.append((pid, st)))
+    r = CountingReaper(
+        asyncio.get_running_loop(), on_orphan=lambda pid, st: orphans.append((pid, st))
+    )
     r.orphans = orphans
-    r.wakes = 0
-    on_wake = r._on_wake
-
-    def counted() -> None:
-        r.wakes += 1
-        on_wake()
-
-    # count the wake-ups: every re-arm after the first registers the attribute anew
-    r._on_wake = counted
     try:
         yield r
     finally:
@@ -36,38 +39,66 @@ async def reaper():
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _children(n: int, gate: int, other_end: int) -> list[int]:
-    """n children that exit together when ``gate`` (a pipe's read end) sees EOF, each with
-    its index as exit code."""
+def _children(n: int, close: tuple[int, ...] = ()) -> tuple[list[int], int]:
+    """n children that exit when the returned fd (a pipe's write end) is closed, each
+    with its index as exit code. They close ``close`` (other children's gates)."""
+    r, w = os.pipe()
     pids = []
-    for i in range(n):
-        pid = os.fork()
-        if pid == 0:  # the child: wait for the gate, then exit at once
-            try:
-                signal.alarm(30)  # never outlive a test that failed
-                os.close(other_end)  # only the test holds the write end
-                os.read(gate, 1)
-            finally:
-                os._exit(i)
-        pids.append(pid)
-    return pids
+    try:
+        for i in range(n):
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    signal.alarm(30)  # never outlive a test that failed
+                    for fd in (w, *close):  # only the test holds the write ends
+                        os.close(fd)
+                    os.read(r, 1)
+                finally:
+                    os._exit(i)
+            pids.append(pid)
+    finally:
+        os.close(r)
+    return pids, w
+
+
+def _exited(pids: list[int]) -> None:
+    """Block (the loop too) until every pid has exited, reaping none (WNOWAIT)."""
+    for pid in pids:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
 
 
 @pytest.mark.asyncio
-async def test_exits_are_dispatched_to_their_watchers_in_batches(reaper):
-    r, w = os.pipe()
-    try:
-        pids = _children(32, r, w)
-    finally:
-        os.close(r)
+async def test_one_wake_up_reaps_a_whole_batch(reaper):
+    await asyncio.sleep(0)  # the reaper's first look (at nothing) is behind us
+    pids, gate = _children(32)
     futures = [reaper.wait(pid) for pid in pids]  # registered before any can exit
-    os.close(w)  # every child exits now
+    os.close(gate)
+    _exited(pids)  # 32 zombies before the loop looks: SIGCHLD does not queue
+    wakes = reaper.wakes
     statuses = await asyncio.wait_for(asyncio.gather(*futures), 20)
     assert [os.waitstatus_to_exitcode(s) for s in statuses] == list(range(32))
-    # 32 exits at once: SIGCHLD does not queue and the reaper holds off after a batch, so
-    # far fewer wake-ups than exits
-    assert reaper.wakes < 16, reaper.wakes
+    assert reaper.wakes - wakes == 1
     assert reaper.orphans == [] and reaper.watched == 0
+
+
+@pytest.mark.asyncio
+async def test_after_a_batch_the_reaper_holds_off(reaper):
+    """An exit right after a batch waits for the hold-off (5 ms) instead of waking the
+    loop at once: under load that is one wake-up per batch, not per connection."""
+    loop = asyncio.get_running_loop()
+    (first,), gate1 = _children(1)
+    (second,), gate2 = _children(1, close=(gate1,))
+    t: dict[str, float] = {}
+    done = loop.create_future()
+    reaper.watch(first, lambda pid, st: t.setdefault("first", loop.time()))
+    reaper.watch(second, lambda pid, st: (t.setdefault("second", loop.time()), done.set_result(0)))
+    os.close(gate1)
+    while "first" not in t:
+        await asyncio.sleep(0)  # (bounded by the test's timeout) the first batch is reaped
+    os.close(gate2)
+    _exited([second])
+    await asyncio.wait_for(done, 20)
+    assert t["second"] - t["first"] >= 0.004, t  # HOLD_OFF: 5 ms (uvloop counts ms)
 
 
 @pytest.mark.asyncio
