@@ -18,14 +18,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-_SKIP = shutil.ignore_patterns(
-    ".venv", "build", "dist", "run", "*.egg-info", "__pycache__", "*.so", ".*cache", ".git"
-)
+_TOP = {".venv", "build", "dist", "run", ".git"}  # only at the top: .ci/run is a source
+_ANYWHERE = shutil.ignore_patterns("*.egg-info", "__pycache__", "*.so", ".*cache")
+
+
+def _skip(d: str, names: list[str]) -> set[str]:
+    top = set(names) & _TOP if Path(d) == ROOT else set()
+    return top | _ANYWHERE(d, names)
 
 
 def _copy_tree(dst: Path) -> Path:
     """The source tree as a user would get it (no venv, no build products)."""
-    shutil.copytree(ROOT, dst, ignore=_SKIP)
+    shutil.copytree(ROOT, dst, ignore=_skip)
     return dst
 
 
