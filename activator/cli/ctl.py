@@ -1,20 +1,21 @@
 """`activatorctl`: steer a running activator, as systemctl steers systemd.
 
-    activatorctl [--control PATH] [--json] VERB [ARGS…]
+    activatorctl [OPTIONS…] [VERB] [ARGS…]
 
-Verbs: start|stop|restart UNIT… [--no-block], reload [UNIT…|--dry-run], status [UNIT…],
-list-units, list-sockets, cat UNIT…, show UNIT… [-p PROP] [--value],
-kill [--signal SIG] UNIT…, reset-failed [UNIT…], and the offline verify PATH…
-[--strict] and import FILE… [-o DIR]. A unit name without a suffix is a service.
+The verbs and options are cli/verbtable.py's (``activatorctl --help``); without a verb,
+list-units. A unit name without a suffix is a service. Most verbs are the daemon's
+(one request on the control socket); is-active, is-failed and is-enabled are answered
+here from ``status`` (``CLIENT_VERBS``); verify and import work offline.
 
 Exit codes, as systemctl's: 0 success (status: every unit named is active; status
-without units: 0 whenever activator answers); 3 status of an inactive or failed
-unit; 4 no such unit; 1 any other failure (activator unreachable, permission
-denied, the operation failed); 2 bad usage.
+without units: 0 whenever activator answers); 3 status of an inactive or failed unit,
+is-active of units none of which is active; 4 no such unit; 1 any other failure
+(activator unreachable, permission denied, the operation failed; is-failed with no unit
+failed, is-enabled with none enabled, is-system-running not running); 2 bad usage.
 
-This module imports only the wire protocol and the standard library pieces it
-needs, so a status call stays fast; the offline verbs load the unit model lazily.
-tests/control/test_client.py holds it to that.
+This module imports only the wire protocol, the verb table and the standard library
+pieces it needs, so a status call stays fast; the offline verbs load the unit model
+lazily. tests/control/test_client.py holds it to that.
 """
 
 from __future__ import annotations
