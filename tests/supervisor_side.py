@@ -5,8 +5,24 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from pathlib import Path
+
+from harness import free_port
 
 _CREDS = struct.calcsize("3i")
+
+
+def pong_units(d: Path) -> tuple[Path, int]:
+    """A unit directory in ``d``: an Accept=yes socket on a free loopback port whose
+    instances (as nobody) answer "pong". Returns (the directory, the port)."""
+    units = d / "units"
+    units.mkdir()
+    port = free_port()
+    (units / "pong.socket").write_text(f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n")
+    (units / "pong@.service").write_text(
+        "[Service]\nExecStart=/bin/echo pong\nStandardInput=socket\nUser=nobody\n"
+    )
+    return units, port
 
 
 class NotifySocket:

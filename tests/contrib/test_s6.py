@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import free_port, public_dir, read_line
+from harness import public_dir, read_line
+from supervisor_side import pong_units
 
 SERVICE = Path(__file__).resolve().parents[2] / "contrib" / "s6" / "activator"
 pytestmark = [
@@ -37,13 +38,7 @@ def test_s6_supervises_activator(tmp_path):
     d = public_dir("activator-s6-")
     svc = d / "activator"
     shutil.copytree(SERVICE, svc)
-    units = d / "units"
-    units.mkdir()
-    port = free_port()
-    (units / "echo.socket").write_text(f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n")
-    (units / "echo@.service").write_text(
-        "[Service]\nExecStart=/bin/echo pong\nStandardInput=socket\nUser=nobody\n"
-    )
+    units, port = pong_units(d)
     env = dict(
         os.environ,
         PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",

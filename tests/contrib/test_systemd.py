@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from harness import free_port, public_dir, read_line
-from supervisor_side import NotifySocket
+from supervisor_side import NotifySocket, pong_units
 
 from activator.units.loader import load_one
 
@@ -51,13 +51,7 @@ def test_run_as_systemd_runs_it(tmp_path):
     (start,) = s.ExecStart
     argv = [shutil.which(start.argv[0], path=str(BIN)), *start.argv[1:]]
     d = public_dir("activator-systemd-")
-    units = d / "units"
-    units.mkdir()
-    port = free_port()
-    (units / "e.socket").write_text(f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n")
-    (units / "e@.service").write_text(
-        "[Service]\nExecStart=/bin/echo pong\nStandardInput=socket\nUser=nobody\n"
-    )
+    units, port = pong_units(d)
     notify = NotifySocket(str(tmp_path / "notify"))
     env = {
         "PATH": os.environ["PATH"],
