@@ -25,7 +25,6 @@ import contextlib
 import fcntl
 import os
 import socket
-import stat
 from collections.abc import Callable, Mapping
 
 Log = Callable[..., None]
@@ -45,14 +44,11 @@ def check_ready_fd(fd: int) -> int:
     if fd <= 2:
         raise ReadyFdError(f"--ready-fd {fd}: stdin, stdout and stderr are not for readiness")
     try:
-        st = os.fstat(fd)
         mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
     except OSError as e:
         raise ReadyFdError(f"--ready-fd {fd}: not an open file descriptor ({e.strerror})") from None
     if mode not in (os.O_WRONLY, os.O_RDWR):
         raise ReadyFdError(f"--ready-fd {fd}: not open for writing")
-    if stat.S_ISDIR(st.st_mode):
-        raise ReadyFdError(f"--ready-fd {fd}: a directory")
     os.set_inheritable(fd, False)
     return fd
 
