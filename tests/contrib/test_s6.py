@@ -4,9 +4,11 @@ through the notification fd, a crash is restarted, `s6-svc -d` stops it cleanly.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,38 @@ def _stat(d: Path) -> dict[str, str]:
     return dict(zip(fields, values, strict=True))
 
 
+class Output:
+    """What s6-supervise and its service write to our pipe, read as it comes (bounded)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.text = ""
+
+    def wait_for(self, needle: str, timeout: float = 20, start: int = 0) -> int:
+        """Read until ``needle`` stands in the text after ``start``; its index."""
+        deadline = time.monotonic() + timeout
+        while (i := self.text.find(needle, start)) < 0:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                raise TimeoutError(f"no {needle!r} within {timeout}s: {self.text}")
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                raise EOFError(f"no {needle!r}: {self.text}")
+            self.text += chunk.decode(errors="replace")
+        return i
+
+    def read_to_end(self, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0 and select.select([self.fd], [], [], left)[
+            0
+        ]:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                break
+            self.text += chunk.decode(errors="replace")
+        return self.text
+
+
 def test_s6_supervises_activator(tmp_path):
     d = public_dir("activator-s6-")
     svc = d / "activator"
@@ -45,13 +79,15 @@ def test_s6_supervises_activator(tmp_path):
         ACTIVATOR_UNITS=str(units),
         ACTIVATOR_CONTROL=str(d / "control.sock"),
     )
-    log = (tmp_path / "log").open("w+")
     supervise = subprocess.Popen(
-        ["s6-supervise", str(svc)], env=env, stdout=log, stderr=subprocess.STDOUT,
+        ["s6-supervise", str(svc)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
+    out = Output(supervise.stdout.fileno())
     try:
-        # up and *ready*: s6 knows it only from the newline on the notification fd
+        # activator has started (so s6-supervise has written its status), and is up and
+        # *ready*: s6 knows that only from the newline on the notification fd
+        out.wait_for("event=ready")
         _s6("s6-svwait", "-U", "-t", "20000", str(svc))
         first = _stat(svc)
         assert first["up"] == "true" and first["ready"] == "true", first
@@ -72,8 +108,7 @@ def test_s6_supervises_activator(tmp_path):
         except subprocess.TimeoutExpired:
             supervise.kill()
             supervise.wait(timeout=10)
-        log.seek(0)
-        text = log.read()
-        log.close()
+        text = out.read_to_end()
+        supervise.stdout.close()
     assert "activator: killed by signal 9: restarting" in text, text  # ./finish said so
     assert text.count("event=ready") == 2 and "event=exit pid=" in text, text
