@@ -1,10 +1,10 @@
-# activator — make install | run | test | lint | bench | wheel | sdist | docs
+# activator — make install | run | test | lint | fuzz | bench | wheel | sdist | docs
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: install run test test-fast lint bench bench-quick wheel sdist docs clean
+.PHONY: install run test test-fast lint fuzz bench bench-quick wheel sdist docs clean
 
 install: $(STAMP)
 
@@ -29,6 +29,14 @@ lint: install
 	$(VENV)/bin/ruff check activator tests bench
 	$(VENV)/bin/ruff format --check activator tests
 	$(VENV)/bin/mypy
+
+# The fuzzers of tests/fuzz (unit files, value parsers, control protocol, command lines)
+# for FUZZ_SECONDS in all; the test suite runs them for 30 s. Each test may take its
+# share plus two minutes before pytest-timeout calls it a hang.
+FUZZ_SECONDS ?= 600
+fuzz: install
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -p no:cacheprovider \
+		--timeout=$$(( $(FUZZ_SECONDS) + 120 )) tests/fuzz
 
 # activator beside tcpserver, tcpsvd and systemd-socket-activate (root; installs the peers).
 bench: install

@@ -187,3 +187,15 @@ def test_prepared_is_per_section_not_per_template_name():
     )
     assert d.prepared(a) is d.prepared(b)
     assert d.prepared(a).creds.uid == 65534 and d.prepared(own).creds.uid == 0
+
+
+def test_an_environment_file_that_is_not_text_fails_the_start(tmp_path):
+    """A non-UTF-8 EnvironmentFile= is a clean StartError naming the file, never a crash
+    of the state machine (found by the fuzzing of issue 15)."""
+    bad = tmp_path / "env"
+    bad.write_bytes(b"A=\xff\xfe\n")
+    ctx = ServiceSection(
+        ExecStart=(cmd("/bin/true"),), EnvironmentFile=(EnvironmentFile(path=str(bad)),)
+    )
+    with pytest.raises(StartError, match=f"unable to read environment file {bad}: .*UTF-8"):
+        plan.build_environment(ctx, None, {})

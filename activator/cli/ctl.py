@@ -295,10 +295,9 @@ _ENABLED = ("enabled", "enabled-runtime", "static", "alias", "indirect", "genera
 
 
 def enablement(u: dict) -> str:
-    """A unit's unit file state. The hook for issue 11 (enable, disable): a status answer
-    that carries ``unit_file_state`` is taken at its word. Until the daemon says, it is
-    what activator does with the unit directories: every socket there listens at boot
-    (enabled); a service starts by its socket or an operator (static)."""
+    """A unit's unit file state. The hook for enable/disable (issue 11): a status answer
+    that carries ``unit_file_state`` is taken at its word. Until the daemon says, a
+    socket is enabled (every socket listens at boot) and any other unit static."""
     return u.get("unit_file_state") or ("enabled" if u["kind"] == "socket" else "static")
 
 

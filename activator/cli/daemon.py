@@ -58,6 +58,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--strict", action="store_true", help="treat unit warnings as errors")
     p.add_argument(
+        "--systemd",
+        action="store_true",
+        help="read systemd's unit search path (after the --units dirs) and start "
+        "default.target with what it wants, as systemd boots",
+    )
+    p.add_argument(
         "--ready-fd",
         type=int,
         metavar="N",
@@ -90,13 +96,22 @@ def main(argv: list[str] | None = None) -> int:
 
     Reaper.block_early()  # before any thread exists (the loop's executors, the lanes)
 
-    units = args.units or os.environ.get("ACTIVATOR_UNITS", DEFAULT_UNITS).split(":")
+    units = args.units or (
+        [] if args.systemd else os.environ.get("ACTIVATOR_UNITS", DEFAULT_UNITS).split(":")
+    )
     control = args.control or os.environ.get("ACTIVATOR_CONTROL", DEFAULT_CONTROL)
     if control == "none":
         control = None
     log = EventLog(args.log_format)
     upward = Upward.from_environ(log, ready_fd=ready_fd)
-    manager = Manager(units, control_path=control, log=log, strict=args.strict, upward=upward)
+    manager = Manager(
+        units,
+        control_path=control,
+        log=log,
+        strict=args.strict,
+        systemd=args.systemd,
+        upward=upward,
+    )
     server = None
     if control is not None:
         from ..control.server import ControlServer

@@ -42,6 +42,7 @@ def run_verify(
     """
     out = out or sys.stdout
     units, problems = load_units(paths, strict=strict)
+    problems = [*problems, *_start_problems(units, strict)]
     errors, warnings, line = _summary(len(units), problems)
     if json:
         doc = {
@@ -57,6 +58,20 @@ def run_verify(
             print(p, file=out)
         print(line, file=out)
     return 1 if errors else 0
+
+
+def _start_problems(units, strict: bool) -> list[Problem]:
+    """What starting each unit would meet (units/deps.py check): a needed unit that does
+    not exist, an ordering cycle — as systemd-analyze verify reports them."""
+    from activator.units.deps import Graph, check
+
+    out = []
+    for name, severity, message in check(units, Graph(units)):
+        unit = units.get(name)
+        path = unit.path if unit else name
+        error = strict or severity == "error"
+        out.append(Problem(path, None, None, message, "error" if error else "warning", name))
+    return out
 
 
 def run_import(files: list[str], outdir: str | None = None, *, out: TextIO | None = None) -> int:

@@ -1,8 +1,8 @@
 """The control protocol, shared by the daemon and activatorctl — and nothing else.
 
 One request per connection over the unix control socket: the client sends one
-JSON object and a newline, the daemon answers with one JSON object and a newline,
-then closes.
+JSON object (UTF-8; no duplicate keys, NaN or Infinity) and a newline, the daemon
+answers with one JSON object and a newline, then closes.
 
     request:  {"v": 1, "verb": "status", "units": ["web.socket"], "args": {…}}
     answer:   {"v": 1, "ok": true, "result": …}
@@ -79,16 +79,80 @@ def error(code: str, message: str) -> bytes:
     return encode({"v": VERSION, "ok": False, "error": code, "message": message})
 
 
+class _Refused(ValueError):
+    """What the strict decoding hooks below refuse; the message is the answer's."""
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    # json keeps the last of repeated keys; a request meaning two things is refused.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Refused(f"duplicate key {key[:64]!r}")
+            seen.add(key)
+    return obj
+
+
+def _no_constant(name: str) -> object:
+    raise _Refused(f"{name} is not allowed (JSON numbers are finite)")
+
+
+def _finite_float(text: str) -> float:
+    f = float(text)
+    if f in (float("inf"), float("-inf")):  # 1e999 overflows to infinity
+        raise _Refused(f"number {text[:64]} is out of range")
+    return f
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_finite_float
+)
+
+
+def _loads(data: bytes) -> object:
+    """Strict JSON: one value, no duplicate keys, no NaN/Infinity, UTF-8 without lone
+    surrogates (json.loads would guess UTF-16/32 and let "\ud800" through)."""
+    text = data.decode("utf-8")
+    obj = _DECODER.decode(text)
+    if "\\u" in text and _has_surrogate(obj):
+        raise _Refused("a string holds a lone surrogate (\\ud800-\\udfff): not valid UTF-8")
+    return obj
+
+
+def _has_surrogate(obj: object) -> bool:
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def decode_request(data: bytes) -> tuple[str, list[str], dict]:
     """(verb, units, args) of one request line.
 
-    Raises ProtocolError "bad-request" (not JSON, not an object, a field of the wrong
-    type), "bad-version" or "unknown-verb". The version is checked before the verb,
-    so a future client gets "bad-version", not a confusing "unknown-verb".
+    Raises ProtocolError "bad-request" (not JSON — strictly: UTF-8, no duplicate keys,
+    no NaN or Infinity, no lone surrogates —, not an object, a field of the wrong
+    type), "bad-version" or "unknown-verb"; nothing else, whatever ``data`` holds. The
+    version is checked before the verb, so a future client gets "bad-version", not a
+    confusing "unknown-verb".
     """
     try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        obj = _loads(data)
+    except _Refused as e:
+        raise ProtocolError("bad-request", str(e)) from None
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ProtocolError("bad-request", "request is not valid JSON") from None
     if not isinstance(obj, dict):
         raise ProtocolError("bad-request", "request must be a JSON object")
@@ -121,7 +185,7 @@ def decode_answer(data: bytes):
         raise ProtocolError("internal", "activator closed the connection without an answer")
     try:
         obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ProtocolError("internal", "the answer is not valid JSON") from None
     if not isinstance(obj, dict):
         raise ProtocolError("internal", "the answer is not a JSON object")

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from ..core.log import EventLog
+from ..manager.jobs import Job, JobResult
 from ..runtime.socket import SocketRuntime
 from ..runtime.unit import RuntimeUnit
 from ..units import Problem, UnitSet
 from ..units.listen import listen_type
-from ..units.model import ServiceUnit, SocketUnit
+from ..units.model import UnitBase
 from ..units.values import BadValue, parse_signal, signal_name
 from . import protocol, views
 from .protocol import ProtocolError
@@ -38,6 +38,14 @@ class ManagerView(Protocol):
 
     def log_exception(self, e: BaseException) -> None: ...
     def find(self, name: str) -> RuntimeUnit | None: ...
+    async def load_more(self, names: list[str]) -> None:
+        """Load units named that are not loaded yet (systemd's load on demand)."""
+        ...
+
+    def submit(self, verb: str, name: str) -> Job | None:
+        """An operator's start/stop/restart as a job of the engine (manager/jobs.py)."""
+        ...
+
     def all_units(self) -> list[RuntimeUnit]: ...
     async def reload_units(self, *, dry_run: bool = False) -> Any: ...
 
@@ -46,15 +54,21 @@ class ManagerView(Protocol):
 MUTATING = frozenset({"start", "stop", "restart", "reload", "kill", "reset-failed"})
 
 
+_SUFFIXES = tuple(
+    f".{k}"
+    for k in ("socket", "service", "target", "mount", "automount", "device", "swap", "path",
+              "timer", "slice", "scope")
+)  # fmt: skip
+
+
 def full_name(name: str) -> str:
     """systemctl's rule: a name without a unit suffix is a service."""
-    return name if name.endswith((".socket", ".service")) else name + ".service"
+    return name if name.endswith(_SUFFIXES) else name + ".service"
 
 
 class Verbs:
     def __init__(self, manager: ManagerView) -> None:
         self.m = manager
-        self._tasks: set[asyncio.Task[Any]] = set()  # --no-block operations still running
         self.table = {
             "ping": self.ping, "status": self.status, "list-units": self.list_units,
             "list-sockets": self.list_sockets, "start": self.start, "stop": self.stop,
@@ -65,10 +79,13 @@ class Verbs:
         assert set(self.table) == set(protocol.VERBS)
 
     # ------------------------------------------------------------ lookup
-    def _units(self, names: list[str]) -> list[RuntimeUnit]:
-        """The runtime units, all of them or an unknown-unit error naming what is missing."""
+    async def _units(self, names: list[str]) -> list[RuntimeUnit]:
+        """The runtime units, all of them or an unknown-unit error naming what is missing.
+        A unit not loaded yet is loaded now (an instance of a template, a unit nothing
+        wanted at boot), as systemd loads units on demand."""
         if not names:
             raise ProtocolError("bad-request", "this verb needs at least one unit")
+        await self.m.load_more([full_name(n) for n in names])
         found = [(n, self.m.find(full_name(n))) for n in names]
         missing = [full_name(n) for n, t in found if t is None]
         if missing:
@@ -87,7 +104,7 @@ class Verbs:
             )
         return [t for _, t in found if t is not None]
 
-    def _path(self, unit: SocketUnit | ServiceUnit) -> str:
+    def _path(self, unit: UnitBase) -> str:
         """The file a unit came from; a generated instance, its template's."""
         if unit.path or "@" not in unit.name:
             return str(unit.path)
@@ -109,6 +126,7 @@ class Verbs:
         if not units:
             return [self._describe(t) for t in self.m.all_units()]
         out = []
+        await self.m.load_more([full_name(n) for n in units])
         for name in units:
             t = self.m.find(full_name(name))
             if t is not None:
@@ -170,57 +188,72 @@ class Verbs:
             views.properties(
                 t, names=[t.name, *sorted(a for a, real in aliases.items() if real == t.name)]
             )
-            for t in self._units(units)
+            for t in await self._units(units)
         ]
 
     # ------------------------------------------------------------ changing
-    def _checked(self, units: list[str], *verbs: str) -> list[RuntimeUnit]:
-        targets = self._units(units)
+    async def _checked(self, units: list[str], *verbs: str) -> list[RuntimeUnit]:
+        targets = await self._units(units)
         for t in targets:
             for verb in verbs:
                 t.check(verb)
         return targets
 
-    async def _outcome(
-        self, targets: list[RuntimeUnit], args: dict[str, Any], verb: str
-    ) -> list[dict[str, Any]]:
-        """Wait for the units to settle (unless no_block), then say how each ended. A unit
-        that ends failed fails the request, as a failed systemctl job does."""
-        if not args.get("no_block"):
-            failures = await asyncio.gather(*(t.settle(verb) for t in targets))
-            if any(failures):
-                raise ProtocolError("failed", "; ".join(f for f in failures if f))
-        return [views.brief(t) for t in targets]
+    async def _jobs(self, verb: str, targets: list[RuntimeUnit], args: dict[str, Any]) -> None:
+        """Start/stop/restart through the job engine, so what the units need comes along
+        (Requires=, Wants=, ordering), then — unless no_block — wait for the jobs and say
+        how they ended, as systemctl does: a unit that refused answers with its error,
+        a job that failed fails the request."""
+        async with self.m.operation_lock:
+            jobs = [self.m.submit(verb, t.name) for t in targets]
+        if args.get("no_block"):
+            return
+        await asyncio.gather(*(j.done for j in jobs if j is not None))
+        failures = []
+        for t, job in zip(targets, jobs, strict=True):
+            if job is None or verb == "stop":
+                continue
+            if job.error is not None:
+                raise job.error  # the unit's own refusal (already active …), with its code
+            if job.result == JobResult.DEPENDENCY:
+                failures.append(
+                    f"a dependency job for {t.name} failed; see 'activatorctl status {t.name}'"
+                )
+            elif (why := await t.settle(verb)) is not None:
+                failures.append(why)
+            elif job.result != JobResult.DONE:
+                failures.append(f"{t.name} failed to {verb} (job result: {job.result})")
+        if failures:
+            raise ProtocolError("failed", "; ".join(failures))
 
     async def start(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
-        targets = self._checked(units, "start")
-        async with self.m.operation_lock:
-            for t in targets:
-                t.start()
-        return await self._outcome(targets, args, "start")
+        targets = await self._checked(units, "start")
+        await self._jobs("start", targets, args)
+        return [views.brief(t) for t in targets]
 
     async def stop(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
-        targets = self._checked(units, "stop")
-        if args.get("no_block"):
-            self._background(asyncio.gather(*(t.stop() for t in targets), return_exceptions=True))
-            return [views.brief(t) for t in targets]
-        async with self.m.operation_lock:
-            await asyncio.gather(*(t.stop() for t in targets))
+        targets = await self._checked(units, "stop")
+        await self._jobs("stop", targets, args)
         return [views.brief(t) for t in targets]
 
     async def restart(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
-        targets = self._checked(units, "restart")
-        async with self.m.operation_lock:
-            await asyncio.gather(*(t.restart() for t in targets))
-        return await self._outcome(targets, args, "restart")
+        targets = await self._checked(units, "restart")
+        await self._jobs("restart", targets, args)
+        return [views.brief(t) for t in targets]
 
     async def reload(self, units: list[str], args: dict[str, Any]) -> Any:
         if not units:
             return await self._reload_units(bool(args.get("dry_run")))
-        targets = self._checked(units, "reload")
+        targets = await self._checked(units, "reload")
         async with self.m.operation_lock:
             await asyncio.gather(*(t.reload() for t in targets))
-        return await self._outcome(targets, args, "reload")
+        if not args.get("no_block"):
+            failures = [
+                f for f in await asyncio.gather(*(t.settle("reload") for t in targets)) if f
+            ]
+            if failures:
+                raise ProtocolError("failed", "; ".join(failures))
+        return [views.brief(t) for t in targets]
 
     async def _reload_units(self, dry_run: bool) -> dict[str, Any]:
         r = await self.m.reload_units(dry_run=dry_run)
@@ -239,19 +272,14 @@ class Verbs:
 
     async def kill(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         signum = _signal_number(args.get("signal", "SIGTERM"))
-        targets = self._checked(units, "kill")
+        targets = await self._checked(units, "kill")
         return [
             {"unit": t.name, "pid": t.kill(signum), "signal": signal_name(signum)} for t in targets
         ]
 
     async def reset_failed(self, units: list[str], args: dict[str, Any]) -> list[str]:
-        targets = self._units(units) if units else self.m.all_units()
+        targets = await self._units(units) if units else self.m.all_units()
         return [t.name for t in targets if t.reset_failed()]
-
-    def _background(self, aw: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(aw)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
 
 def system_state(m: ManagerView) -> str:

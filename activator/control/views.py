@@ -17,7 +17,8 @@ from ..runtime.unit import RuntimeUnit
 
 
 def kind_of(name: str) -> str:
-    return "socket" if name.endswith(".socket") else "service"
+    """A unit's type from its name: "web.socket" → "socket"."""
+    return name.rpartition(".")[2] or "service"
 
 
 def brief(t: RuntimeUnit) -> dict[str, Any]:

@@ -48,6 +48,13 @@ class ServiceSubState(StrEnum):
     AUTO_RESTART = "auto-restart"  # waiting RestartSec= before the next start
 
 
+class TargetState(StrEnum):
+    """A target's (and a placeholder's) two states: nothing runs for it."""
+
+    INACTIVE = "inactive"
+    ACTIVE = "active"
+
+
 class SocketState(StrEnum):
     INACTIVE = "inactive"  # not bound (stopped, or never started)
     LISTENING = "listening"  # watched by activator

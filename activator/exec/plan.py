@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from ..core.errors import StartError
 from ..units.directives import CAPABILITIES
+from ..units.errors import BadValue
 from ..units.model import ExecCommand, ExecContext
 from ..units.values import read_environment_file
 from .spec import ExecSpec
@@ -152,8 +153,10 @@ def build_environment(
         except OSError as e:
             if not ef.optional:
                 raise StartError(
-                    f"unable to read environment file {ef.path}: {e.strerror}"
+                    f"unable to read environment file {ef.path}: {e.strerror or e}"
                 ) from None
+        except BadValue as e:  # read, but not text (systemd: the start fails too)
+            raise StartError(f"unable to read environment file {ef.path}: {e}") from None
     for item in ctx.UnsetEnvironment:
         if "=" in item:
             name, _, value = item.partition("=")

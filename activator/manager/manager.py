@@ -5,6 +5,11 @@ root, before any service runs; services only ever receive duplicates. The Manage
 the one implementation of the contexts the runtime declares (``ServiceContext``,
 ``SocketContext``): a unit asks it for what it may ask, and nothing else.
 
+What runs when is the job engine's (jobs.py): the boot is one start job for
+default.target — in systemd mode the closure of what packages enabled, without it every
+socket and every unit whose [Install] names a boot target — and shutdown stops
+everything in the reverse of its order.
+
 Servers such as the control socket are handed in by the command line (``run(control=…)``),
 so this layer never imports the control plane.
 """
@@ -33,10 +38,15 @@ from ..runtime.notify import NotifyServer, open_server
 from ..runtime.reaper import Reaper
 from ..runtime.service import Service
 from ..runtime.socket import SocketRuntime
+from ..runtime.target import Placeholder, Target
 from ..runtime.unit import RuntimeUnit
 from ..units import Problem, UnitSet, load_units
-from ..units.model import ServiceUnit
+from ..units.deps import Graph
+from ..units.discover import search_path
+from ..units.model import ServiceUnit, SocketUnit
+from ..units.names import parse_unit_name
 from . import reload
+from .jobs import Engine, Job, JobType
 from .upward import Upward
 
 
@@ -60,9 +70,11 @@ class Manager:
         control_path: str | None,
         log: EventLog,
         strict: bool = False,
+        systemd: bool = False,
         upward: Upward | None = None,
     ) -> None:
         self.unit_dirs = list(unit_dirs)
+        self.systemd = systemd  # systemd's search path, and only what default.target wants
         self.control_path = control_path  # the notify socket goes beside it
         self.log = log
         self.strict = strict
@@ -70,6 +82,10 @@ class Manager:
         self.problems: list[Problem] = []
         self.sockets: dict[str, SocketRuntime] = {}
         self.services: dict[str, Service] = {}  # non-template services
+        self.targets: dict[str, Target] = {}  # targets and placeholders
+        self.asked: set[str] = set()  # units loaded because an operator named them
+        self.graph: Graph
+        self.engine: Engine
         self._reaper: Reaper | None = None
         self.stopping = False
         self.ready = False  # the `ready` line is out: is-system-running says running
@@ -96,8 +112,24 @@ class Manager:
                 self.log("traceback", None, line=part)
 
     # ------------------------------------------------------------ loading
+    def load_paths(self) -> list[str]:
+        return search_path(self.unit_dirs) if self.systemd else self.unit_dirs
+
+    def load_units(self) -> tuple[UnitSet, list[Problem]]:
+        """Read the unit files: in systemd mode what default.target (and what operators
+        asked for) needs; else everything in the --units directories, [Install] of boot
+        targets honoured as if enabled."""
+        return load_units(
+            self.load_paths(),
+            strict=self.strict,
+            roots={"default.target"} if self.systemd else None,
+            also=self.asked,
+            install=not self.systemd,
+            plumbing=self.systemd,
+        )
+
     def load(self) -> None:
-        self.units, self.problems = load_units(self.unit_dirs, strict=self.strict)
+        self.units, self.problems = self.load_units()
         for p in self.problems:
             self.log("unit-" + p.severity, p.unit, problem=str(p))
 
@@ -111,14 +143,45 @@ class Manager:
             # A unit whose user does not exist yet is resolved (and reported) at its start.
             with contextlib.suppress(StartError):
                 self.prepared(unit)
-        for name, sock in self.units.sockets.items():
-            self.sockets[name] = SocketRuntime(self, sock)
+        for sock in self.units.sockets.values():
+            self.add_socket(SocketRuntime(self, sock))
+        for name, target in self.units.targets.items():
+            if "@." not in name:
+                self.add_target(Target(self, target))
+        for ph in self.units.placeholders.values():
+            self.add_target(Placeholder(self, ph))
+        self.rewire()
+
+    def rewire(self) -> None:
+        """The dependency graph of the current units, for the job engine."""
+        self.graph = Graph(self.units)
+        if not self.systemd:  # today's rule without --systemd: every socket listens
+            for name in self.units.sockets:
+                self.graph.add("sockets.target", "Wants", name)
+        if not hasattr(self, "engine"):
+            self.engine = Engine(self, self.graph)
+        self.engine.graph = self.graph
 
     def add_service(self, unit: ServiceUnit) -> Service:
         svc = Service(self, unit)
         svc.listeners.append(self._service_changed)
+        svc.observe(self._changed)
         self.services[unit.name] = svc
         return svc
+
+    def add_socket(self, sock: SocketRuntime) -> SocketRuntime:
+        sock.observe(self._changed)
+        self.sockets[sock.name] = sock
+        return sock
+
+    def add_target(self, target: Target) -> Target:
+        target.observe(self._changed)
+        self.targets[target.name] = target
+        return target
+
+    def _changed(self, unit: RuntimeUnit) -> None:
+        if hasattr(self, "engine"):
+            self.engine.unit_changed(unit)
 
     def _service_changed(self, svc: Service) -> None:
         for sock_name in self.units.sockets_of(svc.name):
@@ -173,7 +236,53 @@ class Manager:
         return self.units.sockets_of(service)
 
     def service(self, name: str) -> Service | None:
-        return self.services.get(name)
+        unit = self.unit(name)
+        return unit if isinstance(unit, Service) else None
+
+    def activate(self, service: str, socket: str) -> None:
+        self.engine.start_soon(service, socket)
+
+    async def start_units(self, names: dict[str, bool]) -> list[str]:
+        results = await asyncio.gather(*(self.engine.start(n) for n in names))
+        return [
+            n
+            for (n, needed), r in zip(names.items(), results, strict=True)
+            if needed and r != "done"
+        ]
+
+    def why_missing(self, name: str) -> str:
+        real = self.units.resolve(name)
+        if real in self.units.masked:
+            return f"unit {real} is masked"
+        errors = [p for p in self.problems if p.unit == real and p.severity == "error"]
+        if errors:
+            return f"unit {real} failed to load: {errors[0].message}"
+        return f"unit {real} not found"
+
+    def unit(self, name: str) -> RuntimeUnit | None:
+        """The runtime unit of a name for the job engine: a loaded unit, an instance of a
+        loaded template made now (foo@bar.service for foo@bar.socket), an Accept=yes
+        instance that runs."""
+        real = self.units.resolve(name)
+        unit = (
+            self.sockets.get(real)
+            or self.services.get(real)
+            or self.targets.get(real)
+            or self.find(real)
+        )
+        if unit is None and "@" in real and "@." not in real and not self._accepting(real):
+            model = self.units.get(real)
+            if isinstance(model, ServiceUnit):
+                unit = self.add_service(model)
+        return unit
+
+    def _accepting(self, instance: str) -> bool:
+        """An instance of a template whose instances are made per connection."""
+        template = instance[: instance.index("@") + 1] + instance[instance.rindex(".") :]
+        return any(
+            (s := self.sockets.get(n)) is not None and s.section.Accept
+            for n in self.units.sockets_of(template)
+        )
 
     # ------------------------------------------------------------ finding units
     def instances(self) -> Iterator[Service]:
@@ -185,7 +294,9 @@ class Manager:
         """A unit by name or alias; an instance an accept lane keeps as a record becomes a
         Service now (an operator is about to look at it or act on it)."""
         real = self.units.resolve(name)
-        unit = self.sockets.get(real) or self.services.get(real)
+        unit: RuntimeUnit | None = (
+            self.sockets.get(real) or self.services.get(real) or self.targets.get(real)
+        )
         if unit is None and "@" in real:
             for sock in self.sockets.values():
                 unit = sock.find_instance(real)
@@ -194,10 +305,11 @@ class Manager:
         return unit
 
     def all_units(self) -> list[RuntimeUnit]:
-        """Every unit: sockets, services, instances, and the lanes' records."""
+        """Every unit: sockets, services, instances, the lanes' records, targets."""
         out: list[RuntimeUnit] = [*self.sockets.values(), *self.services.values()]
         out += self.instances()
         out += self.lane_records()
+        out += self.targets.values()
         return out
 
     def lane_records(self) -> Iterator[Conn]:
@@ -223,13 +335,6 @@ class Manager:
         self.upward.starting("loading units")
         self.load()
         self.build()
-        self.upward.starting(f"binding sockets: {len(self.sockets)}")
-        # Bind everything before anything runs.
-        for name, sock in self.sockets.items():
-            try:
-                sock.start()
-            except ActivatorError as e:
-                self.log("failed", name, reason=str(e))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: reload.in_background(self))
@@ -239,6 +344,10 @@ class Manager:
                 self._control = control
             except ActivatorError as e:  # names the path or the group, and the cause
                 self.log("failed", None, reason=str(e))
+        self.upward.starting("starting default.target")
+        if not await self._boot():
+            await self.shutdown()
+            return 0
         release_startup_memory()
         self.log(
             "ready",
@@ -255,12 +364,59 @@ class Manager:
         await self.shutdown()
         return 0
 
+    async def _boot(self) -> bool:
+        """The boot transaction: start default.target and what it needs, sockets before
+        the services ordered after them. False: asked to stop meanwhile."""
+        boot = asyncio.ensure_future(self.engine.start("default.target"))
+        stop = asyncio.ensure_future(self._stopped.wait())
+        await asyncio.wait({boot, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not boot.done():
+            boot.cancel()
+            return False
+        result = boot.result()
+        if result != "done":
+            target = self.units.resolve("default.target")
+            self.log("failed", target, result=result, reason="the boot did not reach it")
+        return not self.stopping
+
+    def submit(self, verb: str, name: str) -> Job | None:
+        """An operator's start/stop/restart as a job (None: nothing to do)."""
+        kind = {"start": JobType.START, "stop": JobType.STOP, "restart": JobType.RESTART}[verb]
+        return self.engine.submit(name, kind)
+
     def request_stop(self) -> None:
         if not self.stopping:
             self.log("shutdown", None, reason="signal")
             self.upward.stopping()
         self.stopping = True
         self._stopped.set()
+
+    async def load_more(self, names: list[str]) -> None:
+        """Units an operator names that are not loaded yet, loaded now as systemd loads
+        units on demand: an instance of a loaded template (``foo@bar.socket``), and in
+        systemd mode a unit of the search path that no boot target wants. Nothing loaded
+        changes (new or changed files need a reload), and instances an Accept=yes socket
+        makes per connection are not made so."""
+        units, problems = self.units, []
+        for name in names:
+            if self.find(name) is not None or name in self.asked:
+                continue
+            p = parse_unit_name(name)
+            if p is not None and p.instance and self._accepting(name):
+                continue
+            model = units.get(name)
+            if p is not None and p.instance and isinstance(model, (SocketUnit, ServiceUnit)):
+                units = units.with_instance(model)
+            elif self.systemd:
+                self.asked.add(name)
+                more, probs = load_units(
+                    self.load_paths(), strict=self.strict, roots={name}, plumbing=True
+                )
+                units = units.with_units(more)
+                problems += [x for x in probs if x.unit and self.units.get(x.unit) is None]
+        if units is not self.units:
+            await reload.extend(self, units, problems)
 
     async def reload_units(self, *, dry_run: bool = False) -> reload.Reload:
         """Re-read unit files (SIGHUP, `activatorctl reload`); see reload.py for the rules."""
@@ -271,6 +427,12 @@ class Manager:
         sockets, reap."""
         for sock in self.sockets.values():
             sock.unwatch()
+        # In the reverse of the order they started in: services before the sockets they
+        # came from, what is ordered after a unit before that unit.
+        await self.engine.stop_everything(
+            [*self.services, *self.sockets, *(n for n, t in self.targets.items())]
+        )
+        await self.engine.close()
         for sock in self.sockets.values():
             sock.materialize_instances()
         await asyncio.gather(*(s.stop() for s in list(self.instances())), return_exceptions=True)

@@ -41,8 +41,9 @@ from ..core.states import ServiceState, SocketState
 from ..runtime.service import CONFIG_ATTRS as SERVICE_CONFIG_ATTRS
 from ..runtime.service import Service
 from ..runtime.socket import SocketContext, SocketRuntime
-from ..units import Problem, UnitSet, load_units
-from ..units.model import ExecContext, ServiceUnit, SocketUnit
+from ..runtime.target import Placeholder, Target
+from ..units import Problem, UnitSet
+from ..units.model import ExecContext, PlaceholderUnit, ServiceUnit, SocketUnit, TargetUnit
 
 
 class Registry(SocketContext, Protocol):
@@ -55,8 +56,14 @@ class Registry(SocketContext, Protocol):
     services: dict[str, Service]
     operation_lock: asyncio.Lock
 
+    targets: dict[str, Target]
+
     def add_service(self, unit: ServiceUnit) -> Service: ...
+    def add_socket(self, sock: SocketRuntime) -> SocketRuntime: ...
+    def add_target(self, target: Target) -> Target: ...
     def invalidate_prepared(self) -> None: ...
+    def rewire(self) -> None: ...
+    def load_units(self) -> tuple[UnitSet, list[Problem]]: ...
 
 
 # [Socket] settings that do not touch the bound fds: a change to these is applied to
@@ -87,6 +94,7 @@ SOCKET_STATE = (
     "result",
     "since",
     "listeners",
+    "observers",  # the manager's: they stay
     "books",  # the counters carry on
     "instances",  # connections already accepted keep their instances
     "_watching",
@@ -243,7 +251,7 @@ def _plan(d: Registry, new: UnitSet) -> _Plan:
 
 
 async def _reload(d: Registry, r: Reload, dry_run: bool = False) -> None:
-    new, problems = load_units(d.unit_dirs, strict=d.strict)
+    new, problems = d.load_units()
     r.problems = [str(p) for p in problems]
     r.errors = errors = sum(p.severity == "error" for p in problems)
     r.dry_run = dry_run
@@ -331,8 +339,10 @@ async def _apply(
             _start_socket(d, sock, r)
         d.log("rebound", n)
         r.rebound.append(n)
+    _retarget(d, new)
+    d.rewire()
     for n in plan.new_sockets:
-        sock = d.sockets[n] = SocketRuntime(d, new.sockets[n])
+        sock = d.add_socket(SocketRuntime(d, new.sockets[n]))
         _start_socket(d, sock, r)
         d.log("added", n)
         r.added.append(n)
@@ -345,9 +355,54 @@ async def _apply(
         sock.replan_lane()
 
 
+def _retarget(d: Registry, new: UnitSet) -> None:
+    """Targets and placeholders take their new definitions; new ones are added (inactive:
+    what starts them is a job), gone ones dropped. Nothing runs for them, so nothing
+    stops or restarts."""
+    fresh: dict[str, TargetUnit | PlaceholderUnit] = {
+        **{n: t for n, t in new.targets.items() if "@." not in n},
+        **new.placeholders,
+    }
+    for n in [n for n in d.targets if n not in fresh]:
+        del d.targets[n]
+    for n, unit in fresh.items():
+        live = d.targets.get(n)
+        if live is None:
+            d.add_target(
+                Placeholder(d, unit) if isinstance(unit, PlaceholderUnit) else Target(d, unit)
+            )
+        else:
+            live.unit = unit
+
+
 def _check(d: Registry) -> None:
     if d.stopping:
         raise _Interrupted
+
+
+async def extend(d: Registry, new: UnitSet, problems: list[Problem]) -> list[str]:
+    """Add the units of a load on demand (``start foo@bar.socket``; in systemd mode a unit
+    no boot target wants): ``new`` is the current set with them. What is loaded already
+    keeps its definition, and nothing starts. The names added."""
+    async with d.operation_lock:
+        d.units = new
+        added = []
+        for unit in new.services.values():
+            if not unit.is_template and unit.name not in d.services:
+                d.add_service(unit)
+                added.append(unit.name)
+        for name, sock in new.sockets.items():
+            if name not in d.sockets:
+                d.add_socket(SocketRuntime(d, sock))
+                added.append(name)
+        before = set(d.targets)
+        _retarget(d, new)
+        added += sorted(set(d.targets) - before)
+        d.rewire()
+        for p in problems:
+            d.log("unit-" + p.severity, p.unit, problem=str(p))
+        d.problems = [*d.problems, *problems]
+        return added
 
 
 def _start_socket(d: Registry, sock: SocketRuntime, r: Reload) -> None:

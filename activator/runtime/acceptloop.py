@@ -9,6 +9,7 @@ service_set_socket_fd()), one start and one close of our copy of the connection.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
@@ -19,7 +20,7 @@ from ..core.errors import ActivatorError
 from ..exec.bind import Listener, apply_options, fmt_peer, unmap
 from ..exec.plan import Handover
 from ..units import UnitSet
-from ..units.model import SocketSection
+from ..units.model import ServiceUnit, SocketSection
 from .books import AcceptBooks
 from .context import Connection, InstanceOwner, ServiceContext
 from .service import Service
@@ -35,6 +36,10 @@ class LoopContext(ServiceContext, Protocol):
     units: UnitSet
 
     def log_exception(self, e: BaseException) -> None: ...
+    def why_missing(self, name: str) -> str: ...
+    async def start_units(self, names: dict[str, bool]) -> list[str]:
+        """Start these units (through jobs, in order); those that needed to and did not."""
+        ...
 
 
 class AcceptingSocket(InstanceOwner, Protocol):
@@ -47,6 +52,7 @@ class AcceptingSocket(InstanceOwner, Protocol):
     options_on_accept: bool
 
     def trigger_allowed(self) -> bool: ...
+    def refuse(self, why: str) -> None: ...
     def unwatch(self) -> None: ...
     def rewatch_later(self, delay: float) -> None: ...
     @property
@@ -118,14 +124,52 @@ class AcceptLoop:
         if sock.options_on_accept:
             apply_options(fd, lst.family, lst.type, sec, listening=False)
         instance, env = describe(lst, fd, n, remote, rport, ucspi=sec.UCSPI)
-        books.connected(remote)
+        if sock.service_name not in self.ctx.units.services:  # missing or masked
+            os.close(fd)
+            sock.refuse(self.ctx.why_missing(sock.service_name))
+            return
         try:
             unit = self.ctx.units.instantiate(sock.service_name, instance)
             svc = Service(self.ctx, unit, Connection(sock, fmt_peer(remote, rport), remote))
+            books.connected(remote)
             sock.instances[unit.name] = svc
-            svc.start_instance(Handover(connection=fd, extra_env=env))
+            handover = Handover(connection=fd, extra_env=env)
+            pulls = needs_of(unit)
+            if pulls:  # what the instance needs starts first, through jobs
+                handover.connection = os.dup(fd)
+                asyncio.ensure_future(self._start_after(svc, pulls, handover))
+            else:
+                svc.start_instance(handover)
         finally:
             os.close(fd)
+
+    async def _start_after(self, svc: Service, pulls: dict[str, bool], h: Handover) -> None:
+        """An instance whose unit Requires=/Wants=… other units: those start first (failing
+        a needed one fails the instance, job result dependency), then the instance."""
+        try:
+            failed = await self.ctx.start_units(pulls)
+            if failed:
+                self.ctx.log(
+                    "failed",
+                    svc.name,
+                    result="dependency",
+                    reason=f"dependency failed: {', '.join(failed)}",
+                )
+                self.ctx.instance_done(svc)
+            else:
+                svc.start_instance(h)
+        finally:
+            if h.connection is not None:
+                os.close(h.connection)
+
+
+def needs_of(unit: ServiceUnit) -> dict[str, bool]:
+    """The units an instance pulls in (Requires=, BindsTo=, Requisite=, Wants=, Upholds=,
+    with its own %i expanded), each with whether its failure matters."""
+    u = unit.Unit
+    out = {n: False for n in (*u.Wants, *u.Upholds)}
+    out.update((n, True) for n in (*u.Requires, *u.BindsTo, *u.Requisite))
+    return out
 
 
 def describe(

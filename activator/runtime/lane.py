@@ -27,6 +27,7 @@ import math
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..core.errors import StartError
@@ -112,6 +113,9 @@ def unfit(ctx: LaneContext, sock: LaneSocket) -> str | None:
         return "the unit depends on the instance name"
     if template.Unit.Conditions:
         return "Condition*/Assert*"
+    u = template.Unit
+    if u.Requires or u.Wants or u.BindsTo or u.Requisite or u.Upholds:
+        return "dependencies to start first"
     svc = template.Service
     if svc.Type not in (ServiceType.SIMPLE, ServiceType.EXEC):
         return f"Type={svc.Type}"
@@ -233,6 +237,9 @@ class Conn(RuntimeUnitBase):
 
     def _service(self) -> Service:
         return self.lane.materialize(self)
+
+    def observe(self, callback: Callable[[Any], None]) -> None:
+        pass  # a record does not change: it becomes a Service first
 
     # -- the unit interface: reading here, acting through the Service it becomes
     def start(self) -> None:

@@ -179,6 +179,9 @@ class Service(RuntimeUnitBase):
                 if not fut.done():
                     fut.set_result(None)
 
+    def observe(self, callback: Callable[[Service], None]) -> None:
+        self.listeners.append(callback)
+
     @property
     def active(self) -> bool:
         return self.state in (S.ACTIVATING, S.ACTIVE, S.RELOADING, S.DEACTIVATING)

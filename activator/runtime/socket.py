@@ -19,6 +19,7 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..core.errors import ActivatorError, AlreadyActiveError, NotActiveError, RefusedError
@@ -43,7 +44,11 @@ class SocketContext(LoopContext, Protocol):
     """What a socket uses of the manager: the service's context, plus its services."""
 
     def service(self, name: str) -> Service | None:
-        """The (non-template) service of that name, if loaded."""
+        """The (non-template) service of that name, if there is one to be had."""
+        ...
+
+    def activate(self, service: str, socket: str) -> None:
+        """Start ``service`` for traffic on ``socket`` (with what it needs: a job)."""
         ...
 
 
@@ -60,6 +65,7 @@ class SocketRuntime(RuntimeUnitBase):
         self.result = Result.SUCCESS
         self.since = time.time()
         self.listeners: list[Listener] = []
+        self.observers: list[Callable[[SocketRuntime], None]] = []  # state changes
         self.service_name = ctx.units.service_of(unit.name)
         self.fdname = sec.FileDescriptorName or unit.name
         self.books = AcceptBooks(unit.name, ctx.log)
@@ -93,8 +99,15 @@ class SocketRuntime(RuntimeUnitBase):
         if result is not None:
             self.result = result
         if new != self.state:
+            public = self.active_state
             self.state = new
             self.since = time.time()
+            if self.active_state != public:
+                for cb in list(self.observers):
+                    cb(self)
+
+    def observe(self, callback: Callable[[SocketRuntime], None]) -> None:
+        self.observers.append(callback)
 
     @property
     def active_state(self) -> str:
@@ -332,11 +345,19 @@ class SocketRuntime(RuntimeUnitBase):
         self.unwatch()
         svc = self._service()
         if svc is None:
+            self.refuse(self.ctx.why_missing(self.service_name))
             return
         self._set(K.RUNNING)
         self.ctx.log("trigger", self.name, service=self.service_name, address=lst.address)
         if not svc.active:
-            svc.start()
+            self.ctx.activate(self.service_name, self.name)
+
+    def refuse(self, why: str) -> None:
+        """The service cannot be had (missing, masked, not instantiable): fail, as systemd
+        does (Result: resources). Closing the listeners resets what is queued, so a
+        client gets an answer, not a hang."""
+        self.ctx.log("failed", self.name, result=Result.RESOURCES, reason=why)
+        asyncio.ensure_future(self.stop(result=Result.RESOURCES))
 
     def service_changed(self, svc: Service) -> None:
         """Accept=no: follow the service, as systemd's socket_trigger_notify()."""

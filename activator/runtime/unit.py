@@ -11,6 +11,7 @@ any, as systemctl's jobs are: ``reload a.service b.socket`` reloads nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..core.errors import RefusedError
@@ -44,6 +45,10 @@ class RuntimeUnit(Protocol):
 
     def check(self, verb: str) -> None:
         """Raise RefusedError (or a kind of it) if ``verb`` may not be carried out now."""
+        ...
+
+    def observe(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(unit)`` whenever the unit's public state may have changed."""
         ...
 
     def start(self) -> None:

@@ -15,12 +15,13 @@ Value parsers the runtime reuses (``read_environment_file``, ``split_command_lin
 live in ``activator.units.values``.
 
 Module map, data flowing one way: discover.py (which files: load path, symlinks,
-drop-ins) → ini.py / toml_reader.py (text → entries) → directives/ (tables.py: what
-each directive is; validators.py: its value kind) + values/ (words.py, scalars.py,
-execline.py, environment.py), listen.py, specifiers.py, names.py → build.py (entries →
-model, load-time checks) → pairing.py (aliases, sockets with their services) →
-unitset.py (``UnitSet``); loader.py runs these steps; export.py (model → TOML).
-model.py (the models) and errors.py (``Problem``, ``BadValue``, ``q``) serve them all.
+drop-ins; files.py reads one: regular files only, size-capped) → ini.py /
+toml_reader.py (text → entries) → directives/ (tables.py: what each directive is;
+validators.py: its value kind) + values/ (words.py, scalars.py, execline.py,
+environment.py), listen.py, specifiers.py, names.py → build.py (entries → model,
+load-time checks) → pairing.py (aliases, sockets with their services) → unitset.py
+(``UnitSet``); loader.py runs these steps; export.py (model → TOML). model.py (the
+models) and errors.py (``Problem``, ``BadValue``, ``q``) serve them all.
 """
 
 from .errors import Problem, UnitError

@@ -38,15 +38,16 @@ from .model import (
     SocketSection,
     SocketType,
     SocketUnit,
+    TargetUnit,
     UnitSection,
     UnixListen,
 )
 from .specifiers import Specifiers, UnknownSpecifier
 
-Unit = SocketUnit | ServiceUnit
+Unit = SocketUnit | ServiceUnit | TargetUnit
 
 TEMPLATE_TEST_INSTANCE = "test_instance"
-_KIND_SECTION = {"socket": "Socket", "service": "Service"}
+_KIND_SECTION = {"socket": "Socket", "service": "Service", "target": ""}
 _SECTION_MODEL = {
     "Unit": UnitSection,
     "Install": InstallSection,
@@ -124,7 +125,10 @@ class _Builder:
         if not key:  # a section header
             if section not in self.valid_sections:
                 where = _KIND_SECTION.get(self.kind, "")
-                if section in ("Socket", "Service"):
+                if self.kind == "target":
+                    msg = f"section [{section}] does not belong in a .target unit "
+                    msg += "(it has [Unit] and [Install] only)"
+                elif section in ("Socket", "Service"):
                     msg = (
                         f"section [{section}] does not belong in a .{self.kind} unit "
                         f"(expected [{where}])"
@@ -425,6 +429,8 @@ def build_unit(
     for entry in entries:
         b.feed(entry, ctx)
     section_name = _KIND_SECTION[kind]
+    if kind == "target":
+        return _target(name, b, model_path if model_path is not None else fragment, dropins)
     if kind == "service":
         svc_vals = b.values["Service"]
         # systemd: with neither Type= nor ExecStart=, Type=oneshot is implied.
@@ -458,3 +464,17 @@ def build_unit(
 def field_origins(entries: Iterable[Entry]) -> dict[tuple[str, str], Entry]:
     """The last entry per (section, directive): where the loader points cross-unit errors."""
     return {(e.section, e.key): e for e in entries if e.key}
+
+
+def _target(
+    name: str, b: _Builder, path: str, dropins: Sequence[str]
+) -> tuple[Unit | None, list[UnitError]]:
+    """A .target: [Unit] and [Install] only (systemd.target(5))."""
+    unit_sec = b.section_model("Unit")
+    install = b.section_model("Install")
+    if b.failed or unit_sec is None or install is None:
+        return None, b.problems
+    target = TargetUnit(
+        name=name, path=path, dropins=tuple(dropins), Unit=unit_sec, Install=install
+    )
+    return target, b.problems

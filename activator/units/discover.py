@@ -1,12 +1,15 @@
 """Finding unit files: the load path, symlinks (aliases, masks) and drop-in directories.
 
 Load-path semantics follow systemd's (unit_file_build_name_map(),
-unit_file_find_dropin_paths()), scaled down to the paths given: a directory
-contributes every ``*.socket``/``*.service`` file (``.toml`` for the TOML form) and
-the first path that has a unit name wins; a symlink to another unit name is an alias,
-to /dev/null a masked unit; drop-ins are looked up by name in every directory given.
-It says which files make a unit, and ``read_entries`` reads one (INI or TOML by its
-name) into entries; what they mean is build.py's business.
+unit_file_find_dropin_paths()) over the paths given (``--units`` dirs, then systemd's
+search path in systemd mode): a directory contributes every ``*.socket``/``*.service``/
+``*.target`` file (``.toml`` for the TOML form) and the first path that has a unit name
+wins; a symlink to another unit name is an alias, to /dev/null a masked unit; drop-ins
+are looked up by name in every directory given; ``NAME.wants/``, ``NAME.requires/`` and
+``NAME.upholds/`` directories add dependencies of NAME (what ``systemctl enable`` writes).
+Files of unit types a container does not have (.mount, .timer …) are noted as
+placeholders. It says which files make a unit, and ``read_entries`` reads one (INI or
+TOML by its name) into entries; what they mean is build.py's business.
 """
 
 from __future__ import annotations
@@ -16,11 +19,40 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import Problem, UnitError
+from .files import MAX_FILE_SIZE, read_regular_file
 from .ini import Entry, read_ini
+from .model import PLACEHOLDER_KINDS
 from .names import parse_unit_name
 from .toml_reader import read_toml
 
-KINDS = ("socket", "service")
+KINDS = ("socket", "service", "target")
+#: systemd's unit search path for the system manager (systemd.unit(5), "Unit File Load
+#: Path"), earlier first; the generator, transient and attached directories are left out:
+#: nothing writes them in a container.
+SYSTEM_UNIT_PATH = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+)
+
+
+def search_path(units_dirs: Sequence[str], *, root: str = "/") -> list[str]:
+    """``--units`` directories first, then systemd's search path below ``root``; a directory
+    seen before under another name (/lib → /usr/lib on a merged-/usr system) once."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for d in [*units_dirs, *(os.path.join(root, p.lstrip("/")) for p in SYSTEM_UNIT_PATH)]:
+        real = os.path.realpath(d)
+        if real not in seen and os.path.isdir(d):
+            seen.add(real)
+            out.append(d)
+    return out
+
+
+#: Dependency directories: NAME.wants/X is Wants=X on NAME (systemd's unit_load_dropin()).
+DEP_DIRS = {".wants": "Wants", ".requires": "Requires", ".upholds": "Upholds"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +63,15 @@ class _Source:
 
 
 def read_entries(path: str) -> tuple[list[Entry], list[UnitError]]:
-    """Read one unit file or drop-in, INI or TOML by its name. Never raises."""
+    """Read one unit file or drop-in, INI or TOML by its name. Never raises.
+
+    Only a regular file (or a symlink to one) of at most ``MAX_FILE_SIZE`` is read;
+    anything else is reported (files.py says why).
+    """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular_file(path, MAX_FILE_SIZE)
     except OSError as e:
-        return [], [UnitError(f"cannot read: {e.strerror}", path=path)]
+        return [], [UnitError(f"cannot read: {e.strerror or e}", path=path)]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -102,9 +137,10 @@ def find_dropins(name: str, search_dirs: Sequence[str], dirs: _DirCache) -> list
 
 def _discover(
     paths: Iterable[str | os.PathLike[str]], problems: list[Problem], dirs: _DirCache
-) -> tuple[dict[str, _Source], dict[str, str], list[str], list[str]]:
-    """Unit files by name (first wins), symlink aliases, drop-in search dirs and the
-    names of instance drop-in dirs ("foo@bar.service.d")."""
+) -> _Discovery:
+    """Unit files by name (first wins: ``sources``), symlink aliases (``link_aliases``),
+    masks, placeholder files, dependency directories, drop-in search dirs and the names
+    of instance drop-in dirs ("foo@bar.service.d")."""
     found = _Discovery(problems, dirs)
     for p in paths:
         found.path(os.fspath(p))
@@ -124,6 +160,10 @@ class _Discovery:
         self.seen_real: set[str] = set()
         # Targets of alias symlinks, read after all paths unless a path has that unit.
         self.pending: list[tuple[str, str]] = []
+        self.masked: dict[str, str] = {}  # name → the symlink to /dev/null
+        self.placeholders: dict[str, str] = {}  # name → file (first path wins)
+        # NAME → directive (Wants, Requires, Upholds) → the units its directories name
+        self.dep_dirs: dict[str, dict[str, set[str]]] = {}
 
     def path(self, p: str) -> None:
         """One path given: a directory of units, or a unit file named explicitly."""
@@ -146,6 +186,10 @@ class _Discovery:
                 if u is not None and u.instance:
                     self.instance_dirs.append(fname[:-2])
                 continue
+            ext = os.path.splitext(fname)[1]
+            if ext in DEP_DIRS:
+                self.dep_dir(full, fname[: -len(ext)], DEP_DIRS[ext])
+                continue
             if os.path.isdir(full):
                 continue
             self.add(full, p, explicit=False)
@@ -156,6 +200,12 @@ class _Discovery:
         parsed = parse_unit_name(name)
         if parsed is None and name.endswith((".socket", ".service")):
             self.problems.append(Problem(path, None, None, "not a valid unit name", "error", None))
+            return
+        if parsed is not None and parsed.suffix in PLACEHOLDER_KINDS and not explicit:
+            if os.path.realpath(path) == "/dev/null":
+                self.masked.setdefault(name, path)
+            else:
+                self.placeholders.setdefault(name, path)
             return
         if parsed is None or parsed.suffix not in KINDS:
             if explicit:
@@ -171,17 +221,8 @@ class _Discovery:
         """A symlink: masked, dangling or an alias; False if it points to a file of its
         own name, which is then read like any file."""
         real = os.path.realpath(path)
-        if real == "/dev/null":
-            self.problems.append(
-                Problem(
-                    path,
-                    None,
-                    None,
-                    "masked (symlink to /dev/null): not loaded",
-                    "warning",
-                    name,
-                )
-            )
+        if real == "/dev/null":  # the loader says so if the unit is wanted
+            self.masked.setdefault(name, path)
             return True
         if not os.path.exists(real):
             msg = f"dangling symlink to {os.readlink(path)}"
@@ -228,9 +269,20 @@ class _Discovery:
             return  # an earlier path shadows this one, as in systemd's load path
         self.sources[name] = _Source(name, path, directory)
 
-    def finish(self) -> tuple[dict[str, _Source], dict[str, str], list[str], list[str]]:
+    def dep_dir(self, d: str, owner: str, directive: str) -> None:
+        """``owner.wants/`` and friends: every unit name in it (symlinks, as systemctl
+        enable makes them; an instance links to its template's file) is a dependency."""
+        if parse_unit_name(owner) is None or not os.path.isdir(d):
+            return
+        members = self.dep_dirs.setdefault(owner, {}).setdefault(directive, set())
+        for fname in self.dirs.names(d):
+            name = _unit_name_of(fname)
+            if parse_unit_name(name) is not None:
+                members.add(name)
+
+    def finish(self) -> _Discovery:
         for real, d in self.pending:
             name = _unit_name_of(os.path.basename(real))
             if name not in self.sources:
                 self.sources[name] = _Source(name, real, d)
-        return self.sources, self.link_aliases, self.search_dirs, self.instance_dirs
+        return self

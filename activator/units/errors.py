@@ -105,6 +105,25 @@ class Problem:
         }
 
 
+INTERNAL = "internal error"
+
+
+def internal_problem(path: str, unit: str | None, exc: BaseException) -> Problem:
+    """A bug met while loading, as a Problem: the loader's last resort, so that one file
+    activator cannot handle is refused on its own instead of stopping the start or a
+    reload. The message names the exception and the innermost frame for a bug report.
+    """
+    import traceback  # only on this path, which a correct loader never takes
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    message = (
+        f"{INTERNAL} while loading ({type(exc).__name__}{at}: {str(exc)[:200]}); "
+        "the unit is left out (please report this activator bug)"
+    )
+    return Problem(path, None, None, message, "error", unit)
+
+
 def q(text: str) -> str:
     """A value as it appears in messages: in double quotes, like systemd's logs."""
     return '"' + text + '"'

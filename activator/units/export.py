@@ -29,6 +29,7 @@ from .model import (
     SocketType,
     SocketUnit,
     SpecialListen,
+    TargetUnit,
     UnixListen,
 )
 from .specifiers import escape_percent
@@ -152,7 +153,7 @@ def _listen(listens: tuple[Any, ...], out: dict[str, Any]) -> None:
         ]
 
 
-def unit_to_dict(unit: SocketUnit | ServiceUnit) -> dict[str, Any]:
+def unit_to_dict(unit: SocketUnit | ServiceUnit | TargetUnit) -> dict[str, Any]:
     """The TOML document (as a dict) for ``unit``."""
     doc: dict[str, Any] = {}
     unit_sec = _section(unit.Unit)
@@ -160,7 +161,7 @@ def unit_to_dict(unit: SocketUnit | ServiceUnit) -> dict[str, Any]:
         doc["Unit"] = unit_sec
     if isinstance(unit, SocketUnit):
         doc["Socket"] = _section(unit.Socket)
-    else:
+    elif isinstance(unit, ServiceUnit):
         doc["Service"] = _section(unit.Service)
     install = _section(unit.Install)
     if install:
@@ -168,7 +169,7 @@ def unit_to_dict(unit: SocketUnit | ServiceUnit) -> dict[str, Any]:
     return doc
 
 
-def unit_to_toml(unit: SocketUnit | ServiceUnit, *, source: str | None = None) -> str:
+def unit_to_toml(unit: SocketUnit | ServiceUnit | TargetUnit, *, source: str | None = None) -> str:
     """The TOML form of ``unit``; loading it (as NAME.socket.toml …) gives an equal model.
 
     ``source`` adds a comment naming the file it was imported from.

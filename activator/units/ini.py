@@ -6,17 +6,30 @@ number of backslashes continues on the next one (the backslash becomes a space);
 ``[Section]`` headers; ``Key=Value`` with blanks around both stripped. The entry's line
 is where the directive starts (systemd reports the line where it ends).
 
+Lines end where systemd's read_line() ends them (src/basic/fileio.c): at ``\n``,
+``\r``, either pair of them, or a NUL; so no NUL ever reaches a value, and line numbers
+match systemd's. A logical line (continuations joined) longer than ``LONG_LINE_MAX`` is
+an error, as in systemd.
+
 Nothing here knows directives: unknown ones are the builder's business.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from .errors import UnitError
 
 COMMENTS = "#;"
 WHITESPACE = " \t\n\r"
+# systemd's LONG_LINE_MAX (src/basic/fileio.h): config_parse() refuses a longer line,
+# or a longer continuation, and with it the whole unit.
+LONG_LINE_MAX = 1024 * 1024
+# One end of line as read_line() sees it: "\n", "\r", "\r\n" or "\n\r", each optionally
+# followed by one NUL; a NUL alone. (A kind seen twice, or anything after a NUL, starts
+# the next line.)
+_EOL = re.compile(r"(?:\r\n?|\n\r?)\0?|\0")
 
 
 class Entry(NamedTuple):
@@ -34,43 +47,74 @@ class Entry(NamedTuple):
     listed: bool = False  # TOML: the value was one element of a list
 
 
-def _ends_escaped(text: str) -> bool:
-    n = len(text) - len(text.rstrip("\\"))
+def _ends_escaped(raw: str) -> bool:
+    """Whether a physical line continues: it ends in an odd number of backslashes.
+
+    Only the physical line is looked at: a continuation collected so far ends in the
+    space that replaced its backslash, so it cannot add to the count (and rescanning
+    it for every line would make long continuations quadratic).
+    """
+    n = len(raw) - len(raw.rstrip("\\"))
     return n % 2 == 1
 
 
+def _too_long(path: str, lineno: int) -> UnitError:
+    return UnitError(
+        f"line too long (more than {LONG_LINE_MAX // (1024 * 1024)} MiB, systemd's "
+        "LONG_LINE_MAX): the rest of the file is not read",
+        path=path,
+        where=lineno,
+    )
+
+
+def _size(raw: str) -> int:
+    """The line's length in bytes, as systemd counts it."""
+    return len(raw) if raw.isascii() else len(raw.encode("utf-8", "surrogatepass"))
+
+
 def read_ini(text: str, path: str) -> tuple[list[Entry], list[UnitError]]:
-    """Parse one INI unit file or drop-in. Returns entries and syntax errors (never raises)."""
+    """Parse one INI unit file or drop-in. Returns entries and syntax errors (never raises).
+
+    Linear in the size of ``text``: a continued line is collected as a list of parts
+    and joined once. A line over ``LONG_LINE_MAX`` ends the reading with an error, as
+    systemd's config_parse() does (the unit is refused either way).
+    """
     entries: list[Entry] = []
     errors: list[UnitError] = []
     section: str | None = None
     section_ignored = False
     if text.startswith("\ufeff"):
         text = text[1:]
-    continuation: str | None = None
+    parts: list[str] = []  # the continued line so far (each backslash already a space)
+    size = 0
     start_line = 0
-    for lineno, raw in enumerate(text.split("\n"), 1):
-        if raw.endswith("\r"):
-            raw = raw[:-1]
+    for lineno, raw in enumerate(_EOL.split(text), 1):
         stripped = raw.lstrip(WHITESPACE)
         if stripped and stripped[0] in COMMENTS:
+            if _size(raw) > LONG_LINE_MAX:
+                errors.append(_too_long(path, lineno))
+                return entries, errors
             continue
-        if continuation is not None:
-            line = continuation + raw
-        else:
-            line = raw
+        if not parts:
             start_line = lineno
-        if _ends_escaped(line):
-            continuation = line[:-1] + " "
+        size += _size(raw)
+        if size > LONG_LINE_MAX:
+            errors.append(_too_long(path, start_line))
+            return entries, errors
+        if _ends_escaped(raw):
+            parts.append(raw[:-1])
+            parts.append(" ")
             continue
-        continuation = None
+        parts.append(raw)
+        line = "".join(parts)
+        parts, size = [], 0
         section, section_ignored = _parse_line(
             line.strip(WHITESPACE), start_line, path, section, section_ignored, entries, errors
         )
-    if continuation is not None:
+    if parts:
         # A file ending in a backslash: systemd parses what it has.
-        _parse_line(continuation.strip(WHITESPACE), start_line, path, section, section_ignored,
-                    entries, errors)  # fmt: skip
+        _parse_line("".join(parts).strip(WHITESPACE), start_line, path, section,
+                    section_ignored, entries, errors)  # fmt: skip
     return entries, errors
 
 

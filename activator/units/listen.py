@@ -55,8 +55,8 @@ def _port(text: str, whole: str) -> int:
 
 
 def _ifname_ok(name: str) -> bool:
-    if name.isdigit():
-        return int(name) > 0
+    if name.isascii() and name.isdigit():  # an interface index, a positive C int
+        return len(name) <= 10 and 0 < int(name) <= 2**31 - 1
     return (
         0 < len(name) < IFNAMSIZ
         and name not in (".", "..")
@@ -94,14 +94,14 @@ def parse_socket_address(text: str, type_: SocketType) -> InetListen | UnixListe
         host = addr[1:end]
         try:
             socket.inet_pton(socket.AF_INET6, host)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL or a lone surrogate
             raise BadValue(f"{q(text)}: {q(host)} is not an IPv6 address") from None
         port = _port(addr[end + 2 :], text)
     elif ":" in addr:
         host, _, port_text = addr.rpartition(":")
         try:
             socket.inet_pton(socket.AF_INET, host)
-        except OSError:
+        except (OSError, ValueError):
             if ":" in host:
                 hint = "IPv6 addresses need brackets: [ADDRESS]:PORT"
             else:
@@ -121,13 +121,16 @@ def parse_socket_address(text: str, type_: SocketType) -> InetListen | UnixListe
 
 
 def _unix(text: str, type_: SocketType) -> UnixListen:
+    # As the kernel will see it: a byte that is no UTF-8 (from a \xNN in an instance
+    # name) is a lone surrogate in the text, and bind() gives it back as that byte.
+    size = len(text.encode("utf-8", "surrogateescape"))
     if text[0] == "@":
         if len(text) == 1:
             raise BadValue(f"{q(text)}: an abstract socket needs a name after @")
-        if len(text.encode()) > SUN_PATH_MAX:
+        if size > SUN_PATH_MAX:
             raise BadValue(f"{q(text)}: abstract name longer than {SUN_PATH_MAX - 1} bytes")
     else:
-        if len(text.encode()) >= SUN_PATH_MAX:
+        if size >= SUN_PATH_MAX:
             raise BadValue(f"{q(text)}: socket path longer than {SUN_PATH_MAX - 1} bytes")
         if not _path_is_normalized(text):
             raise BadValue(f"{q(text)}: socket path must be normalized (no . or .. parts)")

@@ -18,16 +18,26 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Collection, Sequence
 
 from .build import build_unit, field_origins
-from .discover import KINDS, _DirCache, _discover, _unit_name_of, find_dropins, read_entries
-from .errors import Problem, UnitError
-from .ini import Entry
-from .model import ServiceUnit, SocketUnit
+from .discover import (
+    KINDS,
+    _DirCache,
+    _discover,
+    _Source,
+    _unit_name_of,
+    find_dropins,
+    read_entries,
+)
+from .errors import Problem, UnitError, internal_problem
+from .ini import Entry, read_ini
+from .model import PLACEHOLDER_KINDS, PlaceholderUnit, ServiceUnit, SocketUnit, TargetUnit
 from .names import parse_unit_name
-from .pairing import Unit, _collect_aliases, _pair
+from .pairing import Unit, _collect_aliases, _implied_service, _pair
 from .specifiers import uses_instance
+from .targets import BOOT_TARGETS, BUILTIN_TARGETS, DEFAULT_TARGET, is_plumbing
 from .unitset import UnitSet, _Raw
 
 
@@ -56,8 +66,11 @@ def load_one(path: str, *, strict: bool = False) -> tuple[Unit | None, list[Prob
         return None, [
             Problem(path, None, None, "not a .socket or .service unit file name", "error", None)
         ]
-    entries, dropins, errors = read_unit(name, path, [os.path.dirname(path) or "."])
-    return _build(name, path, entries, dropins, errors, strict)[:2]
+    try:
+        entries, dropins, errors = read_unit(name, path, [os.path.dirname(path) or "."])
+        return _build(name, path, entries, dropins, errors, strict)[:2]
+    except Exception as e:  # a bug; see internal_problem()
+        return None, [internal_problem(path, name, e)]
 
 
 def _build(
@@ -97,18 +110,36 @@ def _build(
 def _uses_instance(value: object) -> bool:
     if isinstance(value, str):
         return "%" in value and uses_instance(value)
-    if isinstance(value, dict):
-        return any(_uses_instance(v) for v in value.values())
+    if isinstance(value, dict):  # TOML's Environment table: strings, one level deep
+        return any(isinstance(v, str) and _uses_instance(v) for v in value.values())
     return False
 
 
 def load_units(
-    paths: Sequence[str | os.PathLike[str]], *, strict: bool = False
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    strict: bool = False,
+    roots: Collection[str] | None = None,
+    also: Collection[str] = (),
+    install: bool = False,
+    plumbing: bool = False,
 ) -> tuple[UnitSet, list[Problem]]:
-    """Load every unit in ``paths`` (directories and/or files). Never raises for bad input.
+    """Load the units in ``paths`` (directories and/or files). Never raises for bad input.
+
+    ``roots`` None: every unit found, and what they name; else only the units ``roots``
+    reach through their dependencies (systemd's load on demand: a search path holds
+    hundreds of units, a boot needs the closure of default.target); ``also`` adds roots
+    (units asked for by name since, such as an instance). Either way the
+    standard targets are there (built in where the paths have none) and units of types
+    a container does not have are placeholders. ``install``: a unit whose [Install]
+    names a boot target (targets.BOOT_TARGETS) is wanted by it, as if enabled.
+    ``plumbing``: systemd's own services and sockets (targets.PLUMBING) are placeholders
+    (systemd mode: they come with the search path, not from the operator).
 
     Bad units are left out and reported; the good ones load. With ``strict`` a warning
-    refuses its unit like an error. Problems come sorted by file and line.
+    refuses its unit like an error. Problems come sorted by file and line. Should
+    activator itself fail on a unit (a bug: tests/fuzz looks for those), that unit is
+    refused with an "internal error" problem and the others still load.
     """
     # A load allocates many small objects that live on; the collection passes their
     # count triggers find nothing to free and cost ~20% of the time for 1,000 units.
@@ -116,58 +147,274 @@ def load_units(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load_units(paths, strict)
+        return _Load(paths, strict, install, plumbing).run(roots, also)
+    except Exception as e:  # a bug past the per-unit net: load nothing, say why
+        where = ", ".join(map(str, paths)) or "."
+        return UnitSet({}, {}, {}, {}, {}, {}), [internal_problem(where, None, e)]
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _load_units(
-    paths: Sequence[str | os.PathLike[str]], strict: bool
-) -> tuple[UnitSet, list[Problem]]:
-    problems: list[Problem] = []
-    dirs = _DirCache()
-    sources, link_aliases, search_dirs, instance_dirs = _discover(paths, problems, dirs)
+class _Load:
+    """One load: discover the files, then build units breadth-first from the roots."""
 
-    built: dict[str, Unit] = {}
-    failed: set[str] = set()
-    raw: dict[str, _Raw] = {}
-    origins: dict[str, dict[tuple[str, str], Entry]] = {}
-    for name, src in sources.items():
-        entries, dropins, errors = read_unit(name, src.path, search_dirs, dirs)
-        unit, probs, r = _build(name, src.path, entries, dropins, errors, strict)
-        problems.extend(probs)
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        strict: bool,
+        install: bool,
+        plumbing: bool = False,
+    ) -> None:
+        self.plumbing = plumbing
+        self.problems: list[Problem] = []
+        self.dirs = _DirCache()
+        self.found = _discover(paths, self.problems, self.dirs)
+        self.strict = strict
+        self.install = install
+        self.built: dict[str, Unit] = {}
+        self.failed: set[str] = set()
+        self.raw: dict[str, _Raw] = {}
+        self.origins: dict[str, dict[tuple[str, str], Entry]] = {}
+        self.placeholders: dict[str, PlaceholderUnit] = {}
+        self.masked: set[str] = set()
+        self.not_found: set[str] = set()
+        self.dep_dirs = {
+            k: {d: set(v) for d, v in m.items()} for k, m in self.found.dep_dirs.items()
+        }
+        self.instance_dropins: dict[str, tuple[Entry, ...]] = {}
+        self._seen: set[str] = set()
+        self._todo: deque[str] = deque()
+        self._referrer: dict[str, str] = {}  # a name → the file of a unit that named it
+
+    def run(
+        self, roots: Collection[str] | None, also: Collection[str] = ()
+    ) -> tuple[UnitSet, list[Problem]]:
+        found = self.found
+        if roots is None:
+            roots = [*found.sources, *found.placeholders, *found.masked]
+        self._todo.extend(sorted({*roots, *also}))
+        self._todo.append("default.target")
+        while self._todo:
+            name = self._todo.popleft()
+            try:
+                self._one(name)
+            except Exception as e:  # a bug; this unit is refused, the others load
+                src = self.found.sources.get(name)
+                self.problems.append(internal_problem(src.path if src else name, name, e))
+                self.failed.add(name)
+                self._seen.add(name)
+        for inst in found.instance_dirs:  # for instances made later (Accept=yes)
+            p = parse_unit_name(inst)
+            if p is not None and p.template in self.built and inst not in self.instance_dropins:
+                self._instance_dropins(inst)
+        sources = dict(found.sources)
+        for name, unit in self.built.items():  # instances and built-in targets: no file
+            sources.setdefault(name, _Source(name, unit.path, ""))
+        aliases = _collect_aliases(
+            self.built, self.failed, found.link_aliases, sources, self.origins, self.problems
+        )
+        _pair(
+            self.built,
+            self.failed,
+            aliases,
+            self.origins,
+            sources,
+            self.problems,
+            self.strict,
+            masked=found.masked,
+        )
+        b = self.built
+        unitset = UnitSet(
+            {n: u for n, u in b.items() if isinstance(u, SocketUnit) and "@." not in n},
+            {n: u for n, u in b.items() if isinstance(u, ServiceUnit)},
+            {n: u for n, u in b.items() if isinstance(u, SocketUnit) and "@." in n},
+            aliases,
+            self.raw,
+            self.instance_dropins,
+            targets={n: u for n, u in b.items() if isinstance(u, TargetUnit)},
+            placeholders=self.placeholders,
+            masked=self.masked,
+            not_found=self.not_found,
+            dep_dirs={
+                k: {d: tuple(sorted(v)) for d, v in m.items()} for k, m in self.dep_dirs.items()
+            },
+        )
+        self.problems.sort(key=_problem_order)
+        return unitset, self.problems
+
+    # ------------------------------------------------------------ one name
+    def _one(self, name: str) -> None:
+        found = self.found
+        name = found.link_aliases.get(name, name)
+        if name in self._seen:
+            return
+        p = parse_unit_name(name)
+        if p is None:
+            return
+        if name in found.masked:
+            self._seen.add(name)
+            self.masked.add(name)
+            self.problems.append(
+                Problem(found.masked[name], None, None, "masked (symlink to /dev/null): not loaded",
+                        "warning", name)
+            )  # fmt: skip
+            return
+        if p.suffix in PLACEHOLDER_KINDS or (self.plumbing and is_plumbing(name)):
+            self._seen.add(name)
+            self._placeholder(name, p.suffix)
+            return
+        if p.suffix not in KINDS:
+            self._seen.add(name)
+            return
+        if p.instance and name not in found.sources:
+            self._instance(name, p.template)
+            return
+        self._seen.add(name)
+        src = found.sources.get(name)
+        if src is not None:
+            entries, dropins, errors = read_unit(name, src.path, found.search_dirs, self.dirs)
+            path = src.path
+        elif name in BUILTIN_TARGETS:
+            self._builtin(name)
+            return
+        elif name == "default.target":
+            self._todo.append(DEFAULT_TARGET)  # no default.target symlink (UnitSet.resolve)
+            return
+        else:
+            self.not_found.add(name)
+            return
+        unit, probs, r = _build(name, path, entries, dropins, errors, self.strict)
+        self.problems.extend(probs)
         if unit is None:
-            failed.add(name)
-            continue
-        built[name] = unit
+            self.failed.add(name)
+            return
+        self._add(name, unit, entries)
         if "@." in name:
-            raw[name] = r
-        origins[name] = field_origins(entries)
+            self.raw[name] = r
 
-    # Drop-ins for single instances ("echo@special.service.d/") of loaded templates.
-    instance_dropins: dict[str, tuple[Entry, ...]] = {}
-    for inst in instance_dirs:
-        p = parse_unit_name(inst)
-        if p is None or p.template not in built or inst in sources:
-            continue
+    def _builtin(self, name: str) -> None:
+        """A standard target the paths do not have (targets.py), with its drop-ins."""
+        entries, _ = read_ini(BUILTIN_TARGETS[name], f"<built-in {name}>")
+        dropins = find_dropins(name, self.found.search_dirs, self.dirs)
+        for d in dropins:
+            more, errors = read_entries(d)
+            entries.extend(more)
+            self.problems.extend(e.problem(d, name) for e in errors)
+        unit, probs = build_unit(name, entries, fragment="", dropins=dropins, model_path="")
+        self.problems.extend(p.problem(dropins[0] if dropins else name, name) for p in probs)
+        if unit is None:
+            self.failed.add(name)
+        else:
+            self._add(name, unit, entries)
+
+    def _add(self, name: str, unit: Unit, entries: Sequence[Entry]) -> None:
+        self.built[name] = unit
+        self.origins[name] = field_origins(entries)
+        if "@." in name:  # a template runs as its instances: they pull in their own
+            if self.install:
+                self._install(name, unit)
+            return
+        refs = sorted(references(unit))
+        for ref in refs:
+            self._referrer.setdefault(ref, unit.path)
+        self._todo.extend(refs)
+        for members in self.dep_dirs.get(name, {}).values():
+            self._todo.extend(sorted(members))
+        p = parse_unit_name(name)
+        if p is not None and p.instance:  # the template's directories apply to each instance
+            for directive, members in self.dep_dirs.get(p.template, {}).items():
+                mine = self.dep_dirs.setdefault(name, {}).setdefault(directive, set())
+                mine |= members
+                self._todo.extend(sorted(members))
+        if self.install and not (p is not None and p.instance):  # an instance is not a file
+            self._install(name, unit)
+
+    def _install(self, name: str, unit: Unit) -> None:
+        """[Install] as if enabled: wanted (required, upheld) by the boot targets it names;
+        a template by its DefaultInstance=."""
+        inst = unit.Install
+        if "@." in name:
+            if not inst.DefaultInstance:
+                return
+            name = name.replace("@.", f"@{inst.DefaultInstance}.", 1)
+        for directive, targets in (
+            ("Wants", inst.WantedBy),
+            ("Requires", inst.RequiredBy),
+            ("Upholds", inst.UpheldBy),
+        ):
+            for target in targets:
+                if target in BOOT_TARGETS:
+                    self.dep_dirs.setdefault(target, {}).setdefault(directive, set()).add(name)
+                    self._todo.extend((target, name))
+
+    def _instance(self, name: str, template: str) -> None:
+        """``foo@bar.socket`` named by a dependency: the template, made for ``bar``."""
+        template = self.found.link_aliases.get(template, template)
+        self._one(template)  # the template first (a no-op when it is done already)
+        if name in self._seen:
+            return
+        self._seen.add(name)
+        t = self.built.get(template)
+        if t is None:
+            self.not_found.add(name)
+            return
+        dropins = self._instance_dropins(name)
+        raw = self.raw[template]
+        unit, probs = build_unit(
+            name,
+            raw.entries + dropins,
+            fragment=raw.fragment,
+            dropins=raw.dropins,
+            model_path=t.path,
+        )
+        self.problems.extend(x.problem(raw.fragment, name) for x in probs)
+        if unit is None:
+            self.failed.add(name)
+            return
+        self._add(name, unit, raw.entries)
+
+    def _instance_dropins(self, inst: str) -> tuple[Entry, ...]:
+        """Drop-ins for one instance ("echo@special.service.d/")."""
         found: list[Entry] = []
-        for d in find_dropins(inst, search_dirs, dirs):
+        for d in find_dropins(inst, self.found.search_dirs, self.dirs):
             if os.path.dirname(d).endswith(f"/{inst}.d"):
                 e, errs = read_entries(d)
                 found.extend(e)
-                problems.extend(x.problem(d, inst) for x in errs)
-        instance_dropins[inst] = tuple(found)
+                self.problems.extend(x.problem(d, inst) for x in errs)
+        if found:
+            self.instance_dropins[inst] = tuple(found)
+        return tuple(found)
 
-    aliases = _collect_aliases(built, failed, link_aliases, sources, origins, problems)
-    _pair(built, failed, aliases, origins, sources, problems, strict)
+    def _placeholder(self, name: str, kind: str) -> None:
+        src = self.found.sources.get(name)
+        path = self.found.placeholders.get(name) or (src.path if src else "")
+        self.placeholders[name] = PlaceholderUnit.model_validate(
+            {"name": name, "path": path, "kind": kind}
+        )
+        why = (
+            f"systemd's own {name} is not run in a container"
+            if kind in ("service", "socket")
+            else f".{kind} units do not exist in a container"
+        )
+        where = path or self._referrer.get(name) or name
+        self.problems.append(
+            Problem(where, None, None, f"{why}: {name} counts as present", "warning", name)
+        )
 
-    sockets = {n: u for n, u in built.items() if isinstance(u, SocketUnit) and "@." not in n}
-    socket_templates = {n: u for n, u in built.items() if isinstance(u, SocketUnit) and "@." in n}
-    services = {n: u for n, u in built.items() if isinstance(u, ServiceUnit)}
-    unitset = UnitSet(sockets, services, socket_templates, aliases, raw, instance_dropins)
-    problems.sort(key=_problem_order)
-    return unitset, problems
+
+def references(unit: Unit) -> set[str]:
+    """The units loading ``unit`` pulls in: what it requires, wants, binds to, is part of,
+    upholds or starts on failure/success, its service (a socket), its Sockets= (a service).
+    Ordering (After=, Before=) and Conflicts= do not load a unit."""
+    u = unit.Unit
+    refs = {*u.Requires, *u.Requisite, *u.Wants, *u.BindsTo, *u.PartOf, *u.Upholds,
+            *u.OnFailure, *u.OnSuccess}  # fmt: skip
+    if isinstance(unit, SocketUnit):
+        refs.add(_implied_service(unit))
+    elif isinstance(unit, ServiceUnit):
+        refs.update(unit.Service.Sockets)
+    return refs
 
 
 def _problem_order(p: Problem) -> tuple[str, int]:

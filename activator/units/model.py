@@ -166,6 +166,8 @@ class UnitSection(Frozen):
     Before: tuple[str, ...] = ()
     Conflicts: tuple[str, ...] = ()
     OnFailure: tuple[str, ...] = ()
+    OnSuccess: tuple[str, ...] = ()
+    Upholds: tuple[str, ...] = ()
     DefaultDependencies: bool = True
     RefuseManualStart: bool = False
     RefuseManualStop: bool = False
@@ -182,6 +184,7 @@ class UnitSection(Frozen):
 class InstallSection(Frozen):
     WantedBy: tuple[str, ...] = ()
     RequiredBy: tuple[str, ...] = ()
+    UpheldBy: tuple[str, ...] = ()
     Alias: tuple[str, ...] = ()
     Also: tuple[str, ...] = ()
     DefaultInstance: str | None = None
@@ -407,4 +410,46 @@ class ServiceUnit(UnitBase):
         return self.name.endswith("@.service")
 
 
-Unit = Annotated[SocketUnit | ServiceUnit, Field(discriminator="kind")]
+class TargetSection(Frozen):
+    """A target has no section of its own: it only groups and orders other units."""
+
+
+class TargetUnit(UnitBase):
+    kind: Literal["target"] = "target"
+
+    @property
+    def section(self) -> TargetSection:
+        return _NO_SECTION
+
+
+_NO_SECTION = TargetSection()
+
+#: Unit types a container does not have: loaded as present (always active), with a warning.
+PLACEHOLDER_KINDS = ("mount", "automount", "device", "swap", "path", "timer", "slice", "scope")
+
+
+class PlaceholderUnit(UnitBase):
+    """A .mount, .device, .timer … unit, or a service or socket of systemd's own plumbing
+    (units/targets.py PLUMBING): there is nothing to run for it in a container, so it
+    counts as present and active, and dependencies on it are met."""
+
+    kind: Literal[
+        "mount",
+        "automount",
+        "device",
+        "swap",
+        "path",
+        "timer",
+        "slice",
+        "scope",
+        "service",
+        "socket",
+    ]
+
+    @property
+    def section(self) -> TargetSection:
+        return _NO_SECTION
+
+
+#: What a unit file gives (placeholders are made by the loader, never read from data).
+Unit = Annotated[SocketUnit | ServiceUnit | TargetUnit, Field(discriminator="kind")]

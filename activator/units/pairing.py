@@ -8,15 +8,15 @@ src/core/socket.c) and ``resolve_alias`` are shared with UnitSet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from .discover import _Source
 from .errors import Problem
 from .ini import Entry
-from .model import ServiceUnit, SocketUnit
+from .model import ServiceUnit, SocketUnit, TargetUnit
 from .names import parse_unit_name
 
-Unit = SocketUnit | ServiceUnit
+Unit = SocketUnit | ServiceUnit | TargetUnit
 
 
 def resolve_alias(aliases: Mapping[str, str], name: str) -> str:
@@ -107,13 +107,18 @@ def _pair(
     sources: dict[str, _Source],
     problems: list[Problem],
     strict: bool,
+    masked: Collection[str] = (),
 ) -> None:
-    """Refuse sockets whose service is missing; warn about Sockets= naming no socket."""
+    """Refuse sockets whose service is missing; warn about Sockets= naming no socket. A
+    socket whose service is masked loads: its traffic is refused at run time, as in
+    systemd (a mask is an operator's decision, often a temporary one)."""
     for name in sorted(built):
         unit = built[name]
         src = sources[name]
         if isinstance(unit, SocketUnit):
             svc = resolve_alias(aliases, _implied_service(unit))
+            if svc in masked:
+                continue
             why = _why_missing(svc, built, failed)
             if why is None:
                 continue

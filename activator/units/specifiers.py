@@ -4,7 +4,9 @@ Values about the manager (``%u %U %g %G %h %s``) are those of the manager's user
 root, as systemd documents; directories are the system manager's (``%t`` = /run …).
 Host facts (hostname, machine-id, boot-id, os-release) are read once per process.
 An unknown specifier is an error naming it; a ``%`` at the very end is kept, as systemd
-does. ``%%`` is a literal ``%`` (so an IPv6 scope is written ``[::1]:80%%lo``).
+does. ``%%`` is a literal ``%`` (so an IPv6 scope is written ``[::1]:80%%lo``). A value
+that expands to a NUL character (``%I`` of an instance named ``\x00``) is an error: in
+systemd the C string would end there; here it would reach a path or an argv.
 """
 
 from __future__ import annotations
@@ -161,7 +163,10 @@ class Specifiers:
             else:
                 raise UnknownSpecifier(c, text)
             i = j + 2
-        return "".join(out)
+        result = "".join(out)
+        if "\0" in result:
+            raise BadValue(f"{q(text)}: a specifier expands to a NUL character")
+        return result
 
 
 def uses_instance(text: str) -> bool:

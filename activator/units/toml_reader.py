@@ -6,6 +6,12 @@ directive names. A list stands for the directive repeated once per element, in o
 ``X-`` are ignored, as in INI. Locations are key paths: ``Socket.ListenStream[1]``
 (0-based), ``Service.Environment``.
 
+Beyond what tomllib checks, the reader refuses what no unit needs and later steps
+should not have to think about: an integer outside TOML's 64-bit range (tomllib keeps
+any size), a NUL character in a key or string (it could reach an argv or a path), and
+nesting deeper than a unit's tables go (``MAX_DEPTH``). tomllib's own recursion
+(about a hundred nested arrays) is reported as invalid TOML, not a traceback.
+
 One TOML-only key exists because TOML cannot repeat a key: ``Listen`` in [Socket], a
 list of one-key tables (``Listen = [{ListenStream = "80"}, {ListenDatagram = "80"}]``),
 for listeners of different kinds interleaved in an order that matters (fd order).
@@ -29,6 +35,12 @@ LISTEN_KEYS = frozenset(
 )  # fmt: skip
 
 
+# doc → [Section] → key → list → {ListenStream = …} → value: four levels below the
+# document at most; anything deeper is no unit.
+MAX_DEPTH = 8
+_INT64 = range(-(2**63), 2**63)
+
+
 def read_toml(text: str, path: str) -> tuple[list[Entry], list[UnitError]]:
     """Parse one TOML unit file or drop-in. Returns entries and errors (never raises)."""
     try:
@@ -38,6 +50,14 @@ def read_toml(text: str, path: str) -> tuple[list[Entry], list[UnitError]]:
         m = _LINE.search(msg)
         line = int(m.group(1)) if m else None
         return [], [UnitError(f"invalid TOML: {_LINE.sub('', msg).strip()}", path=path, where=line)]
+    except RecursionError:
+        return [], [UnitError("invalid TOML: nested too deeply", path=path)]
+    except ValueError:
+        # tomllib lets int() refuse a number of more than 4,300 digits.
+        return [], [UnitError("invalid TOML: a number with thousands of digits", path=path)]
+    refused = _refuse_odd_values(doc, path)
+    if refused:
+        return [], refused
     entries: list[Entry] = []
     errors: list[UnitError] = []
     for section, table in doc.items():
@@ -90,3 +110,34 @@ def _listen_list(
             )
             continue
         entries.append(Entry("Socket", key, val, f"{where}[{i}].{key}", path, True))
+
+
+def _refuse_odd_values(doc: dict[str, Any], path: str) -> list[UnitError]:
+    """Errors for what TOML (or tomllib) allows but a unit must not hold; see the module
+    docstring. Walks without recursion: the depth is what is being checked."""
+    errors: list[UnitError] = []
+    stack: list[tuple[str, Any, int]] = [("", doc, 0)]
+    while stack:
+        where, value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            msg = f"nested deeper than {MAX_DEPTH} levels"
+            errors.append(UnitError(msg, path=path, where=where))
+            continue
+        if isinstance(value, dict):
+            for key, item in value.items():
+                sub = f"{where}.{key}" if where else key
+                if "\0" in key:
+                    shown = sub.replace("\0", "\\0")
+                    errors.append(UnitError("a key with a NUL character", path=path, where=shown))
+                    continue
+                stack.append((sub, item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item, depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, str) and "\0" in value:
+            errors.append(UnitError("a string with a NUL character", path=path, where=where))
+        elif isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+            errors.append(
+                UnitError("integer out of range (TOML integers are 64-bit)", path=path, where=where)
+            )
+    errors.sort(key=lambda e: str(e.where))
+    return errors

@@ -10,16 +10,18 @@ files again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from .build import build_unit
 from .errors import UnitError
 from .ini import Entry
-from .model import ServiceUnit, SocketUnit
+from .model import PlaceholderUnit, ServiceUnit, SocketUnit, TargetUnit
 from .names import is_valid_instance, parse_unit_name
 from .pairing import Unit, _implied_service, resolve_alias
+from .targets import DEFAULT_TARGET
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +39,19 @@ class UnitSet:
 
     __slots__ = (
         "sockets", "services", "socket_templates", "aliases", "_raw", "_instance_dropins",
-        "_triggered_by",
+        "_triggered_by", "targets", "placeholders", "masked", "not_found", "dep_dirs",
     )  # fmt: skip
     sockets: Mapping[str, SocketUnit]  # "web.socket" → unit (templates excluded)
     services: Mapping[str, ServiceUnit]  # "web.service", templates as "echo@.service"
     socket_templates: Mapping[str, SocketUnit]  # "foo@.socket"
     aliases: Mapping[str, str]  # Alias= (and symlink) name → real unit name
+    targets: Mapping[str, TargetUnit]  # from files, or built in (targets.py)
+    placeholders: Mapping[str, PlaceholderUnit]  # .mount, .timer …: present, never run
+    masked: frozenset[str]  # symlinks to /dev/null that something wanted
+    not_found: frozenset[str]  # names something wanted that exist nowhere
+    #: NAME.wants/, NAME.requires/, NAME.upholds/ (and, without --systemd, [Install] of the
+    #: units that name a boot target): NAME → directive → the units they add
+    dep_dirs: Mapping[str, Mapping[str, tuple[str, ...]]]
     _raw: dict[str, _Raw]  # templates as read, for instances whose text depends on %i
     _instance_dropins: dict[str, tuple[Entry, ...]]  # "echo@special.service.d/" drop-ins
     _triggered_by: dict[str, tuple[str, ...]]  # service → the sockets that trigger it
@@ -55,8 +64,19 @@ class UnitSet:
         aliases: dict[str, str],
         raw: dict[str, _Raw],
         instance_dropins: dict[str, tuple[Entry, ...]],
+        *,
+        targets: dict[str, TargetUnit] | None = None,
+        placeholders: dict[str, PlaceholderUnit] | None = None,
+        masked: Iterable[str] = (),
+        not_found: Iterable[str] = (),
+        dep_dirs: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None,
     ) -> None:
         setattr_ = object.__setattr__  # the instance is read-only once built
+        setattr_(self, "targets", MappingProxyType(dict(sorted((targets or {}).items()))))
+        setattr_(self, "placeholders", MappingProxyType(dict(sorted((placeholders or {}).items()))))
+        setattr_(self, "masked", frozenset(masked))
+        setattr_(self, "not_found", frozenset(not_found))
+        setattr_(self, "dep_dirs", MappingProxyType(dict(dep_dirs or {})))
         setattr_(self, "sockets", MappingProxyType(dict(sorted(sockets.items()))))
         setattr_(self, "services", MappingProxyType(dict(sorted(services.items()))))
         # Templates of sockets ("foo@.socket") are validated but cannot be started by
@@ -79,22 +99,82 @@ class UnitSet:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("UnitSet is immutable")
 
-    def __len__(self) -> int:
-        return len(self.sockets) + len(self.services) + len(self.socket_templates)
+    def with_units(self, other: UnitSet) -> UnitSet:
+        """This set and the units of ``other`` it lacks (a load on demand): what is here
+        already keeps its definition."""
 
-    def __iter__(self) -> Iterator[SocketUnit | ServiceUnit]:
-        yield from self.sockets.values()
-        yield from self.socket_templates.values()
-        yield from self.services.values()
+        def merge(mine: Mapping[str, Any], theirs: Mapping[str, Any]) -> dict[str, Any]:
+            return {**theirs, **mine}
+
+        dep_dirs = {k: dict(v) for k, v in self.dep_dirs.items()}
+        for k, v in other.dep_dirs.items():
+            for d, members in v.items():
+                have = dep_dirs.setdefault(k, {}).get(d, ())
+                dep_dirs[k][d] = tuple(sorted({*have, *members}))
+        return UnitSet(
+            merge(self.sockets, other.sockets),
+            merge(self.services, other.services),
+            merge(self.socket_templates, other.socket_templates),
+            merge(self.aliases, other.aliases),
+            merge(self._raw, other._raw),
+            merge(self._instance_dropins, other._instance_dropins),
+            targets=merge(self.targets, other.targets),
+            placeholders=merge(self.placeholders, other.placeholders),
+            masked=self.masked | other.masked,
+            not_found=(self.not_found | other.not_found) - set(other.services) - set(other.sockets),
+            dep_dirs=dep_dirs,
+        )
+
+    def with_instance(self, unit: SocketUnit | ServiceUnit) -> UnitSet:
+        """This set and one instance made from one of its templates."""
+        sockets, services = dict(self.sockets), dict(self.services)
+        if isinstance(unit, SocketUnit):
+            sockets[unit.name] = unit
+        else:
+            services[unit.name] = unit
+        return UnitSet(
+            sockets,
+            services,
+            dict(self.socket_templates),
+            dict(self.aliases),
+            self._raw,
+            self._instance_dropins,
+            targets=dict(self.targets),
+            placeholders=dict(self.placeholders),
+            masked=self.masked,
+            not_found=self.not_found,
+            dep_dirs=self.dep_dirs,
+        )
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __iter__(self) -> Iterator[SocketUnit | ServiceUnit | TargetUnit | PlaceholderUnit]:
+        """The units loaded from files of their own (not instances made from a template,
+        not built-in targets)."""
+        for group in (self.sockets, self.socket_templates, self.services, self.targets):
+            for name, unit in group.items():
+                if unit.path and ("@" not in name or "@." in name):
+                    yield unit
+        yield from (p for p in self.placeholders.values() if p.path)
 
     def resolve(self, name: str) -> str:
-        """The real name behind an alias (also for instances of an aliased template)."""
+        """The real name behind an alias (also for instances of an aliased template);
+        default.target, when no file or symlink says otherwise, is multi-user.target."""
+        if name == "default.target" and name not in self.targets and name not in self.aliases:
+            return DEFAULT_TARGET
         return resolve_alias(self.aliases, name)
 
-    def get(self, name: str) -> Unit | None:
+    def get(self, name: str) -> Unit | PlaceholderUnit | None:
         """A unit by name, alias or instance name ("echo@x.service" → instantiated)."""
         name = self.resolve(name)
-        unit = self.sockets.get(name) or self.services.get(name) or self.socket_templates.get(name)
+        unit = (
+            self.sockets.get(name)
+            or self.services.get(name)
+            or self.socket_templates.get(name)
+            or self.targets.get(name)
+            or self.placeholders.get(name)
+        )
         if unit is not None:
             return unit
         p = parse_unit_name(name)

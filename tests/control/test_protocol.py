@@ -44,6 +44,36 @@ def test_bad_requests(line, code):
     assert code in protocol.ERRORS
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b'{"v": 1, "verb": "status", "verb": "stop"}', "duplicate key 'verb'"),
+        (b'{"v": 1, "verb": "kill", "args": {"signal": "HUP", "signal": "KILL"}}',
+         "duplicate key 'signal'"),
+        (b'{"v": NaN, "verb": "status"}', "NaN is not allowed (JSON numbers are finite)"),
+        (b'{"v": 1, "verb": "status", "args": {"x": -Infinity}}',
+         "-Infinity is not allowed (JSON numbers are finite)"),
+        (b'{"v": 1, "verb": "status", "args": {"x": 1e999}}', "number 1e999 is out of range"),
+        (b'{"v": 1, "verb": "status", "units": ["\\ud800.service"]}',
+         "a string holds a lone surrogate (\\ud800-\\udfff): not valid UTF-8"),
+        ('{"v": 1, "verb": "status"}'.encode("utf-16"), "request is not valid JSON"),
+        (b'{"v": ' + b"1" * 5000 + b"}", "request is not valid JSON"),
+    ],
+)  # fmt: skip
+def test_strict_json(line, message):
+    """json takes the last of repeated keys and reads NaN: a request meaning two things,
+    or holding what no JSON peer can read back, is a bad request."""
+    with pytest.raises(ProtocolError) as e:
+        protocol.decode_request(line)
+    assert (e.value.code, e.value.message) == ("bad-request", message)
+
+
+def test_a_deep_answer_is_an_error_not_a_traceback():
+    with pytest.raises(ProtocolError) as e:
+        protocol.decode_answer(b"[" * 100000 + b"]" * 100000)
+    assert e.value.code == "internal"
+
+
 def test_version_checked_before_verb():
     """A client from the future learns that the version is the problem, not its verb."""
     with pytest.raises(ProtocolError) as e:

@@ -102,6 +102,42 @@ CASES: dict[str, tuple[dict[str, str], str]] = {
         {"t.service": "[Service]\nExecStart=/bin/true\n[Servce]\nUser=x\n"},
         "t.service",
     ),
+    # Robustness: systemd's verdicts on the inputs that crashed or fooled activator.
+    "trailing-percent": (  # systemd keeps a lone "%" at the end of a value
+        {"t.service": "[Unit]\nDescription=50%\n[Service]\nExecStart=/bin/echo 50%\n"},
+        "t.service",
+    ),
+    "nul-ends-a-line": ({"t.service": "[Service]\nExecStart=/bin/echo a\0b\n"}, "t.service"),
+    "nul-at-the-end-of-a-line": (
+        {"t.service": "[Service]\nExecStart=/bin/echo a\0\n"},
+        "t.service",
+    ),
+    "carriage-return-ends-a-line": (
+        {"t.service": "[Service]\nExecStart=/bin/echo a\rb\nX\n"},
+        "t.service",
+    ),
+    "numbers-out-of-range": (
+        {
+            "t.service": (
+                "[Service]\nExecStart=/bin/true\nTimeoutStartSec=1000000y\n"
+                "LimitNOFILE=99999999999999999999\nLimitCORE=99999E\nRuntimeMaxSec=\u0663s\n"
+                "LimitNPROC=18446744073709551615\nLimitFSIZE=16E\nStartLimitBurst=4294967296\n"
+                "TimeoutStopSec=1" + "0" * 400 + "\n"
+            )
+        },
+        "t.service",
+    ),
+    "socket-numbers-out-of-range": (
+        {
+            "t.socket": (
+                "[Socket]\nListenStream=80\nReceiveBuffer=99999E\nBacklog=4294967296\n"
+                "ListenNetlink=route 4294967296\nKeepAliveProbes=4294967296\n"
+                "Priority=2147483648\n"
+            ),
+            "t.service": OK_SERVICE,
+        },
+        "t.socket",
+    ),
     "good-service-values": (
         {
             "t.service": (

@@ -94,7 +94,7 @@ def _unit_table() -> SectionTable:
     t["Description"] = _d("Description", "scalar", v_string)
     t["Documentation"] = _d("Documentation", "list", v_urls)
     for dep in ("Requires", "Requisite", "Wants", "BindsTo", "PartOf", "Conflicts", "Before",
-                "After", "OnFailure"):  # fmt: skip
+                "After", "OnFailure", "OnSuccess", "Upholds"):  # fmt: skip
         t[dep] = _d(dep, "list", v_unit_names())
     t["BindTo"] = _d("BindTo", "list", v_unit_names(), field="BindsTo")  # old spelling
     for b in ("StopWhenUnneeded", "RefuseManualStart", "RefuseManualStop",
@@ -116,6 +116,7 @@ def _install_table() -> SectionTable:
     return {
         "WantedBy": _d("WantedBy", "list", v_unit_names()),
         "RequiredBy": _d("RequiredBy", "list", v_unit_names()),
+        "UpheldBy": _d("UpheldBy", "list", v_unit_names()),
         "Also": _d("Also", "list", v_unit_names()),
         "Alias": _d("Alias", "list", v_unit_names()),
         "DefaultInstance": _d("DefaultInstance", "scalar", v_string),
@@ -200,8 +201,9 @@ def _socket_table() -> SectionTable:
     t["IPTTL"] = _d("IPTTL", "scalar", v_int(0, 255))
     t["Mark"] = _d("Mark", "scalar", v_int())
     t["TCPCongestion"] = _d("TCPCongestion", "scalar", v_string)
-    t["MessageQueueMaxMessages"] = _d("MessageQueueMaxMessages", "scalar", v_int(0))
-    t["MessageQueueMessageSize"] = _d("MessageQueueMessageSize", "scalar", v_int(0))
+    # config_parse_long: a C long, not the int that v_int() defaults to
+    t["MessageQueueMaxMessages"] = _d("MessageQueueMaxMessages", "scalar", v_int(0, 2**63 - 1))
+    t["MessageQueueMessageSize"] = _d("MessageQueueMessageSize", "scalar", v_int(0, 2**63 - 1))
     t["MaxConnections"] = _d("MaxConnections", "scalar", v_uint(1))
     t["MaxConnectionsPerSource"] = _d("MaxConnectionsPerSource", "scalar", v_uint())
     t["Symlinks"] = _d("Symlinks", "list", v_paths)
@@ -264,6 +266,7 @@ TABLES: dict[str, SectionTable] = {
 SECTIONS: dict[str, tuple[str, ...]] = {
     "socket": ("Unit", "Socket", "Install"),
     "service": ("Unit", "Service", "Install"),
+    "target": ("Unit", "Install"),
 }
 
 # ---------------------------------------------------------------- known but not carried out
@@ -313,14 +316,14 @@ ListenUSBFunction SmackLabel SmackLabelIPIn SmackLabelIPOut SELinuxContextFromNe
 PassFileDescriptorsToExec DeferTrigger DeferTriggerMaxSec PassPIDFD AcceptFileDescriptors
 """.split()
 _UNIT_252 = """
-SourcePath Upholds OnSuccess PropagatesReloadTo PropagateReloadTo ReloadPropagatedFrom
+SourcePath PropagatesReloadTo PropagateReloadTo ReloadPropagatedFrom
 PropagateReloadFrom PropagatesStopTo StopPropagatedFrom JoinsNamespaceOf RequiresOverridable
 RequisiteOverridable RequiresMountsFor AllowIsolate OnSuccessJobMode OnFailureJobMode
 OnFailureIsolate JobTimeoutSec JobRunningTimeoutSec JobTimeoutAction JobTimeoutRebootArgument
 StartLimitAction FailureAction SuccessAction FailureActionExitStatus SuccessActionExitStatus
 RebootArgument
 """.split()
-_INSTALL_252 = "UpheldBy".split()
+_INSTALL_252: list[str] = []
 
 _SANDBOX = re.compile(
     r"^(Protect|Private|Restrict|SystemCall|ReadWrite|ReadOnly|Inaccessible|Bind|Root(Image|Hash|Verity)"

@@ -19,6 +19,7 @@ from ..errors import BadValue, q
 from ..listen import parse_listen
 from ..names import fdname_ok, parse_unit_name
 from ..values import (
+    TIMESPAN_MAX,
     env_name_is_valid,
     parse_bool,
     parse_environment_assignments,
@@ -75,6 +76,8 @@ def v_time(value: Any, ctx: Ctx) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0 or math.isnan(value):
             raise BadValue(f"{_show(value)}: a time span must not be negative")
+        if value >= TIMESPAN_MAX and value != math.inf:  # inf is "infinity"
+            raise BadValue(f"{_show(value)}: time span out of range (at most 584,542 years)")
         return float(value)
     return parse_timespan(_text(value, "a time span"))
 
@@ -197,8 +200,9 @@ _USER_BAD = re.compile(r"[\s:/]|^-|^\.{1,2}$")
 
 
 def _user_name(name: str, what: str) -> str:
-    if name.isdigit():
-        if int(name) >= 0xFFFFFFFF:
+    if name.isascii() and name.isdigit():  # isdigit() alone takes "²", which int() refuses
+        digits = name.lstrip("0")
+        if len(digits) > 10 or int(digits or "0") >= 0xFFFFFFFF:
             raise BadValue(f"{q(name)}: {what} ID out of range")
         return name
     if not name or _USER_BAD.search(name) or len(name) > 256 or not name.isprintable():
@@ -458,7 +462,7 @@ def v_caps(value: Any, ctx: Ctx) -> tuple[bool, frozenset[str]]:
     names = set()
     for w in split_words(s[1:] if invert else s):
         up = w.upper()
-        if up.isdigit() and int(up) < len(_ALL_CAPS):
+        if up.isascii() and up.isdigit() and len(up) <= 2 and int(up) < len(_ALL_CAPS):
             up = _ALL_CAPS[int(up)]
         if up not in CAPABILITIES:
             raise BadValue(f"{q(w)}: unknown capability (e.g. CAP_NET_BIND_SERVICE)")

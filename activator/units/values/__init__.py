@@ -27,6 +27,7 @@ from .execline import format_exec, parse_exec
 from .scalars import (
     EXIT_STATUS_NAMES,
     RLIMITS,
+    TIMESPAN_MAX,
     c_strtol,
     parse_bool,
     parse_exit_status,
@@ -68,6 +69,7 @@ __all__ = [
     # the rest of what the single module made public
     "EXIT_STATUS_NAMES",
     "RLIMITS",
+    "TIMESPAN_MAX",
     "QuotingError",
     "WHITESPACE",
 ]

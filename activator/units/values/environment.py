@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from ..errors import BadValue, q
+from ..files import read_regular_file
 from ..model import EnvironmentFile
 from .words import WHITESPACE, split_words
 
@@ -50,8 +51,10 @@ def parse_environment_file(text: str) -> dict[str, str]:
     systemd's parse_env_file() state machine: ``#``/``;`` comment lines, single quotes
     literal, double quotes with backslash escapes for ``"\\`$``, backslash-newline
     continues a line, trailing whitespace of unquoted values dropped. Lines with an
-    invalid name are skipped, as systemd does (it logs them).
+    invalid name are skipped, as systemd does (it logs them). A NUL ends the text: systemd
+    walks the file as a C string, and no value with a NUL could be passed to execve().
     """
+    text = text.partition("\0")[0]
     out: dict[str, str] = {}
     state = "pre_key"
     key: list[str] = []
@@ -152,10 +155,11 @@ def read_environment_file(path: str) -> dict[str, str]:
     """Read and parse an EnvironmentFile=.
 
     Raises OSError when the file cannot be read (the caller decides whether a missing
-    optional "-" file is fine) and BadValue when it is not valid UTF-8.
+    optional "-" file is fine), also for a file that is not a regular one or is larger
+    than 4 MiB (``files.FileRefused``: a FIFO must not block the start), and BadValue
+    when it is not valid UTF-8.
     """
-    with open(path, "rb") as f:
-        data = f.read()
+    data = read_regular_file(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:

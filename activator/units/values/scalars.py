@@ -33,11 +33,23 @@ def parse_bool(text: str) -> bool:
     raise BadValue(f"{q(text)}: expected a boolean (yes/no, true/false, on/off, 1/0)")
 
 
+# C's strtol() saturates with ERANGE where a number leaves 64 bits; a number with more
+# significant digits than 2**64 has in base 2 is beyond that in any base, and comes back
+# as ±OUT_OF_RANGE, which every range check refuses. (Python's int() would also refuse
+# more than 4,300 decimal digits.)
+_MAX_DIGITS = 64
+OUT_OF_RANGE = 2**64
+# systemd's safe_atou()/safe_atoi() parse C ints: the range when a directive has no other.
+UINT_MAX = 2**32 - 1
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
 def c_strtol(text: str) -> int | None:
     """C strtol(…, base 0) the way systemd's safe_ato*() use it, or None.
 
     "0x50" is hex, "010" octal (so "080" is invalid), "0b"/"0o" are accepted too
     (systemd's mangle_base), a leading "+" is allowed. Whole string must be consumed.
+    A number beyond 64 bits is ±``OUT_OF_RANGE``.
     """
     s = text.lstrip(WHITESPACE)
     sign = 1
@@ -61,24 +73,34 @@ def c_strtol(text: str) -> int | None:
         c in "0123456789abcdefABCDEF"[: base + (6 if base == 16 else 0)] for c in s
     ):
         return None
-    return sign * int(s, base)
+    s = s.lstrip("0")
+    if len(s) > _MAX_DIGITS:
+        return sign * OUT_OF_RANGE
+    return sign * int(s or "0", base)
 
 
 def parse_int(text: str, lo: int | None = None, hi: int | None = None) -> int:
-    """A signed integer (C syntax: 0x hex, 0 octal), optionally within [lo, hi]."""
+    """A signed integer (C syntax: 0x hex, 0 octal) within [lo, hi]; a bound not given
+    is a C int's, as systemd's safe_atoi()."""
     n = c_strtol(text)
     if n is None:
         raise BadValue(f"{q(text)}: expected an integer")
     _check_range(text, n, lo, hi)
+    _check_range(text, n, INT_MIN if lo is None else None, INT_MAX if hi is None else None)
     return n
 
 
 def parse_uint(text: str, lo: int = 0, hi: int | None = None) -> int:
-    """An unsigned integer; "-…" is out of range (systemd: ERANGE), like safe_atou()."""
+    """An unsigned integer; "-…" is out of range (systemd: ERANGE), like safe_atou().
+
+    Without ``hi``, at most a C unsigned int's 4294967295, as safe_atou().
+    """
     n = c_strtol(text)
     if n is None:
         raise BadValue(f"{q(text)}: expected an unsigned integer")
     _check_range(text, n, lo, hi)
+    if hi is None:
+        _check_range(text, n, None, UINT_MAX)
     return n
 
 
@@ -129,7 +151,13 @@ _TIME_UNITS: tuple[tuple[str, float], ...] = (
     ("µs", 1e-6),  # MICRO SIGN
     ("μs", 1e-6),  # GREEK SMALL LETTER MU
 )
-_NUMBER = re.compile(r"(\d*)(?:\.(\d*))?")
+# ASCII digits only: \d would also take "٣", which systemd refuses.
+_NUMBER = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
+# systemd's USEC_INFINITY: a time span must stay below 2**64 - 1 µs (584,542 years).
+_USEC_INFINITY = 2**64 - 1
+TIMESPAN_MAX = _USEC_INFINITY / 1e6  # in seconds, for time spans given as numbers (TOML)
+# Fraction digits past this add nothing a float can hold (and keep int() small).
+_FRACTION_DIGITS = 64
 _TIMESPAN_CACHE: dict[tuple[str, float], float] = {}
 
 
@@ -154,6 +182,7 @@ def _parse_timespan(text: str, default_unit: float) -> float:
     if s == "infinity":
         return math.inf
     bad = BadValue(f'{q(text)}: expected a time span (e.g. "90", "1min 30s", "100ms", "infinity")')
+    too_long = BadValue(f"{q(text)}: time span out of range (at most 584,542 years)")
     if not s:
         raise bad
     total_us = 0.0
@@ -173,16 +202,23 @@ def _parse_timespan(text: str, default_unit: float) -> float:
                 mult = seconds
                 i += len(suffix)
                 break
+        whole = whole.lstrip("0")
+        if len(whole) > 19:  # beyond strtoll()'s range: ERANGE in systemd
+            raise too_long
         value = float(int(whole or "0"))
         if frac:
+            frac = frac[:_FRACTION_DIGITS]
             value += int(frac) / 10 ** len(frac)
         # Sum in whole microseconds as systemd does, so 1.5s + 100ms is exact-ish.
         total_us += value * mult * 1e6
+        if total_us >= _USEC_INFINITY:
+            raise too_long
         while i < len(s) and s[i] in WHITESPACE:
             i += 1
     return round(total_us) / 1e6
 
 
+_UINT64_MAX = 2**64 - 1
 _SIZE_UNITS: tuple[tuple[str, int], ...] = (
     ("E", 1024**6),
     ("P", 1024**5),
@@ -198,6 +234,7 @@ def parse_size(text: str) -> int:
     """A size in bytes, base 1024 as systemd's parse_size(): "64K", "1.5G", "1G 512M", "100"."""
     s = text.strip(WHITESPACE)
     bad = BadValue(f'{q(text)}: expected a size in bytes (e.g. "8M", "64K", "1G")')
+    too_big = BadValue(f"{q(text)}: size out of range (at most 16E - 1 bytes)")
     if not s or s.startswith("-"):
         raise bad
     total = 0
@@ -218,9 +255,15 @@ def parse_size(text: str) -> int:
                     mult = factor
                     i += 1
                     break
+        whole = whole.lstrip("0")
+        digits = frac.lstrip("0") if frac else ""
+        if len(whole) > 20 or len(digits) > 20:  # beyond strtoull(): ERANGE in systemd
+            raise too_big
         total += int(whole or "0") * mult
-        if frac:
-            total += int(frac) * mult // 10 ** len(frac)
+        if digits:
+            total += int(digits) * mult // 10 ** len(frac)
+        if total > _UINT64_MAX:
+            raise too_big
         while i < len(s) and s[i] in WHITESPACE:
             i += 1
     return total
@@ -263,12 +306,21 @@ def parse_signal(text: str) -> int:
         if name == base_name:
             return base
         if name.startswith(base_name + ("+" if sign > 0 else "-")):
-            off = name[len(base_name) + 1 :]
-            if off.isdigit() and _SIGRTMIN <= base + sign * int(off) <= _SIGRTMAX:
-                return base + sign * int(off)
-    if s.isdigit() and 1 <= int(s) <= _SIGRTMAX:
-        return int(s)
+            off = _small_decimal(name[len(base_name) + 1 :])
+            if off is not None and _SIGRTMIN <= base + sign * off <= _SIGRTMAX:
+                return base + sign * off
+    n = _small_decimal(s)
+    if n is not None and 1 <= n <= _SIGRTMAX:
+        return n
     raise BadValue(f'{q(text)}: expected a signal name or number (e.g. "SIGTERM", "HUP", "9")')
+
+
+def _small_decimal(text: str) -> int | None:
+    """``text`` as a decimal number of up to ten ASCII digits (str.isdigit() also takes
+    "²", which int() refuses), or None."""
+    if text.isascii() and text.isdigit() and len(text) <= 10:
+        return int(text)
+    return None
 
 
 def signal_name(num: int) -> str:
@@ -309,9 +361,9 @@ def parse_exit_status(text: str, current: ExitStatusSet | None = None) -> ExitSt
     codes = set(current.codes) if current else set()
     signals = set(current.signals) if current else set()
     for word in split_words(text):
-        if word.isdigit():
-            n = int(word)
-            if n > 255:
+        if word.isascii() and word.isdigit():
+            n = _small_decimal(word.lstrip("0") or "0")
+            if n is None or n > 255:
                 raise BadValue(f"{q(word)}: exit status must be 0-255")
             codes.add(n)
         elif word in EXIT_STATUS_NAMES:
@@ -368,14 +420,18 @@ def _rlimit_value(part: str, which: str, whole: str) -> int | None:
         if which == "RTTIME":
             return round(parse_timespan(part, default_unit=1e-6) * 1e6)
         if which in _RLIMIT_SIZE:
-            return parse_size(part)
+            size = parse_size(part)
+            if size == _UINT64_MAX:  # RLIM_INFINITY: systemd wants "infinity" for that
+                raise BadValue(part)
+            return size
         if which == "NICE":
             if part[:1] == "+":
                 return 20 - parse_int(part[1:], 0, 19)
             if part[:1] == "-":
                 return 20 + parse_int(part[1:], 0, 20)
             return parse_uint(part, 0, 40)
-        return parse_uint(part)
+        # rlimit_parse_u64(): any 64-bit count short of RLIM_INFINITY.
+        return parse_uint(part, 0, _UINT64_MAX - 1)
     except BadValue:
         raise BadValue(
             f'{q(whole)}: expected "soft[:hard]" resource limit values or "infinity"'
