@@ -1,6 +1,6 @@
 """`activator`: the daemon's command line — argv in, exit code out.
 
-    activator [--units DIR]… [--control PATH] [--control-group GROUP]
+    activator [--units DIR]… [--systemd] [--control PATH] [--control-group GROUP]
               [--loop auto|asyncio|uvloop] [--log-format text|json] [--strict]
               [--ready-fd N] [--version]
 
