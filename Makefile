@@ -1,10 +1,10 @@
-# activator — make install | run | test | lint | fuzz | bench
+# activator — make install | run | test | lint | fuzz | bench | wheel | sdist | docs
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: install run test test-fast lint fuzz bench bench-quick clean
+.PHONY: install run test test-fast lint fuzz bench bench-quick wheel sdist docs clean
 
 install: $(STAMP)
 
@@ -45,5 +45,17 @@ bench: install
 bench-quick: install
 	$(PY) bench/run.py --quick
 
+# A wheel for this machine in dist/ (the C extension built here: it then installs and runs
+# where no compiler is; manylinux wheels: cibuildwheel, settings in pyproject.toml).
+wheel: install
+	$(PY) -m build --wheel --no-isolation --outdir dist .
+
+sdist: install
+	$(PY) -m build --sdist --no-isolation --outdir dist .
+
+# The manual pages and the bash completion, from README.md and the verb table.
+docs: install
+	$(PY) tools/generate.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info run bench/build
+	rm -rf $(VENV) build dist *.egg-info run bench/build

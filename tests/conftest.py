@@ -27,7 +27,16 @@ def _remove_public_dirs():
 
 @pytest.fixture(params=["asyncio", "uvloop"])
 def loop_kind(request):
+    """The event loop of a real activator process (the --loop it is started with)."""
     return request.param
+
+
+def pytest_asyncio_loop_factories(config, item):
+    """Every in-process ``@pytest.mark.asyncio`` test runs on both loops activator runs on,
+    made by the one place that chooses them (core/loops.py)."""
+    from activator.core.loops import loop_factory
+
+    return {"asyncio": loop_factory("asyncio"), "uvloop": loop_factory("uvloop")}
 
 
 @pytest.fixture(params=["lane", "python"])

@@ -60,6 +60,7 @@ class Activator:
         extra_args=(),
         env=None,
         wrapper: list[str] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.dir = public_dir()
         self.unit_dir = self.dir / "units"
@@ -94,6 +95,7 @@ class Activator:
             stderr=subprocess.PIPE,
             env=full_env,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
         self.events: list[dict] = []
         self._eof = False
@@ -107,9 +109,10 @@ class Activator:
         except BaseException:
             self.close()
             raise
-        # the activator process itself (behind a wrapper such as unshare --fork, its child)
+        # the activator process itself (behind a wrapper such as unshare --fork, its child;
+        # a wrapper that execs activator has none)
         self.pid = self.proc.pid
-        if wrapper:  # a wrapper that execs in place (ip netns exec) has no child
+        if wrapper:
             with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
                 self.pid = int((f.read().split() or [self.proc.pid])[0])
 

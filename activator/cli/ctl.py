@@ -1,20 +1,21 @@
 """`activatorctl`: steer a running activator, as systemctl steers systemd.
 
-    activatorctl [--control PATH] [--json] VERB [ARGS…]
+    activatorctl [OPTIONS…] [VERB] [ARGS…]
 
-Verbs: start|stop|restart UNIT… [--no-block], reload [UNIT…|--dry-run], status [UNIT…],
-list-units, list-sockets, cat UNIT…, show UNIT… [-p PROP] [--value],
-kill [--signal SIG] UNIT…, reset-failed [UNIT…], and the offline verify PATH…
-[--strict] and import FILE… [-o DIR]. A unit name without a suffix is a service.
+The verbs and options are cli/verbtable.py's (``activatorctl --help``); without a verb,
+list-units. A unit name without a suffix is a service. Most verbs are the daemon's
+(one request on the control socket); is-active, is-failed and is-enabled are answered
+here from ``status`` (``CLIENT_VERBS``); verify and import work offline.
 
 Exit codes, as systemctl's: 0 success (status: every unit named is active; status
-without units: 0 whenever activator answers); 3 status of an inactive or failed
-unit; 4 no such unit; 1 any other failure (activator unreachable, permission
-denied, the operation failed); 2 bad usage.
+without units: 0 whenever activator answers); 3 status of an inactive or failed unit,
+is-active of units none of which is active; 4 no such unit; 1 any other failure
+(activator unreachable, permission denied, the operation failed; is-failed with no unit
+failed, is-enabled with none enabled, is-system-running not running); 2 bad usage.
 
-This module imports only the wire protocol and the standard library pieces it
-needs, so a status call stays fast; the offline verbs load the unit model lazily.
-tests/control/test_client.py holds it to that.
+This module imports only the wire protocol, the verb table and the standard library
+pieces it needs, so a status call stays fast; the offline verbs load the unit model
+lazily. tests/control/test_client.py holds it to that.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import time
 
 from ..control import protocol
 from ..control.protocol import ProtocolError
+from . import verbtable
 
 DEFAULT_CONTROL = "/run/activator/control.sock"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INACTIVE, EXIT_NO_UNIT = 0, 1, 2, 3, 4
@@ -67,77 +69,71 @@ def call(
 
 
 def _parser() -> argparse.ArgumentParser:
-    # --json and --control are accepted before and after the verb, as systemctl's options.
+    """Made from cli/verbtable.py. The options every verb takes are accepted before and
+    after the verb, as systemctl's; -h and --version are answered in main()."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--control",
-        metavar="PATH",
-        default=argparse.SUPPRESS,
-        help=f"control socket (default $ACTIVATOR_CONTROL or {DEFAULT_CONTROL})",
-    )
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
-    p = argparse.ArgumentParser(
-        prog="activatorctl", description="control a running activator", parents=[common]
-    )
-    sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-
-    def verb(name: str, help: str):
-        return sub.add_parser(name, parents=[common], help=help, description=help)
-
-    for name, what in (
-        ("start", "start units (a socket binds and listens; a service gets its sockets)"),
-        ("stop", "stop units (a socket closes its listeners and stops its instances)"),
-        ("restart", "stop, then start units"),
-    ):
-        v = verb(name, what)
-        v.add_argument("units", nargs="+", metavar="UNIT")
-        v.add_argument("--no-block", action="store_true", help="do not wait for services to settle")
-    r = verb("reload", "re-read the unit files, or reload services (ExecReload=, else restart)")
-    r.add_argument("units", nargs="*", metavar="UNIT")
-    r.add_argument(
-        "--dry-run", action="store_true", help="say what re-reading the unit files would do"
-    )
-    verb("status", "show the state of units (all without arguments)").add_argument(
-        "units", nargs="*", metavar="UNIT"
-    )
-    verb(
-        "reset-failed", "forget the failed state and start limits of units (all without arguments)"
-    ).add_argument("units", nargs="*", metavar="UNIT")
-    verb("list-units", "list the units")
-    verb("list-sockets", "list the listeners and what they activate")
-    verb("cat", "print the unit files").add_argument("units", nargs="+", metavar="UNIT")
-    s = verb("show", "print properties as key=value, as systemctl show")
-    s.add_argument("units", nargs="+", metavar="UNIT")
-    s.add_argument(
-        "-p",
-        "--property",
-        action="append",
-        metavar="NAME",
-        help="only these (repeat, or NAME,NAME)",
-    )
-    s.add_argument("--value", action="store_true", help="print values only")
-    k = verb("kill", "send a signal to the main process of services")
-    k.add_argument(
-        "-s", "--signal", default="SIGTERM", help="signal name or number (default SIGTERM)"
-    )
-    k.add_argument("units", nargs="+", metavar="UNIT")
-    v = verb("verify", "check unit files offline, like systemd-analyze verify")
-    v.add_argument("paths", nargs="+", metavar="PATH")
-    v.add_argument("--strict", action="store_true", help="warnings are errors")
-    i = verb("import", "write the TOML form of unit files (offline)")
-    i.add_argument("files", nargs="+", metavar="FILE")
-    i.add_argument("-o", "--output", metavar="DIR")
+    for o in verbtable.OPTIONS:
+        if o.long in verbtable.GLOBAL:
+            _add(common, o)
+    common.add_argument("--version", action="store_true", default=argparse.SUPPRESS)
+    p = argparse.ArgumentParser(prog="activatorctl", add_help=False, parents=[common])
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+    for v in verbtable.VERBS:
+        vp = sub.add_parser(v.name, parents=[common], add_help=False)
+        for name in v.options:
+            _add(vp, verbtable.option(name), default=verbtable.option(name).default)
+        for word in v.args.split():
+            required = not word.startswith("[")
+            dest, _ = verbtable.ARGS[word.strip("[]…")]
+            vp.add_argument(dest, nargs="+" if required else "*", metavar=word.strip("[]…"))
     return p
 
 
+def _add(p: argparse.ArgumentParser, o: verbtable.Option, default=argparse.SUPPRESS) -> None:
+    # (SUPPRESS for the shared ones: the parent's actions are shared with every verb's
+    # parser, so a default would overwrite what was given before the verb)
+    kw: dict = {"default": default, "help": o.help}
+    if o.metavar is None:
+        kw["action"] = "store_true"
+    else:
+        kw["metavar"] = o.metavar
+        if o.long == "--property":
+            kw["action"] = "append"
+        elif o.long == "--lines":
+            kw["type"] = int
+    p.add_argument(*o.flags, **kw)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, every option filled in. Raises SystemExit as argparse does."""
+    args = _parser().parse_args(argv)
+    for o in verbtable.OPTIONS:
+        if o.long in verbtable.GLOBAL and not hasattr(args, o.dest):
+            setattr(args, o.dest, o.default if o.metavar else False)
+    args.verb = args.verb or verbtable.DEFAULT_VERB
+    if args.failed:
+        args.state = ",".join(filter(None, [args.state, "failed"]))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if "-h" in words or "--help" in words:  # before parsing: `start --help` needs no UNIT
+        v = next((v for w in words if (v := verbtable.verb(w)) is not None), None)
+        sys.stdout.write(verbtable.verb_help(v) if v else verbtable.help_text())
+        return EXIT_OK
     try:
-        args = _parser().parse_args(argv)
+        args = parse(argv)
     except SystemExit as e:
         return EXIT_USAGE if e.code else EXIT_OK
-    # (not set_defaults(): the parent's actions are shared with every verb's parser)
-    args.control = getattr(args, "control", None)
-    args.json = getattr(args, "json", False)
+    if getattr(args, "version", False):
+        from .. import __version__
+
+        print(f"activator {__version__}")
+        return EXIT_OK
+    if args.state == "help":
+        print("\n".join(STATES))
+        return EXIT_OK
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -146,6 +142,16 @@ def main(argv: list[str] | None = None) -> int:
         # `activatorctl … | head`: the reader left; stop quietly, as systemctl does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+
+
+#: What --state= filters by: load, active and sub states (--state=help prints them).
+STATES = (
+    "loaded", "not-found", "error",
+    "active", "reloading", "inactive", "failed", "activating", "deactivating",
+    "dead", "running", "exited", "listening", "start-pre", "start", "start-post", "reload",
+    "stop", "stop-sigterm", "stop-sigkill", "stop-post", "final-sigterm", "final-sigkill",
+    "auto-restart", "paused",
+)  # fmt: skip
 
 
 def _run(args) -> int:
@@ -159,6 +165,8 @@ def _run(args) -> int:
         return run_import(args.files, args.output)
     path = args.control or os.environ.get("ACTIVATOR_CONTROL") or DEFAULT_CONTROL
     units = getattr(args, "units", None) or []
+    if args.verb in CLIENT_VERBS:
+        return _client_verb(args, path, units)
     extra: dict = {}
     if args.verb == "kill":
         extra["signal"] = args.signal
@@ -171,20 +179,27 @@ def _run(args) -> int:
             )
             return EXIT_USAGE
         extra["dry_run"] = True
+    # list-units and list-sockets take patterns, which the client matches
+    asked = [] if args.verb in ("list-units", "list-sockets") else units
     timeout = None if args.verb in _WAITING else _TIMEOUT
     try:
-        result = call(path, args.verb, units, timeout=timeout, **extra)
+        result = call(path, args.verb, asked, timeout=timeout, **extra)
     except ProtocolError as e:
         return _fail(
             args, e.code, e.message, EXIT_NO_UNIT if e.code == "unknown-unit" else EXIT_FAILURE
         )
     except OSError as e:
-        why = e.strerror or str(e) or type(e).__name__
-        return _fail(
-            args, "unreachable", f"unable to reach activator at {path}: {why}", EXIT_FAILURE
-        )
+        offline = args.verb == "is-system-running"
+        if offline:
+            _say(args, {"state": "offline"}, "offline")  # as systemctl without its manager
+        return _fail(args, "unreachable", _unreachable(path, e), EXIT_FAILURE, quiet=offline)
     if args.verb == "show":
         result = [_select(props, args.property) for props in result]
+    elif args.verb in ("list-units", "list-sockets"):
+        result = _filter(args, result, units)
+    if args.verb == "is-system-running":
+        _say(args, result, result["state"])
+        return EXIT_OK if result["state"] == "running" else EXIT_FAILURE
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -201,12 +216,28 @@ def _run(args) -> int:
     return EXIT_OK
 
 
-def _fail(args, code: str, message: str, status: int) -> int:
-    if args.json:
+def _unreachable(path: str, e: OSError) -> str:
+    why = e.strerror or str(e) or type(e).__name__
+    return f"unable to reach activator at {path}: {why}"
+
+
+def _fail(args, code: str, message: str, status: int, quiet: bool = False) -> int:
+    if args.json and not quiet:
         json.dump({"error": code, "message": message}, sys.stdout)
         sys.stdout.write("\n")
     print(f"activatorctl: {args.verb}: {message}", file=sys.stderr)
     return status
+
+
+def _say(args, answer, text: str) -> None:
+    """The one-word answers of is-* verbs: the word, JSON, or nothing with -q."""
+    if args.quiet:
+        return
+    if args.json:
+        json.dump(answer, sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        print(text)
 
 
 def _select(props: dict, wanted: list[str] | None) -> dict:
@@ -214,6 +245,84 @@ def _select(props: dict, wanted: list[str] | None) -> dict:
         return props
     names = [n for w in wanted for n in w.split(",") if n]
     return {n: props[n] for n in names if n in props}
+
+
+def _filter(args, rows: list[dict], patterns: list[str]) -> list[dict]:
+    """list-units/list-sockets as systemctl shows them: by pattern, by --state=, and (units
+    without --all or --state=) without the inactive ones."""
+    from fnmatch import fnmatchcase
+
+    if patterns:
+        rows = [r for r in rows if any(fnmatchcase(r["unit"], p) for p in patterns)]
+    if args.state:
+        wanted = set(args.state.split(","))
+        rows = [r for r in rows if wanted & {r.get("load"), r.get("active"), r.get("sub"),
+                                             r.get("state")}]  # fmt: skip
+    elif args.verb == "list-units" and not args.all:
+        rows = [r for r in rows if r["active"] != "inactive"]
+    return rows
+
+
+# ---------------------------------------------------------------- client verbs
+
+
+def _client_verb(args, path: str, units: list[str]) -> int:
+    """is-active, is-failed, is-enabled: systemctl's answers, made from ``status``."""
+    try:
+        result = call(path, "status", units)
+    except ProtocolError as e:
+        return _fail(args, e.code, e.message, EXIT_FAILURE)
+    except OSError as e:
+        return _fail(args, "unreachable", _unreachable(path, e), EXIT_FAILURE)
+    return CLIENT_VERBS[args.verb](args, result)
+
+
+def _is_state(good: tuple[str, ...], otherwise: int):
+    """systemd 252's check_unit_generic(): print each unit's active state; exit 0 when any
+    unit is in a good state, else ``otherwise`` (a unit not found is inactive)."""
+
+    def verb(args, result: list[dict]) -> int:
+        states = [u["active"] if u.get("load") != "not-found" else "inactive" for u in result]
+        _say(args, [{"unit": u["unit"], "active": s} for u, s in zip(result, states, strict=True)],
+             "\n".join(states))  # fmt: skip
+        return EXIT_OK if any(s in good for s in states) else otherwise
+
+    return verb
+
+
+#: is-enabled's good answers, as systemctl's (enabled, static, indirect …: started somehow)
+_ENABLED = ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated")
+
+
+def enablement(u: dict) -> str:
+    """A unit's unit file state. The hook for enable/disable (issue 11): a status answer
+    that carries ``unit_file_state`` is taken at its word. Until the daemon says, a
+    socket is enabled (every socket listens at boot) and any other unit static."""
+    return u.get("unit_file_state") or ("enabled" if u["kind"] == "socket" else "static")
+
+
+def _is_enabled(args, result: list[dict]) -> int:
+    # systemd 252 stops at the first unit it cannot find, with exit 1
+    states = []
+    for u in result:
+        if u.get("load") == "not-found":
+            break
+        states.append({"unit": u["unit"], "state": enablement(u)})
+    if states:
+        _say(args, states, "\n".join(s["state"] for s in states))
+    if len(states) < len(result):
+        missing = result[len(states)]["unit"]
+        print(f"Failed to get unit file state for {missing}: No such file or directory",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_FAILURE
+    return EXIT_OK if any(s["state"] in _ENABLED for s in states) else EXIT_FAILURE
+
+
+CLIENT_VERBS = {
+    "is-active": _is_state(("active", "reloading"), EXIT_INACTIVE),  # LSB: not running
+    "is-failed": _is_state(("failed",), EXIT_FAILURE),
+    "is-enabled": _is_enabled,
+}
 
 
 # ---------------------------------------------------------------- human output
@@ -230,15 +339,24 @@ def _print(args, result) -> None:
                 continue
             if i:
                 out("\n")
-            out(_status_text(u, now, color))
+            text = _status_text(u, now, color, lines=args.lines, every=args.full)
+            width = _width(args)
+            out("".join(_fit(line, width) + "\n" for line in text.splitlines()))
     elif verb == "list-units":
         rows = [(u["unit"], u["load"], u["active"], u["sub"], u["description"]) for u in result]
-        _table(("UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION"), rows)
-        out(f"\n{len(rows)} loaded unit{'s' if len(rows) != 1 else ''} listed.\n")
+        _table(args, ("UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION"), rows)
+        if not args.no_legend:
+            hint = (
+                ""
+                if args.all or args.state
+                else " Pass --all to see loaded but inactive units, too."
+            )
+            out(f"\n{len(rows)} loaded unit{'s' if len(rows) != 1 else ''} listed.{hint}\n")
     elif verb == "list-sockets":
         rows = [(s["listen"], s["type"], s["unit"], s["activates"], s["state"]) for s in result]
-        _table(("LISTEN", "TYPE", "UNIT", "ACTIVATES", "STATE"), rows)
-        out(f"\n{len(rows)} socket{'s' if len(rows) != 1 else ''} listed.\n")
+        _table(args, ("LISTEN", "TYPE", "UNIT", "ACTIVATES", "STATE"), rows)
+        if not args.no_legend:
+            out(f"\n{len(rows)} socket{'s' if len(rows) != 1 else ''} listed.\n")
     elif verb == "cat":
         for i, u in enumerate(result):
             for j, f in enumerate(u["files"]):
@@ -264,11 +382,29 @@ def _print(args, result) -> None:
                 out(f"  {k}: {' '.join(result[k])}\n")
 
 
-def _table(header: tuple, rows: list[tuple]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
-    for r in [header, *rows]:
+def _table(args, header: tuple, rows: list[tuple]) -> None:
+    """Columns as systemctl's; cut to the terminal's width on a terminal, unless --full."""
+    shown = rows if args.no_legend else [header, *rows]
+    if not shown:
+        return
+    widths = [max(len(str(r[i])) for r in shown) for i in range(len(header) - 1)]
+    width = _width(args)
+    for r in shown:
         cells = [str(c).ljust(w) for c, w in zip(r, widths, strict=False)]
-        sys.stdout.write(" ".join([*cells, str(r[-1])]).rstrip() + "\n")
+        sys.stdout.write(_fit(" ".join([*cells, str(r[-1])]).rstrip(), width) + "\n")
+
+
+def _width(args) -> int | None:
+    """The terminal's columns ($COLUMNS first) when stdout is one and not --full, else None."""
+    if args.full or not sys.stdout.isatty():
+        return None
+    import shutil
+
+    return shutil.get_terminal_size().columns
+
+
+def _fit(line: str, width: int | None) -> str:
+    return line if width is None or len(line) <= width else line[: max(width - 1, 0)] + "…"
 
 
 def _color() -> bool:
@@ -289,20 +425,21 @@ def _dot(active: str, color: bool) -> str:
     return "○" if active == "inactive" else "●"
 
 
-def _status_text(u: dict, now: float, color: bool) -> str:
-    """One unit as `systemctl status` prints it."""
-    lines = []
+def _status_text(u: dict, now: float, color: bool, lines: int = 10, every: bool = False) -> str:
+    """One unit as `systemctl status` prints it: the last ``lines`` log lines, ten of its
+    instances (``every``: all of them)."""
+    out: list[str] = []
 
     def row(label: str, text: str) -> None:
-        lines.append(f"{label:>11}: {text}")
+        out.append(f"{label:>11}: {text}")
 
     desc = f" - {u['description']}" if u.get("description") else ""
-    lines.append(f"{_dot(u['active'], color)} {u['unit']}{desc}")
+    out.append(f"{_dot(u['active'], color)} {u['unit']}{desc}")
     if u.get("load") == "error":
         row("Loaded", _paint("error", "1;31", color) + " (the unit file has errors)")
         for p in u.get("problems", []):
-            lines.append(f"{'':>13}{p}")
-        return "\n".join(lines) + "\n"
+            out.append(f"{'':>13}{p}")
+        return "\n".join(out) + "\n"
     row("Loaded", f"loaded ({u['path']})" if u.get("path") else "loaded")
     for p in u.get("dropins", []):
         row("Drop-In", p)
@@ -331,13 +468,14 @@ def _status_text(u: dict, now: float, color: bool) -> str:
             if u.get("accept_path"):
                 row("Spawning", u["accept_path"])
             row("Instances", f"{len(insts)} (max {u['max_connections']})")
-            shown = insts[:10]
+            most = len(insts) if every else 10
+            shown = insts[:most]
             for j, inst in enumerate(shown):
-                branch = "└─" if j == len(shown) - 1 and len(insts) <= 10 else "├─"
+                branch = "└─" if j == len(shown) - 1 and len(insts) <= most else "├─"
                 peer = f" from {inst['peer']}" if inst.get("peer") else ""
-                lines.append(f"{'':>13}{branch}{inst['unit']} (pid {inst['pid']}){peer}")
-            if len(insts) > 10:
-                lines.append(f"{'':>13}└─… {len(insts) - 10} more")
+                out.append(f"{'':>13}{branch}{inst['unit']} (pid {inst['pid']}){peer}")
+            if len(insts) > most:
+                out.append(f"{'':>13}└─… {len(insts) - most} more (--full shows them)")
         if r["trigger_limit"]:
             row("Paused", f"{r['trigger_limit']} time(s) by the trigger limit")
         _network_rows(u, row)
@@ -365,14 +503,14 @@ def _status_text(u: dict, now: float, color: bool) -> str:
             row("Restarts", str(u["restarts"]))
         if u.get("idle_stop"):
             row("Idle stop", _idle_text(u["idle_stop"]))
-    log = u.get("log") or []
+    log = (u.get("log") or [])[-lines:] if lines > 0 else []
     if log:
-        lines.append("")
+        out.append("")
         for entry in log:
             ts = entry.get("ts")
             stamp = time.strftime("%b %d %H:%M:%S ", time.localtime(ts)) if ts else ""
-            lines.append(stamp + entry["text"])
-    return "\n".join(lines) + "\n"
+            out.append(stamp + entry["text"])
+    return "\n".join(out) + "\n"
 
 
 def _network_rows(u: dict, row) -> None:

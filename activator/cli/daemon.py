@@ -1,7 +1,12 @@
 """`activator`: the daemon's command line — argv in, exit code out.
 
-    activator [--units DIR]… [--control PATH] [--control-group GROUP]
+    activator [--units DIR]… [--systemd] [--control PATH] [--control-group GROUP]
               [--loop auto|asyncio|uvloop] [--log-format text|json] [--strict]
+              [--ready-fd N] [--version]
+
+Readiness goes up to a supervisor above activator when it asks (manager/upward.py):
+sd_notify(3) to ``NOTIFY_SOCKET`` (systemd's Type=notify), a newline on ``--ready-fd``
+(s6's notification-fd).
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 on a failure while running,
 2 for a bad command line. Units that fail to load are reported and left out;
@@ -14,13 +19,15 @@ import argparse
 import os
 import sys
 
+from .. import __version__
 from ..core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 DEFAULT_UNITS = "/etc/activator/units"
 DEFAULT_CONTROL = "/run/activator/control.sock"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """The command line (tools/generate.py writes activator(8)'s OPTIONS from it)."""
     p = argparse.ArgumentParser(prog="activator", description="socket-activation supervisor")
     p.add_argument(
         "--units",
@@ -37,8 +44,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--control-group", metavar="GROUP", help="let this group use the control socket too"
     )
-    p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="the event loop; auto: uvloop when it is installed (default auto)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="one line per event on stderr: key=value text or JSON (default text)",
+    )
     p.add_argument("--strict", action="store_true", help="treat unit warnings as errors")
     p.add_argument(
         "--systemd",
@@ -46,7 +63,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="read systemd's unit search path (after the --units dirs) and start "
         "default.target with what it wants, as systemd boots",
     )
-    return p.parse_args(argv)
+    p.add_argument(
+        "--ready-fd",
+        type=int,
+        metavar="N",
+        help="when ready, write a newline to fd N and close it (s6's notification-fd)",
+    )
+    p.add_argument("--version", action="version", version=f"activator {__version__}")
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     from ..core.log import EventLog
     from ..core.loops import run
     from ..manager.manager import Manager
+    from ..manager.upward import ReadyFdError, Upward, check_ready_fd
     from ..runtime.reaper import Reaper
+
+    try:
+        ready_fd = None if args.ready_fd is None else check_ready_fd(args.ready_fd)
+    except ReadyFdError as e:
+        print(f"activator: {e}", file=sys.stderr)
+        return EXIT_USAGE
 
     Reaper.block_early()  # before any thread exists (the loop's executors, the lanes)
 
@@ -68,8 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     if control == "none":
         control = None
     log = EventLog(args.log_format)
+    upward = Upward.from_environ(log, ready_fd=ready_fd)
     manager = Manager(
-        units, control_path=control, log=log, strict=args.strict, systemd=args.systemd
+        units,
+        control_path=control,
+        log=log,
+        strict=args.strict,
+        systemd=args.systemd,
+        upward=upward,
     )
     server = None
     if control is not None:

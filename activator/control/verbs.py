@@ -32,6 +32,7 @@ class ManagerView(Protocol):
     sockets: dict[str, SocketRuntime]
     started: float
     stopping: bool
+    ready: bool
     log: EventLog
     operation_lock: asyncio.Lock
 
@@ -73,6 +74,7 @@ class Verbs:
             "list-sockets": self.list_sockets, "start": self.start, "stop": self.stop,
             "restart": self.restart, "reload": self.reload, "kill": self.kill,
             "reset-failed": self.reset_failed, "cat": self.cat, "show": self.show,
+            "is-system-running": self.is_system_running,
         }  # fmt: skip
         assert set(self.table) == set(protocol.VERBS)
 
@@ -137,6 +139,11 @@ class Verbs:
                 ]
                 out.append(views.not_loaded(full_name(name), problems))
         return out
+
+    async def is_system_running(self, units: list[str], args: dict[str, Any]) -> dict[str, str]:
+        """systemd's states that fit activator: the probe of a health check (Kubernetes,
+        HEALTHCHECK), so it only reads — no unit is found by name, none is woken."""
+        return {"state": system_state(self.m)}
 
     async def list_units(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         return [views.brief(t) for t in self.m.all_units()]
@@ -273,6 +280,18 @@ class Verbs:
     async def reset_failed(self, units: list[str], args: dict[str, Any]) -> list[str]:
         targets = await self._units(units) if units else self.m.all_units()
         return [t.name for t in targets if t.reset_failed()]
+
+
+def system_state(m: ManagerView) -> str:
+    """``starting`` until the manager is ready, ``stopping`` from SIGTERM on, else
+    ``degraded`` while any unit is failed (``reset-failed`` clears it), else ``running``."""
+    if m.stopping:
+        return "stopping"
+    if not m.ready:
+        return "starting"
+    if any(t.active_state == "failed" for t in m.all_units()):
+        return "degraded"
+    return "running"
 
 
 def _signal_number(sig: object) -> int:

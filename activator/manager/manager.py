@@ -47,6 +47,7 @@ from ..units.model import ServiceUnit, SocketUnit
 from ..units.names import parse_unit_name
 from . import reload
 from .jobs import Engine, Job, JobType
+from .upward import Upward
 
 
 class Server(Protocol):
@@ -70,6 +71,7 @@ class Manager:
         log: EventLog,
         strict: bool = False,
         systemd: bool = False,
+        upward: Upward | None = None,
     ) -> None:
         self.unit_dirs = list(unit_dirs)
         self.systemd = systemd  # systemd's search path, and only what default.target wants
@@ -86,6 +88,8 @@ class Manager:
         self.engine: Engine
         self._reaper: Reaper | None = None
         self.stopping = False
+        self.ready = False  # the `ready` line is out: is-system-running says running
+        self.upward = upward if upward is not None else Upward(log)  # a supervisor above us
         self.started = time.time()
         self.notify_socket_path: str | None = None
         self.notify: NotifyServer | None = None
@@ -330,6 +334,7 @@ class Manager:
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
         self.notify = open_server(self.control_path, self.log, loop)
         self.notify_socket_path = self.notify.path if self.notify is not None else None
+        self.upward.starting("loading units")
         self.load()
         self.build()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -341,6 +346,7 @@ class Manager:
                 self._control = control
             except ActivatorError as e:  # names the path or the group, and the cause
                 self.log("failed", None, reason=str(e))
+        self.upward.starting("starting default.target")
         if not await self._boot():
             await self.shutdown()
             return 0
@@ -354,6 +360,8 @@ class Manager:
             loop=loop_name(loop),
             control=self._control.path if self._control else None,
         )
+        self.ready = True
+        self.upward.ready(f"sockets: {len(self.sockets)}, services: {len(self.services)}")
         await self._stopped.wait()
         await self.shutdown()
         return 0
@@ -382,6 +390,7 @@ class Manager:
     def request_stop(self) -> None:
         if not self.stopping:
             self.log("shutdown", None, reason="signal")
+            self.upward.stopping()
         self.stopping = True
         self._stopped.set()
 
@@ -443,6 +452,7 @@ class Manager:
         if os.getpid() == 1:
             await self._reap_all()
         self.reaper.close()
+        self.upward.close()
         self.log("exit", None, pid=os.getpid(), status=0)
 
     async def _reap_all(self) -> None:

@@ -228,7 +228,7 @@ def test_reload_service(probe, loop_kind, tmp_path):
 def test_list_units_and_sockets(probe, loop_kind):
     port, eport = free_port(), free_port()
     with Activator({**_web(probe, port), **echo_units(eport)}, loop=loop_kind) as a:
-        units = {u["unit"]: u for u in _json(a.ctl("--json", "list-units"))}
+        units = {u["unit"]: u for u in _json(a.ctl("--json", "list-units", "--all"))}
         # (and the targets of the boot: sockets.target, multi-user.target …, issue 11)
         ours = {n for n, u in units.items() if u["kind"] in ("socket", "service")}
         assert ours == {"web.socket", "web.service", "echo.socket"}
@@ -237,7 +237,7 @@ def test_list_units_and_sockets(probe, loop_kind):
             units["web.socket"]["sub"] == "listening"
             and units["web.service"]["active"] == "inactive"
         )
-        text = a.ctl("list-units").stdout
+        text = a.ctl("list-units", "--all").stdout
         assert text.splitlines()[0].split() == ["UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION"]
         assert f"{len(units)} loaded units listed." in text
         socks = _json(a.ctl("--json", "list-sockets"))
