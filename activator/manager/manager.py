@@ -299,9 +299,12 @@ class Manager:
         unit: RuntimeUnit | None = (
             self.sockets.get(real) or self.services.get(real) or self.targets.get(real)
         )
-        if unit is None and "@" in real:
-            for sock in self.sockets.values():
-                unit = sock.find_instance(real)
+        if unit is None and "@" in real and "@." not in real:
+            # Only the sockets that trigger its template make instances of it: asking
+            # every socket made a boot of N Accept=yes sockets O(N²).
+            for sname in self.units.sockets_of(real):
+                sock = self.sockets.get(sname)
+                unit = sock.find_instance(real) if sock is not None else None
                 if unit is not None:
                     break
         return unit
