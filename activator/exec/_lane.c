@@ -89,6 +89,8 @@ typedef struct {
     unsigned long long accepted; /* the thread's own */
     struct rec *q, *q2;
     size_t nq, capq, capq2;
+    unsigned char ids[512];     /* random bytes for INVOCATION_ID=, 16 per connection */
+    size_t nids;                /* how many of them are unused (taken from the end) */
 } Lane;
 
 /* ------------------------------------------------------------------ the thread */
@@ -193,14 +195,19 @@ static void describe(Lane *L, int li, int fd, const struct sockaddr_storage *sa,
         else
             snprintf(r->inst, sizeof r->inst, "%llu-unknown", r->n);
     }
-    unsigned char id[16];
+    /* One getrandom() per 32 connections: glibc 2.36's arc4random_buf() is a getrandom()
+     * per call, a system call per connection. Only this thread touches the pool. */
+    if (L->nids < 16) {
+        if (getrandom(L->ids, sizeof L->ids, 0) == (ssize_t)sizeof L->ids)
+            L->nids = sizeof L->ids;
+        else if (getrandom(L->ids, 16, 0) == 16) /* cannot fail for up to 256 bytes */
+            L->nids = 16;
+        else
+            memset(L->ids, 0, 16), L->nids = 16;
+    }
+    L->nids -= 16;
+    const unsigned char *id = L->ids + L->nids;
     static const char hex[] = "0123456789abcdef";
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 36)
-    arc4random_buf(id, sizeof id); /* getrandom()-seeded, without a system call each time */
-#else
-    if (getrandom(id, sizeof id, 0) != (ssize_t)sizeof id) /* cannot fail for 16 bytes */
-        memset(id, 0, sizeof id);
-#endif
     for (int i = 0; i < 16; i++) r->inv[2 * i] = hex[id[i] >> 4], r->inv[2 * i + 1] = hex[id[i] & 15];
     r->inv[32] = '\0';
     if (L->has_var[V_INVOCATION_ID]) set_var(L, V_INVOCATION_ID, r->inv);

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import signal
 from collections.abc import Callable
 from typing import Protocol
@@ -36,6 +37,7 @@ ExitCallback = Callable[[int, int], None]  # (pid, wait status)
 # Interrupt coalescing, as NICs do: the first exit after a quiet spell is reaped at once,
 # the ones right behind it within this window; an idle daemon still never wakes.
 HOLD_OFF = 0.005
+_ONESHOT_IN = select.EPOLLIN | select.EPOLLONESHOT
 
 
 class Lane(Protocol):
@@ -63,8 +65,16 @@ class Reaper:
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._fd = _spawn.sigchld_fd()
         self.births_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)  # lanes write here
+        # Both fds sit one-shot in an epoll set of our own that the loop watches for good:
+        # taking the events disarms them, so the hold-off costs one epoll_ctl per fd that
+        # fired, where taking the fds out of the loop's own set and back cost four
+        # (and, under uvloop, a poll handle made and closed per wake-up).
+        self._ep = select.epoll(2)
+        self._ep.register(self._fd, _ONESHOT_IN)
+        self._ep.register(self.births_fd, _ONESHOT_IN)
         self._hold: asyncio.TimerHandle | None = None
-        self._rearm()
+        self._fired: list[int] = []
+        loop.add_reader(self._ep.fileno(), self._on_wake)
         loop.call_soon(self._reap)  # whatever exited before the fd existed
 
     @staticmethod
@@ -130,15 +140,15 @@ class Reaper:
         if self._hold is not None:
             self._hold.cancel()
             self._hold = None
-        else:
-            self._loop.remove_reader(self._fd)
-            self._loop.remove_reader(self.births_fd)
+        self._loop.remove_reader(self._ep.fileno())
+        self._ep.close()
         os.close(self._fd)
         os.close(self.births_fd)
         self._fd = self.births_fd = -1
 
     def _on_wake(self) -> None:
-        for fd in (self._fd, self.births_fd):
+        fired = [fd for fd, _ in self._ep.poll(0)]  # disarms them (one-shot)
+        for fd in fired:
             try:
                 os.read(fd, 4096)  # siginfo records, an eventfd count: only the wake matters
             except BlockingIOError:
@@ -146,15 +156,17 @@ class Reaper:
         for lane in list(self._lanes):  # births first: then every exit has its owner
             lane.drain()
         self._reap()
-        self._loop.remove_reader(self._fd)
-        self._loop.remove_reader(self.births_fd)
-        self._hold = self._loop.call_later(HOLD_OFF, self._rearm)
+        # The one that did not fire stays armed, and may wake us within the hold-off.
+        self._fired += fired
+        if self._fired and self._hold is None:
+            self._hold = self._loop.call_later(HOLD_OFF, self._rearm)
 
     def _rearm(self) -> None:
         self._hold = None
+        fired, self._fired = self._fired, []
         if self._fd >= 0:  # readable already: the loop calls _on_wake at once
-            self._loop.add_reader(self._fd, self._on_wake)
-            self._loop.add_reader(self.births_fd, self._on_wake)
+            for fd in fired:
+                self._ep.modify(fd, _ONESHOT_IN)
 
     def reap_now(self) -> None:
         """Reap what has exited, now, on the loop (the accept path, at MaxConnections=)."""
