@@ -214,7 +214,8 @@ def make_spec(
     watchdog_pid: bool = False,
     nonblocking: bool = False,
 ) -> ExecSpec:
-    """The ExecSpec for one command line of a unit. ``+``/``!`` lines keep root's credentials."""
+    """The ExecSpec for one command line of a unit. ``+``/``!`` lines keep root's credentials;
+    ``!!`` (``cmd.ambient_magic``) does not: it only matters without ambient capabilities."""
     argv = expand_argv(cmd, env)
     path = find_program(cmd.path)
     creds = None if (cmd.privileged or cmd.no_setuid) else prepared.creds
