@@ -187,3 +187,75 @@ def test_prepared_is_per_section_not_per_template_name():
     )
     assert d.prepared(a) is d.prepared(b)
     assert d.prepared(a).creds.uid == 65534 and d.prepared(own).creds.uid == 0
+
+
+# ---------------------------------------------------------------- exec prefixes → credentials
+#
+# systemd.service(5), "Command lines": "-", "@" and ":" change nothing about who runs a
+# line; "+" drops nothing at all (no User=/Group=, no capability or NoNewPrivileges=
+# restriction); "!" keeps only root's user and groups (NoNewPrivileges= and
+# CapabilityBoundingSet= still apply); "!!" has no effect where the kernel has ambient
+# capabilities (every kernel activator runs on). Any order, any combination of the first
+# three with one of the last three.
+
+NOBODY_SECTION = dict(
+    User="nobody",
+    Group="nogroup",
+    SupplementaryGroups=("daemon",),
+    NoNewPrivileges=True,
+    CapabilityBoundingSet=("CAP_NET_BIND_SERVICE",),
+    AmbientCapabilities=("CAP_NET_BIND_SERVICE",),
+)
+NEUTRAL = ["", "-", "@", ":", "-@", "@-", ":-", "-:@", "@:-"]
+CREDENTIALS = ["", "+", "!", "!!"]
+
+
+def _prefixes():
+    for n in NEUTRAL:
+        for c in CREDENTIALS:
+            yield n + c
+            if n and c:
+                yield c + n  # the credential prefix first: any order is allowed
+
+
+@pytest.mark.parametrize("prefix", sorted(set(_prefixes())))
+def test_every_prefix_combination_gets_its_credentials(prefix):
+    """Each prefix combination, parsed from text, planned for a User=nobody unit."""
+    import grp
+
+    from activator.units.values import parse_exec
+
+    argv = "@/bin/sh name -c true" if "@" in prefix else "/bin/sh -c true"
+    (c,) = parse_exec(prefix.replace("@", "") + argv)
+    assert c.ignore_failure == ("-" in prefix)
+    assert c.no_env_expand == (":" in prefix)
+    assert (c.argv[0] == "name") == ("@" in prefix)
+    ctx = ServiceSection(ExecStart=(c,), **NOBODY_SECTION)
+    p = plan.prepare(ctx)
+    spec = plan.make_spec(ctx, p, c, {})
+    daemon = grp.getgrnam("daemon").gr_gid
+    bind = 10  # CAP_NET_BIND_SERVICE
+    bang = "!" in prefix and "!!" not in prefix
+    if "+" in prefix:
+        assert (spec.uid, spec.gid, spec.groups) == (-1, -1, None)
+        assert not spec.no_new_privs
+        assert spec.capability_bounding is None and spec.ambient_capabilities == ()
+    elif bang:
+        assert (spec.uid, spec.gid, spec.groups) == (-1, -1, None)
+        assert spec.no_new_privs and spec.capability_bounding == (bind,)
+    else:  # "", "-", "@", ":", "!!" and their combinations drop to the unit's user
+        assert (spec.uid, spec.gid) == (65534, 65534)
+        assert sorted(spec.groups) == sorted({65534, daemon})
+        assert spec.no_new_privs and spec.capability_bounding == (bind,)
+        assert spec.ambient_capabilities == (bind,)
+
+
+def test_prefixes_without_user_keep_root_and_nothing_else():
+    """No User=: every line runs as the supervisor, and no prefix invents a drop."""
+    for prefix in ("", "-", "@", ":", "!", "!!"):
+        (c,) = __import__("activator.units.values", fromlist=["x"]).parse_exec(
+            prefix.replace("@", "") + ("@/bin/sh name" if "@" in prefix else "/bin/sh")
+        )
+        ctx = ServiceSection(ExecStart=(c,))
+        spec = plan.make_spec(ctx, plan.prepare(ctx), c, {})
+        assert (spec.uid, spec.gid, spec.groups) == (-1, -1, None), prefix
