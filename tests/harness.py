@@ -163,6 +163,33 @@ class Activator:
             while not self._eof and self._read(deadline):
                 pass
 
+    def until(self, check, timeout: float = 10, what: str = "the condition"):
+        """Poll ``check()`` until it returns something true, and return that; bounded.
+
+        Between tries it waits for activator's next log line, at most 50 ms: most of what a
+        test waits for (an exit, a count going down) comes with a line. Raises TimeoutError
+        naming ``what`` with the last log lines."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = check()
+            if got:
+                return got
+            now = time.monotonic()
+            if now >= deadline:
+                raise TimeoutError(f"not {what} within {timeout}s; log:\n{self.log_text()}")
+            with contextlib.suppress(EOFError):
+                self._read(min(deadline, now + 0.05))
+
+    def barrier(self, timeout: float = 30) -> None:
+        """Return once every line activator logged before this call has been read.
+
+        A reload that finds no change is the marker: activator answers it after logging
+        ``daemon-reload``, in order after everything it logged before. Only for a test whose
+        unit files are as activator last read them."""
+        n = len(self.events)
+        self.ctl("reload", check=True)
+        self.wait_for("daemon-reload", timeout=timeout, start=n, applied=True)
+
     def count(self, event: str, **match) -> int:
         return sum(
             1
