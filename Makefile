@@ -33,6 +33,7 @@ lint: install
 # activator beside tcpserver, tcpsvd and systemd-socket-activate (root; installs the peers).
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/bench_units.py
 
 bench-quick: install
 	$(PY) bench/run.py --quick

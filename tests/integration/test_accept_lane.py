@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import time
 
 import pytest
 from harness import SYSTEM_PYTHON, Activator, free_port, public_dir, read_line
@@ -42,12 +41,13 @@ def _connect(port: int) -> socket.socket:
 
 
 def _wait_status(a: Activator, unit: str, done, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The unit's status once ``done(status)`` holds (a bounded poll, woken by log lines)."""
+
+    def check() -> dict | None:
         st = a.status(unit)
-        if done(st) or time.monotonic() > deadline:
-            return st
-        a.drain(0.05)
+        return st if done(st) else None
+
+    return a.until(check, timeout, f"{unit} done")
 
 
 def test_instances_are_listed_stopped_and_killed(loop_kind):
@@ -161,10 +161,8 @@ def test_leftover_process_group_is_stopped_as_systemd_would(loop_kind, accept_pa
         a.wait_for("exit", status="0")
         leftover = int(pidfile.read_text())
         a.wait_for("reap", pid=leftover, signal=signal.SIGTERM)
-        deadline = time.monotonic() + 10  # SIGTERM'd, and reaped by activator (its subreaper)
-        while os.path.exists(f"/proc/{leftover}") and time.monotonic() < deadline:
-            a.drain(0.05)
-        assert not os.path.exists(f"/proc/{leftover}")
+        # SIGTERM'd, and reaped by activator (its subreaper)
+        a.until(lambda: not os.path.exists(f"/proc/{leftover}"), what=f"{leftover} gone")
         st = _wait_status(a, "g.socket", lambda st: st["NConnections"] == 0)
         assert st["NConnections"] == 0
 
@@ -279,9 +277,7 @@ def test_a_unit_that_cannot_be_planned_says_why_per_connection(loop_kind):
                 if e.get("event") == "failed" and "no-such-user-xyz" in e.get("reason", "")
             ]
 
-        deadline = time.monotonic() + 10
-        while len(said()) < 2 and time.monotonic() < deadline:
-            a.drain(0.05)
+        a.until(lambda: len(said()) >= 2, what="both failures said")
         assert len(said()) == 2 and all(u.startswith("n@") for u in said())
         assert a.count("start") == 0
         st = _wait_status(a, "n.socket", lambda st: st["NConnections"] == 0)

@@ -196,8 +196,7 @@ def test_accept_yes_dual_stack_reports_ipv4(probe, loop_kind, accept_path):
         assert rep["env"]["REMOTE_ADDR"] == "127.0.0.1"
         a.until(
             lambda: any(
-                ev.get("unit", "").startswith(f"d@0-127.0.0.1:{port}-127.0.0.1:")
-                for ev in a.events
+                ev.get("unit", "").startswith(f"d@0-127.0.0.1:{port}-127.0.0.1:") for ev in a.events
             ),
             what="an instance named for its IPv4 peer",
         )
