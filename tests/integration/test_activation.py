@@ -139,6 +139,27 @@ def test_fd_order_across_several_sockets(probe, loop_kind):
     ]
 
 
+def test_stopped_and_accept_yes_sockets_pass_no_fds(probe, loop_kind):
+    """Of the sockets a service gets fds from, a stopped one passes none (the others keep
+    their order) and an Accept=yes one named in Sockets= passes none either: its listener
+    belongs to the instances it spawns."""
+    pa, pb, pc, py = free_port(), free_port(), free_port(), free_port()
+    units = {
+        "a.socket": f"[Socket]\nListenStream=127.0.0.1:{pa}\nService=svc.service\n",
+        "b.socket": f"[Socket]\nListenStream=127.0.0.1:{pb}\nService=svc.service\n",
+        "c.socket": f"[Socket]\nListenStream=127.0.0.1:{pc}\nService=svc.service\n",
+        "y.socket": f"[Socket]\nListenStream=127.0.0.1:{py}\nAccept=yes\n",
+        "y@.service": svc(probe),
+        "svc.service": svc(probe, "Sockets=y.socket\n"),
+    }
+    with Activator(units, loop=loop_kind) as a:
+        a.ctl("stop", "b.socket", check=True)
+        rep = read_report(("127.0.0.1", pc))
+    assert rep["env"]["LISTEN_FDNAMES"] == "a.socket:c.socket"
+    assert [rep["fds"][str(fd)]["address"][1] for fd in (3, 4)] == [pa, pc]
+    assert "5" not in rep["fds"]
+
+
 def test_nonblocking(probe, loop_kind):
     """§6c 5: NonBlocking=yes sets O_NONBLOCK on the passed sockets."""
     port = free_port()
