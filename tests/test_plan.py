@@ -373,7 +373,8 @@ def test_pass_fds_accept_no_main_gets_sockets_then_the_store_in_order():
     assert got.fds == [4, 5, 6, 20, 21]
     assert got.env == {"LISTEN_FDS": "5", "LISTEN_FDNAMES": "a.socket:web:web:conn:stored"}
     assert got.listen_pid and got.socket is None
-    assert got.named == {"a.socket": 4, "web": 6}  # fd:NAME: the last of a name
+    # fd:NAME: the first fd of that name, as systemd's exec_context_named_iofds() takes it
+    assert got.named == {"a.socket": 4, "web": 5}
     control = plan.pass_fds(ctx, h, [(20, "conn")], main=False)
     assert (control.fds, control.env, control.listen_pid) == ([], {}, False)
     assert control.named == got.named

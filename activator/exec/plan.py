@@ -300,7 +300,8 @@ def pass_fds(
                         else "StandardInput=socket: got no socket"
                     )
                 socket_fd = h.fds[0]
-            named = dict(zip(h.names, h.fds, strict=False))
+            for name, fd in zip(h.names, h.fds, strict=False):
+                named.setdefault(name, fd)  # fd:NAME takes the first of a name (systemd too)
             if main and not inetd:
                 fds = [*h.fds, *(fd for fd, _ in stored)]
                 if fds:
