@@ -55,6 +55,16 @@ def install_probe(d: Path) -> str:
     return str(dst)
 
 
+def hold_units(port: int, name: str = "h", socket_extra: str = "", answer: str = "done"):
+    """An Accept=yes socket on loopback whose instances, as nobody, wait for a line and then
+    answer ``answer``: instances a test holds open for as long as it needs them."""
+    return {
+        f"{name}.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n{socket_extra}",
+        f"{name}@.service": f"[Service]\nExecStart=/bin/sh -c 'read x; echo {answer}'\n"
+        "User=nobody\nStandardInput=socket\n",
+    }
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(fam, socket.SOCK_STREAM) as s:

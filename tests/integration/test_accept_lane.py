@@ -14,19 +14,11 @@ import signal
 import socket
 
 import pytest
-from harness import SYSTEM_PYTHON, Activator, free_port, public_dir, read_line
+from harness import SYSTEM_PYTHON, Activator, free_port, hold_units, public_dir, read_line
 
 pytestmark = pytest.mark.root
 
-HOLD = "[Service]\nExecStart=/bin/sh -c 'read x; echo done'\nUser=nobody\nStandardInput=socket\n"
-
-
-def _hold_units(port: int) -> dict[str, str]:
-    """An Accept=yes socket whose instances wait for a line, then answer "done"."""
-    return {
-        "h.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
-        "h@.service": HOLD,
-    }
+HOLD = hold_units(0)["h@.service"]
 
 
 def read_all(c: socket.socket) -> bytes:
@@ -52,7 +44,7 @@ def _wait_status(a: Activator, unit: str, done, timeout: float = 10) -> dict:
 
 def test_instances_are_listed_stopped_and_killed(loop_kind):
     port = free_port()
-    units = _hold_units(port)
+    units = hold_units(port)
     with Activator(units, loop=loop_kind) as a:
         assert a.status("h.socket")["accept_path"] is None  # nothing planned before traffic
         c1, c2 = _connect(port), _connect(port)
@@ -225,7 +217,7 @@ def test_lane_env_matches_the_python_path(probe, loop_kind):
 def test_sigterm_with_lane_instances_running(loop_kind):
     """Shutdown stops the lane's instances like any other (SIGTERM, reaped, exit 0)."""
     port = free_port()
-    units = _hold_units(port)
+    units = hold_units(port)
     with Activator(units, loop=loop_kind) as a:
         held = [_connect(port) for _ in range(3)]
         assert _wait_status(a, "h.socket", lambda st: st["NConnections"] == 3)["NConnections"] == 3
@@ -238,7 +230,7 @@ def test_sigterm_with_lane_instances_running(loop_kind):
 def test_instances_of_a_replanned_lane_finish_in_the_books(loop_kind):
     """A reload replans the lane while its instances run: they finish, counted and reaped."""
     port = free_port()
-    units = _hold_units(port)
+    units = hold_units(port)
     with Activator(units, loop=loop_kind) as a:
         held = [_connect(port) for _ in range(2)]
         assert _wait_status(a, "h.socket", lambda st: st["NConnections"] == 2)["NConnections"] == 2

@@ -15,6 +15,7 @@ from harness import (
     SYSTEM_PYTHON,
     Activator,
     free_port,
+    hold_units,
     public_dir,
     read_line,
     read_report,
@@ -265,11 +266,7 @@ def test_inetd_stderr_elsewhere(probe, loop_kind, accept_path):
 def test_max_connections(probe, loop_kind, accept_path):
     """§6c 15: MaxConnections=2: the third concurrent client is closed at once; later ones work."""
     port = free_port()
-    units = {
-        "m.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections=2\n",
-        "m@.service": "[Service]\nExecStart=/bin/sh -c 'read x; echo done'\n"
-        "User=nobody\nStandardInput=socket\n",
-    }
+    units = hold_units(port, "m", "MaxConnections=2\n")
     with Activator(units, loop=loop_kind, env=accept_path) as a:
         held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
         first = a.wait_for("start")

@@ -17,6 +17,7 @@ from harness import (
     SYSTEM_PYTHON,
     Activator,
     free_port,
+    hold_units,
     public_dir,
     read_line,
     read_report,
@@ -131,11 +132,7 @@ def test_max_connections_holds_under_a_flood(loop_kind, accept_path):
     """32 instances held open: a flood of 200 more at concurrency 64 is refused, each one,
     while the 32 keep running; released, they answer; then the socket serves again."""
     port = free_port()
-    units = {
-        "h.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\nMaxConnections=32\nBacklog=1024\n",
-        "h@.service": "[Service]\nExecStart=/bin/sh -c 'read x; echo hi'\nUser=nobody\n"
-        "StandardInput=socket\n",
-    }
+    units = hold_units(port, socket_extra="MaxConnections=32\nBacklog=1024\n", answer="hi")
     with Activator(units, loop=loop_kind, env=accept_path) as a:
         held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(32)]
         try:
