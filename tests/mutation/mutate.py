@@ -113,30 +113,42 @@ def _ranges(source: str, target: Target) -> list[tuple[int, int]]:
     return out
 
 
-def python_mutants(area: Area) -> list[Mutant]:
+def python_mutants(
+    area: Area, sample: int | None = None, seed: str = ""
+) -> tuple[list[Mutant], int]:
+    """The area's mutants (at most ``sample`` of them, drawn with ``seed``) and how many
+    there are in all. mutmut lists them cheaply; making each one parses the file again, so
+    only the drawn ones are made."""
     import mutmut  # the dev extra has it; imported here so --help works without it
 
-    out: list[Mutant] = []
+    candidates = []
     for target in area.targets:
         source = (ROOT / target.file).read_text()
         ranges = _ranges(source, target)
-        lines = source.splitlines()
         ctx = mutmut.Context(source=source, filename=target.file)
         for mid in mutmut.list_mutations(ctx):
-            line = mid.line_number + 1
-            if not any(a <= line <= b for a, b in ranges):
-                continue
-            m_ctx = mutmut.Context(source=source, filename=target.file, mutation_id=mid)
-            mutated, n = mutmut.mutate(m_ctx)
-            if n != 1 or mutated == source:
-                continue
-            try:  # mutmut sometimes writes what is not Python ("*argv" → "/argv"): no mutant
-                compile(mutated, target.file, "exec")
-            except SyntaxError:
-                continue
-            after = mutated.splitlines()[mid.line_number]
-            out.append(Mutant(area.name, target.file, line, lines[line - 1], after, mutated))
-    return out
+            if any(a <= mid.line_number + 1 <= b for a, b in ranges):
+                candidates.append((target.file, source, mid))
+    total = len(candidates)
+    if sample is not None and total > sample:
+        rng = random.Random(f"{seed}-{area.name}")
+        candidates = sorted(rng.sample(candidates, sample), key=lambda c: c[2].line_number)
+    out: list[Mutant] = []
+    for file, source, mid in candidates:
+        m_ctx = mutmut.Context(source=source, filename=file, mutation_id=mid)
+        mutated, n = mutmut.mutate(m_ctx)
+        if n != 1 or mutated == source:
+            total -= 1
+            continue
+        try:  # mutmut sometimes writes what is not Python ("*argv" → "/argv"): no mutant
+            compile(mutated, file, "exec")
+        except SyntaxError:
+            total -= 1
+            continue
+        line = mid.line_number + 1
+        before, after = source.splitlines()[line - 1], mutated.splitlines()[line - 1]
+        out.append(Mutant(area.name, file, line, before, after, mutated))
+    return out, total
 
 
 def c_mutants() -> list[Mutant]:
@@ -334,14 +346,10 @@ def main() -> int:
     plan: list[tuple[str, str, tuple[str, ...], list[Mutant]]] = []
     if with_python:
         for a in areas:
-            ms = python_mutants(a)
-            total = len(ms)
-            if args.sample is not None and len(ms) > args.sample:
-                ms = sorted(
-                    random.Random(f"{args.seed}-{a.name}").sample(ms, args.sample),
-                    key=lambda m: (m.file, m.line),
-                )
-            what = a.what + (f" (a sample of {len(ms)} of {total})" if len(ms) < total else "")
+            ms, total = python_mutants(a, args.sample, args.seed)
+            what = a.what + (
+                f" (a sample of {len(ms)} of {total} candidates)" if len(ms) < total else ""
+            )
             plan.append((a.name, what, a.tests, ms))
     if with_c:
         plan.append(("c", "the spawn core's child, hand-written set", C_TESTS, c_mutants()))
