@@ -8,11 +8,12 @@ temporary extension, against the privilege tests.
 Nothing is mutated in place: each worker has its own copy of the tree (under a temporary
 directory), imported through PYTHONPATH, so the checkout and other test runs are never
 touched. Prints ``mutation: K of N killed`` per area, then each survivor; a survivor listed
-in tests/mutation/equivalent.toml is an equivalent mutant (the reason is printed), any other
-makes the exit status 1, as does any C mutant that survives.
+in tests/mutation/equivalent.toml is an equivalent mutant (the reason is printed). Any
+other survivor, or an area under 90% killed of its non-equivalent mutants, makes the exit
+status 1.
 
     python tests/mutation/mutate.py                  # everything (make mutate)
-    python tests/mutation/mutate.py --sample 12      # CI: the C set, 12 per Python area
+    python tests/mutation/mutate.py --sample 8       # CI: the C set, 8 per Python area
     python tests/mutation/mutate.py --area plan --list
 """
 
@@ -322,6 +323,10 @@ def report(area: str, what: str, done: list[Mutant], equiv: dict) -> bool:
             print(f"      ({why})")
     for m in errors:
         print(f"  ERROR {m.name or f'{m.file}:{m.line}'}: {m.detail}")
+    real = n - len(explained)
+    if real and len(killed) / real < TARGET_SCORE:
+        print(f"  below the target: {TARGET_SCORE:.0%} of the non-equivalent mutants killed")
+        return False
     return not errors and len(survived) == len(explained)
 
 
