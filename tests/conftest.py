@@ -6,6 +6,39 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from harness import IMPOSSIBLE  # noqa: E402
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def _fail_skip(report) -> None:
+    """Under CI=true a skip is a failure: CI installs every prerequisite (.ci/run), so a
+    skip there means a test silently did not run."""
+    if not _in_ci() or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    if IMPOSSIBLE in reason:  # harness.impossible_here()
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"skipped under CI=true, where every prerequisite must be installed (.ci/run): {reason}"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_skip(outcome.get_result())
+
 
 def pytest_collection_modifyitems(config, items):
     if os.geteuid() != 0:

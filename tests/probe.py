@@ -38,6 +38,9 @@ def describe_fd(fd):
             d["family"] = s.family.name
             d["type"] = s.type.name
             d["listening"] = bool(s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+            # which listener this is (its place is the contract); abstract names are bytes
+            addr = s.getsockname()
+            d["address"] = addr.decode(errors="replace") if isinstance(addr, bytes) else addr
         finally:
             s.detach()
     return d

@@ -217,7 +217,8 @@ def make_spec(
     watchdog_pid: bool = False,
     nonblocking: bool = False,
 ) -> ExecSpec:
-    """The ExecSpec for one command line of a unit. ``+``/``!`` lines keep root's credentials."""
+    """The ExecSpec for one command line of a unit. ``+``/``!`` lines keep root's credentials;
+    ``!!`` (``cmd.ambient_magic``) does not: it only matters without ambient capabilities."""
     argv = expand_argv(cmd, env)
     path = find_program(cmd.path)
     creds = None if (cmd.privileged or cmd.no_setuid) else prepared.creds
@@ -302,7 +303,8 @@ def pass_fds(
                         else "StandardInput=socket: got no socket"
                     )
                 socket_fd = h.fds[0]
-            named = dict(zip(h.names, h.fds, strict=False))
+            for name, fd in zip(h.names, h.fds, strict=False):
+                named.setdefault(name, fd)  # fd:NAME takes the first of a name (systemd too)
             if main and not inetd:
                 fds = [*h.fds, *(fd for fd, _ in stored)]
                 if fds:

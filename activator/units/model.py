@@ -126,7 +126,10 @@ class ExecCommand(Frozen):
     ignore_failure: bool = False  # "-"
     no_env_expand: bool = False  # ":"
     privileged: bool = False  # "+": no User=/Group=/caps for this line
-    no_setuid: bool = False  # "!" and "!!": keep the supervisor's credentials
+    no_setuid: bool = False  # "!": keep the supervisor's user and groups
+    # "!!": "!" only on a kernel without ambient capabilities (before Linux 4.3); on every
+    # kernel activator runs on it has no effect, as under systemd. Kept for the export.
+    ambient_magic: bool = False
 
 
 class EnvironmentFile(Frozen):

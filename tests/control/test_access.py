@@ -21,6 +21,49 @@ NOGROUP = grp.getgrnam("nogroup").gr_gid
 OTHER_GID = grp.getgrnam("daemon").gr_gid  # a group that is not the control group
 
 
+# ---------------------------------------------------------------- the peer check itself
+
+
+def _server(group_gid: int | None):
+    from activator.control.server import ControlServer
+
+    srv = ControlServer.__new__(ControlServer)  # only the check: no manager, no socket
+    srv.gid = group_gid
+    return srv
+
+
+def test_root_and_the_daemons_own_user_are_let_in_even_when_the_daemon_is_not_root(monkeypatch):
+    """A daemon run as uid 1000 still lets root in, and its own user; nobody else without
+    the group."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    a, b = __import__("socket").socketpair()
+    with a, b:
+        srv = _server(None)
+        assert srv._allowed(a, os.getpid(), 0, 0)
+        assert srv._allowed(a, os.getpid(), 1000, 1000)
+        assert not srv._allowed(a, os.getpid(), 1, 1)
+        assert not srv._allowed(a, os.getpid(), 65534, NOGROUP)
+        grouped = _server(NOGROUP)
+        assert grouped._allowed(a, os.getpid(), 65534, NOGROUP)  # primary group
+        assert not grouped._allowed(a, os.getpid(), 65534, OTHER_GID)  # our groups lack it
+
+
+def test_peer_groups_are_those_at_connect_time_not_what_proc_says_now():
+    """SO_PEERGROUPS: a peer that drops the group after connecting is still judged by the
+    groups it connected with (and a pid that is gone cannot change the answer)."""
+    from activator.control.server import _peer_groups
+
+    saved = os.getgroups()
+    os.setgroups([NOGROUP, OTHER_GID])
+    try:
+        a, b = __import__("socket").socketpair()  # its peer credentials are taken now
+    finally:
+        os.setgroups(saved)
+    with a, b:
+        assert _peer_groups(a, os.getpid()) == {NOGROUP, OTHER_GID}
+        assert _peer_groups(a, 2**22 + 1) == {NOGROUP, OTHER_GID}  # no such pid
+
+
 def test_root_only_by_default(loop_kind):
     with Activator({}, loop=loop_kind) as a:
         st = os.stat(a.control)

@@ -21,11 +21,17 @@ def test_concurrent_ctl_calls_under_connection_load(loop_kind):
     with Activator(echo_units(port), loop=loop_kind) as a:
         stop = threading.Event()
         counts = [0, 0, 0]
+        ended_early: list[str] = []
         failures: list[str] = []
 
         def load(i: int) -> None:
-            deadline = time.monotonic() + 60
-            while not stop.is_set() and counts[i] < 2000 and time.monotonic() < deadline:
+            """Echo connections until told to stop; bounded in count and time (either bound
+            reached first means the load did not cover the control calls: a failure)."""
+            deadline = time.monotonic() + 90
+            while not stop.is_set():
+                if counts[i] >= 50_000 or time.monotonic() > deadline:
+                    ended_early.append(f"loader {i} after {counts[i]} connections")
+                    return
                 try:
                     if echo_once(port, b"%d\n" % i) != b"%d\n" % i:
                         failures.append("bad echo")
@@ -46,16 +52,19 @@ def test_concurrent_ctl_calls_under_connection_load(loop_kind):
         for t in loaders:
             t.start()
         try:
+            # the control calls begin once every loader is under way, and the loaders stop
+            # only after the last call answered: the calls overlap the load by construction
+            a.until(lambda: min(counts) > 0 or ended_early, timeout=30, what="the load under way")
+            assert min(counts) > 0, f"the load did not start: {counts} {failures[:3]}"
             verbs = ["status", "list-units", "list-sockets"] * 8
             with ThreadPoolExecutor(8) as pool:
                 results = list(pool.map(ctl, verbs))
-            busy = all(t.is_alive() for t in loaders)
         finally:
             stop.set()
             for t in loaders:
                 t.join(60)
         assert failures == [], failures[:5]
-        assert busy, "the connection load ended before the control calls did"
+        assert ended_early == [], ended_early
         for verb, rc, out in results:
             assert rc == 0, (verb, out)
             doc = json.loads(out)

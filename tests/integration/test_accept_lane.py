@@ -12,22 +12,13 @@ import json
 import os
 import signal
 import socket
-import time
 
 import pytest
-from harness import SYSTEM_PYTHON, Activator, free_port, public_dir, read_line
+from harness import SYSTEM_PYTHON, Activator, free_port, hold_units, public_dir, read_line
 
 pytestmark = pytest.mark.root
 
-HOLD = "[Service]\nExecStart=/bin/sh -c 'read x; echo done'\nUser=nobody\nStandardInput=socket\n"
-
-
-def _hold_units(port: int) -> dict[str, str]:
-    """An Accept=yes socket whose instances wait for a line, then answer "done"."""
-    return {
-        "h.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=yes\n",
-        "h@.service": HOLD,
-    }
+HOLD = hold_units(0)["h@.service"]
 
 
 def read_all(c: socket.socket) -> bytes:
@@ -42,17 +33,18 @@ def _connect(port: int) -> socket.socket:
 
 
 def _wait_status(a: Activator, unit: str, done, timeout: float = 10) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The unit's status once ``done(status)`` holds (a bounded poll, woken by log lines)."""
+
+    def check() -> dict | None:
         st = a.status(unit)
-        if done(st) or time.monotonic() > deadline:
-            return st
-        a.drain(0.05)
+        return st if done(st) else None
+
+    return a.until(check, timeout, f"{unit} done")
 
 
 def test_instances_are_listed_stopped_and_killed(loop_kind):
     port = free_port()
-    units = _hold_units(port)
+    units = hold_units(port)
     with Activator(units, loop=loop_kind) as a:
         assert a.status("h.socket")["accept_path"] is None  # nothing planned before traffic
         c1, c2 = _connect(port), _connect(port)
@@ -161,10 +153,8 @@ def test_leftover_process_group_is_stopped_as_systemd_would(loop_kind, accept_pa
         a.wait_for("exit", status="0")
         leftover = int(pidfile.read_text())
         a.wait_for("reap", pid=leftover, signal=signal.SIGTERM)
-        deadline = time.monotonic() + 10  # SIGTERM'd, and reaped by activator (its subreaper)
-        while os.path.exists(f"/proc/{leftover}") and time.monotonic() < deadline:
-            a.drain(0.05)
-        assert not os.path.exists(f"/proc/{leftover}")
+        # SIGTERM'd, and reaped by activator (its subreaper)
+        a.until(lambda: not os.path.exists(f"/proc/{leftover}"), what=f"{leftover} gone")
         st = _wait_status(a, "g.socket", lambda st: st["NConnections"] == 0)
         assert st["NConnections"] == 0
 
@@ -227,7 +217,7 @@ def test_lane_env_matches_the_python_path(probe, loop_kind):
 def test_sigterm_with_lane_instances_running(loop_kind):
     """Shutdown stops the lane's instances like any other (SIGTERM, reaped, exit 0)."""
     port = free_port()
-    units = _hold_units(port)
+    units = hold_units(port)
     with Activator(units, loop=loop_kind) as a:
         held = [_connect(port) for _ in range(3)]
         assert _wait_status(a, "h.socket", lambda st: st["NConnections"] == 3)["NConnections"] == 3
@@ -240,7 +230,7 @@ def test_sigterm_with_lane_instances_running(loop_kind):
 def test_instances_of_a_replanned_lane_finish_in_the_books(loop_kind):
     """A reload replans the lane while its instances run: they finish, counted and reaped."""
     port = free_port()
-    units = _hold_units(port)
+    units = hold_units(port)
     with Activator(units, loop=loop_kind) as a:
         held = [_connect(port) for _ in range(2)]
         assert _wait_status(a, "h.socket", lambda st: st["NConnections"] == 2)["NConnections"] == 2
@@ -279,9 +269,7 @@ def test_a_unit_that_cannot_be_planned_says_why_per_connection(loop_kind):
                 if e.get("event") == "failed" and "no-such-user-xyz" in e.get("reason", "")
             ]
 
-        deadline = time.monotonic() + 10
-        while len(said()) < 2 and time.monotonic() < deadline:
-            a.drain(0.05)
+        a.until(lambda: len(said()) >= 2, what="both failures said")
         assert len(said()) == 2 and all(u.startswith("n@") for u in said())
         assert a.count("start") == 0
         st = _wait_status(a, "n.socket", lambda st: st["NConnections"] == 0)

@@ -88,17 +88,29 @@ def test_control_commands_run_in_order(probe, loop_kind):
 
 
 def test_failing_start_pre_fails_the_start(probe, loop_kind):
+    """A failing ExecStartPre= fails the start (exit-code) and ExecStart= never runs. Then
+    traffic repeats the trigger, each start failing, until the start limit (5 in 10 s),
+    which fails the service for good and stops its socket (README, "Restarts and limits")."""
     port = free_port()
     units = {
         "f.socket": f"[Socket]\nListenStream=127.0.0.1:{port}\n",
         "f.service": f"[Service]\nExecStartPre=/bin/false\nExecStart={SYSTEM_PYTHON} {probe}\n",
     }
     with Activator(units, loop=loop_kind) as a:
-        c = socket.create_connection(("127.0.0.1", port), timeout=10)
-        e = a.wait_for("failed", unit="f.service", result="exit-code")
-        assert e
-        assert a.status("f.service")["state"] in ("failed", "activating", "deactivating")
-        c.close()
+        r = a.ctl("start", "f.service")  # no traffic yet: nothing triggers it again
+        assert r.returncode == 1 and "result: exit-code" in r.stderr
+        st = a.status("f.service")
+        assert (st["state"], st["result"]) == ("failed", "exit-code")
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            a.wait_for("failed", unit="f.service", result="start-limit-hit")
+            a.wait_for("stop", unit="f.socket", result="service-start-limit-hit")
+        st = a.status("f.service")
+        assert (st["state"], st["result"]) == ("failed", "start-limit-hit")
+        assert a.status("f.socket")["state"] == "failed"
+        starts = [e for e in a.events if e.get("event") == "start"]
+        assert len(starts) == 5  # the operator's and four triggers: the limit's burst
+        assert all(e["command"] == "/bin/false" for e in starts)  # never the ExecStart=
+        assert a.count("failed", unit="f.service", result="exit-code") == 5
 
 
 def test_missing_environment_file_fails_start(probe, loop_kind):

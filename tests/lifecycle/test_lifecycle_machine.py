@@ -13,6 +13,7 @@ import socket
 import pytest
 from fakes import ME, FakeDaemon, cmd, trace
 
+from activator.core.ratelimit import RateLimit
 from activator.core.states import (
     PUBLIC,
     SERVICE_TRANSITIONS,
@@ -628,6 +629,96 @@ def test_watchdog_override_and_trigger():
 
 
 # ---------------------------------------------------------------- the fd store
+
+
+def test_start_limit_hit_is_logged_and_lets_go_of_the_fd_store():
+    """Over the limit: one failed line with the result and the reason, and what a service
+    keeps only across restarts (the fd store) is let go, as after any final stop."""
+    d = FakeDaemon()
+    svc = d.service(
+        Type="notify",
+        FileDescriptorStoreMax=1,
+        Restart="always",
+        RestartSec=1,
+        unit=dict(StartLimitIntervalSec=10, StartLimitBurst=1),
+    )
+    a, b = socket.socketpair()
+    try:
+        svc.start()
+        d.send(svc, svc.main_pid, READY="1")
+        d.send(svc, svc.main_pid, fds=[os.dup(a.fileno())], FDSTORE="1")
+        assert len(svc.fd_store) == 1
+        d.exit(svc.main_pid, 1)
+        assert svc.sub == U.AUTO_RESTART and len(svc.fd_store) == 1  # kept for the restart
+        d.host.advance(1)  # the 2nd start within 10 s, burst 1: refused
+        assert svc.sub == U.FAILED and svc.result == Result.START_LIMIT_HIT
+        assert len(svc.fd_store) == 0
+        failed = [(u, f) for e, u, f in d.log.events if e == "failed"]
+        assert failed[-1] == (
+            "x.service",
+            {"result": Result.START_LIMIT_HIT, "reason": "start request repeated too quickly"},
+        )
+    finally:
+        a.close()
+        b.close()
+
+
+# ---------------------------------------------------------------- RateLimit (systemd's ratelimit_below)
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    "interval, burst, enabled",
+    [(10, 3, True), (0.5, 1, True), (1, 1, True), (0, 3, False), (10, 0, False), (0, 0, False)],
+)
+def test_rate_limit_enabled_only_with_an_interval_and_a_burst(interval, burst, enabled):
+    rl = RateLimit(interval, burst, clock=Clock(100.0))
+    assert rl.enabled is enabled
+    if not enabled:  # a disabled limit never refuses
+        assert all(rl.below() for _ in range(50))
+
+
+def test_rate_limit_window_starts_at_the_first_event_and_ends_exactly_after_interval():
+    clock = Clock(100.0)
+    rl = RateLimit(10, 2, clock=clock)
+    assert rl.below() and rl.below() and not rl.below()  # 3rd in the window: refused
+    clock.now = 103.0
+    assert rl.remaining() == 7.0
+    clock.now = 109.999
+    assert not rl.below()
+    clock.now = 110.0  # exactly one interval after the window began: a new one
+    assert rl.below() and rl.below() and not rl.below()
+    clock.now = 125.0
+    assert rl.remaining() == 0.0  # never negative
+
+
+def test_rate_limit_first_event_opens_the_window_even_near_time_zero():
+    """A clock that starts near 0 (a fresh boot, a fake clock): the first event opens the
+    window at its own time, not at 0."""
+    clock = Clock(0.5)
+    rl = RateLimit(10, 1, clock=clock)
+    assert rl.below()
+    clock.now = 10.2  # 9.7 s after the first event: still its window
+    assert not rl.below()
+    assert rl.remaining() == pytest.approx(0.3)
+
+
+def test_rate_limit_reset_forgets_the_window():
+    clock = Clock(2.0)
+    rl = RateLimit(10, 1, clock=clock)
+    assert rl.below() and not rl.below()
+    rl.reset()
+    clock.now = 3.0
+    assert rl.below()  # counted from nothing
+    assert rl.remaining() == 10.0  # the window begins at this event
+    assert not rl.below()
 
 
 def test_fd_store_survives_a_restart_and_comes_back_last():

@@ -68,7 +68,9 @@ def test_journald_fd_order_and_sockets(system) -> None:  # type: ignore[no-untyp
         "systemd-journald-audit.socket", "systemd-journald-dev-log.socket", "systemd-journald.socket",  # noqa: E501
     )  # fmt: skip
     svc = units.services["systemd-journald.service"].Service
-    assert svc.ExecStart[0].no_setuid and svc.RestartSec == 0 and svc.WatchdogSec == 180
+    # ExecStart=!!/lib/systemd/systemd-journald: "!!", no effect with ambient capabilities
+    assert svc.ExecStart[0].ambient_magic and not svc.ExecStart[0].no_setuid
+    assert svc.RestartSec == 0 and svc.WatchdogSec == 180
     assert units.sockets["systemd-journald-dev-log.socket"].Socket.Symlinks == ("/dev/log",)
 
 

@@ -49,7 +49,17 @@ def test_random_toml_and_binary_never_raise(text: str, data: bytes) -> None:
         Path(d, "y.service").write_bytes(data)
         Path(d, "y.service.d").mkdir()
         Path(d, "y.service.d", "a.conf.toml").write_text(text)
-        load_units([d])
+        units, problems = load_units([d])
+        # every problem is printable and located in these files; each file is either a
+        # loaded unit or named by a problem, never silently dropped
+        for p in problems:
+            assert str(p) and p.path.startswith(d)
+        names = {u.name for u in units}
+        assert names <= {"x.socket", "y.service"}
+        for name, path in (("x.socket", "x.socket.toml"), ("y.service", "y.service")):
+            assert name in names or any(
+                p.path.startswith(os.path.join(d, path)) for p in problems
+            ), (name, [str(p) for p in problems])
 
 
 def test_unreadable_and_odd_files(tmp_path: Path) -> None:

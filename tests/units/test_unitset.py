@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from activator.units import UnitError, load_units
@@ -81,10 +79,7 @@ def test_instantiate_hot_path_copies_without_rebuilding(units, monkeypatch) -> N
     assert i.model_dump(exclude={"name"}) == t.model_dump(exclude={"name"})
     v6 = units.instantiate("echo@.service", "3-::1:80-::1:40000")
     assert v6.name == "echo@3-::1:80-::1:40000.service"
-    start = time.perf_counter()
-    for n in range(10000):
-        units.instantiate("echo@.service", f"{n}-127.0.0.1:7-127.0.0.1:{n % 60000 + 1}")
-    assert time.perf_counter() - start < 2.0  # ~10 µs each; generous for slow CI
+    # its speed (~10 µs an instance) is measured by `make bench` (bench/bench_units.py)
 
 
 def test_instantiate_rebuilds_when_instance_is_used(units) -> None:  # type: ignore[no-untyped-def]

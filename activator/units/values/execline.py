@@ -133,7 +133,8 @@ def _parse_exec(
                 ignore_failure=ignore,
                 no_env_expand=no_env,
                 privileged=privileged,
-                no_setuid=no_setuid or ambient,
+                no_setuid=no_setuid,
+                ambient_magic=ambient,
             )
         )
     return commands
@@ -153,6 +154,8 @@ def format_exec(cmd: ExecCommand, escape: Callable[[str], str] = lambda w: w) ->
         prefix += "+"
     if cmd.no_setuid:
         prefix += "!"
+    if cmd.ambient_magic:
+        prefix += "!!"
     words = [escape(w) for w in cmd.argv]
     # A quote may open mid-word, so the prefix can be glued to a quoted path.
     if cmd.argv[0] != cmd.path:
