@@ -329,7 +329,9 @@ def test_environment_file_errors_are_named_and_optional_ones_ignored(tmp_path):
     ctx = ServiceSection(EnvironmentFile=(EnvironmentFile(path=str(tmp_path)),))
     with pytest.raises(StartError) as e:
         plan.build_environment(ctx, None, {}, {})
-    assert str(e.value) == f"unable to read environment file {tmp_path}: Is a directory"
+    assert str(e.value) == (
+        f"unable to read environment file {tmp_path}: not a regular file (a directory)"
+    )
     ctx = ServiceSection(EnvironmentFile=(EnvironmentFile(path=str(tmp_path), optional=True),))
     assert plan.build_environment(ctx, None, {"A": "1"}, {}) == {
         "PATH": plan.DEFAULT_PATH,
