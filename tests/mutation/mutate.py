@@ -43,7 +43,20 @@ sys.path.insert(0, str(HERE))
 from areas import AREAS, C_TESTS, Area, Target  # noqa: E402
 from c_mutants import C_MUTANTS  # noqa: E402
 
-SPAWN_SOURCES = ("_spawn.c", "spawn_child.c", "_lane.c", "_reap.c", "_process.c")
+
+def _spawn_sources() -> tuple[str, ...]:
+    """The extension's C sources as setup.py lists them: one list, so a new file is never
+    missing from the mutants' builds (an undefined symbol at import fails every mutant)."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "SOURCES" for t in node.targets
+        ):
+            return tuple(ast.literal_eval(node.value))
+    raise SystemExit("mutate: setup.py has no SOURCES list")
+
+
+SPAWN_SOURCES = _spawn_sources()
 # How setuptools builds the extension, read once here: sysconfig fills its cache lazily,
 # which is not safe from the worker threads.
 TOOLCHAIN = (
