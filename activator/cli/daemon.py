@@ -1,11 +1,15 @@
 """`activator`: the daemon's command line — argv in, exit code out.
 
-    activator [--units DIR]… [--control PATH] [--control-group GROUP]
-              [--loop auto|asyncio|uvloop] [--log-format text|json] [--strict]
+    activator [--units DIR]… [--systemd] [--control PATH] [--control-group GROUP]
+              [--loop auto|asyncio|uvloop] [--log-format text|json] [--log-time yes|no]
+              [--log-level debug|info|warning|error] [--strict]
+              [--on-failure continue|exit] [--default-timeout-stop-sec SEC]
+              [--stop-deadline SEC] [--metrics ADDR]
 
-Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 on a failure while running,
-2 for a bad command line. Units that fail to load are reported and left out;
-the others run.
+Exit codes (README "Exit codes of activator", core/errors.py): 0 after a clean stop,
+1 on a failure of activator itself, 2 for a bad command line, 3 a unit failed to load
+and 4 a unit failed while running (--on-failure=exit), 5 a service ended failed while
+activator stopped; a unit's FailureAction=/SuccessAction= exit with their own status.
 """
 
 from __future__ import annotations
@@ -38,7 +42,48 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--control-group", metavar="GROUP", help="let this group use the control socket too"
     )
     p.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=os.environ.get("ACTIVATOR_LOG_FORMAT") or "text",
+        help="text (logfmt) or JSON lines (default $ACTIVATOR_LOG_FORMAT or text)",
+    )
+    p.add_argument(
+        "--log-time",
+        choices=("yes", "no"),
+        default="yes",
+        help="an RFC 3339 UTC time on each line; no: leave it to the container runtime",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="the least level logged (default info)",
+    )
+    p.add_argument(
+        "--on-failure",
+        choices=("continue", "exit"),
+        default="continue",
+        help="exit: a unit that fails to load or while running stops activator (exit 3, 4)",
+    )
+    p.add_argument(
+        "--default-timeout-stop-sec",
+        type=_seconds,
+        metavar="SEC",
+        help="TimeoutStopSec= of units that set none (systemd's DefaultTimeoutStopSec=, 90)",
+    )
+    p.add_argument(
+        "--stop-deadline",
+        type=_seconds,
+        metavar="SEC",
+        help="the whole shutdown's budget: what is left then is killed (ExecStopPost= "
+        "still runs) and activator exits within SEC",
+    )
+    p.add_argument(
+        "--metrics",
+        metavar="ADDR",
+        help="serve Prometheus /metrics on ADDR (HOST:PORT, [V6]:PORT or a unix socket path)",
+    )
     p.add_argument("--strict", action="store_true", help="treat unit warnings as errors")
     p.add_argument(
         "--systemd",
@@ -49,14 +94,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _seconds(text: str) -> float:
+    """A time as systemd writes it: 90, 1min 30s, 500ms (argparse's type)."""
+    from ..units.values import BadValue, parse_timespan
+
+    try:
+        value = parse_timespan(text)
+    except BadValue as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
     except SystemExit as e:
         return EXIT_USAGE if e.code else EXIT_OK
+    if args.log_format not in ("text", "json"):
+        print(f"activator: ACTIVATOR_LOG_FORMAT={args.log_format!r}: text or json", file=sys.stderr)
+        return EXIT_USAGE
     from ..core.log import EventLog
     from ..core.loops import run
     from ..manager.manager import Manager
+    from ..manager.policy import Policy
     from ..runtime.reaper import Reaper
 
     Reaper.block_early()  # before any thread exists (the loop's executors, the lanes)
@@ -67,17 +129,34 @@ def main(argv: list[str] | None = None) -> int:
     control = args.control or os.environ.get("ACTIVATOR_CONTROL", DEFAULT_CONTROL)
     if control == "none":
         control = None
-    log = EventLog(args.log_format)
+    log = EventLog(args.log_format, timestamps=args.log_time == "yes", level=args.log_level)
+    policy = Policy(
+        on_failure=args.on_failure,
+        default_timeout_stop=90.0
+        if args.default_timeout_stop_sec is None
+        else args.default_timeout_stop_sec,
+        stop_deadline=args.stop_deadline,
+    )
     manager = Manager(
-        units, control_path=control, log=log, strict=args.strict, systemd=args.systemd
+        units,
+        control_path=control,
+        log=log,
+        strict=args.strict,
+        systemd=args.systemd,
+        policy=policy,
     )
     server = None
     if control is not None:
         from ..control.server import ControlServer
 
         server = ControlServer(manager, control, args.control_group)
+    servers = []
+    if args.metrics:
+        from ..control.metrics import MetricsServer
+
+        servers.append(MetricsServer(manager, args.metrics))
     try:
-        code = run(manager.run(server), args.loop)
+        code = run(manager.run(server, servers), args.loop)
     except ImportError as e:
         log("failed", None, reason=f"unable to use the {args.loop} loop: {e}")
         return EXIT_USAGE

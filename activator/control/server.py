@@ -161,7 +161,7 @@ class ControlServer:
                 raise ProtocolError("refused", "activator is shutting down")
             if verb in MUTATING:
                 self.manager.log(
-                    "control", None, verb=verb, units=" ".join(units) or None, pid=pid, uid=uid
+                    "control", None, verb=verb, names=" ".join(units) or None, pid=pid, uid=uid
                 )
             return protocol.ok(await self.verbs.table[verb](units, args))
         except ProtocolError as e:

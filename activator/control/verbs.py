@@ -12,7 +12,7 @@ import asyncio
 import os
 from typing import Any, Protocol
 
-from ..core.log import EventLog
+from ..core.log import EventLog, template_key
 from ..manager.jobs import Job, JobResult
 from ..runtime.socket import SocketRuntime
 from ..runtime.unit import RuntimeUnit
@@ -110,10 +110,7 @@ class Verbs:
         return template.path if template is not None else ""
 
     def _describe(self, t: RuntimeUnit) -> dict[str, Any]:
-        name = t.name
-        at = name.find("@")
-        key = name if at < 0 else name[: at + 1] + ".service"
-        recent = list(self.m.log.recent.get(key, ()))
+        recent = list(self.m.log.recent.get(template_key(t.name), ()))
         return views.describe(t, path=self._path(t.unit), recent=recent)
 
     # ------------------------------------------------------------ reading

@@ -25,6 +25,7 @@ class AcceptBooks:
         self.refused_limit = 0  # MaxConnections=
         self.refused_per_source = 0  # MaxConnectionsPerSource=
         self.refused_trigger = 0  # pauses by the trigger limit
+        self.n_triggered = 0  # Accept=no: traffic that started (or found) the service
         self.per_source: Counter[str] = Counter()
 
     def refuse_limit(self, peer: str | None, active: int) -> None:

@@ -348,6 +348,7 @@ class SocketRuntime(RuntimeUnitBase):
             self.refuse(self.ctx.why_missing(self.service_name))
             return
         self._set(K.RUNNING)
+        self.books.n_triggered += 1
         self.ctx.log("trigger", self.name, service=self.service_name, address=lst.address)
         if not svc.active:
             self.ctx.activate(self.service_name, self.name)
