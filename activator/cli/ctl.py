@@ -4,8 +4,9 @@
 
 Verbs: start|stop|restart UNIT… [--no-block], reload [UNIT…|--dry-run], status [UNIT…],
 list-units, list-sockets, cat UNIT…, show UNIT… [-p PROP] [--value],
-kill [--signal SIG] UNIT…, reset-failed [UNIT…], and the offline verify PATH…
-[--strict] and import FILE… [-o DIR]. A unit name without a suffix is a service.
+kill [--signal SIG] UNIT…, reset-failed [UNIT…], logs UNIT… [-n N] [-f], and the
+offline verify PATH… [--strict] and import FILE… [-o DIR]. A unit name without a suffix
+is a service.
 
 Exit codes, as systemctl's: 0 success (status: every unit named is active; status
 without units: 0 whenever activator answers); 3 status of an inactive or failed
@@ -121,6 +122,10 @@ def _parser() -> argparse.ArgumentParser:
         "-s", "--signal", default="SIGTERM", help="signal name or number (default SIGTERM)"
     )
     k.add_argument("units", nargs="+", metavar="UNIT")
+    lg = verb("logs", "print what services wrote to stdout/stderr (journalctl -u)")
+    lg.add_argument("units", nargs="+", metavar="UNIT")
+    lg.add_argument("-n", "--lines", type=int, default=10, metavar="N", help="last N lines")
+    lg.add_argument("-f", "--follow", action="store_true", help="then print new lines as they come")
     v = verb("verify", "check unit files offline, like systemd-analyze verify")
     v.add_argument("paths", nargs="+", metavar="PATH")
     v.add_argument("--strict", action="store_true", help="warnings are errors")
@@ -171,8 +176,17 @@ def _run(args) -> int:
             )
             return EXIT_USAGE
         extra["dry_run"] = True
-    timeout = None if args.verb in _WAITING else _TIMEOUT
+    if args.verb == "logs":
+        if args.lines < 0:
+            print("activatorctl: logs: -n takes a number of lines, 0 or more", file=sys.stderr)
+            return EXIT_USAGE
+        extra["n"] = args.lines
+        if args.follow:
+            extra["follow"] = True
+    timeout = None if args.verb in _WAITING or extra.get("follow") else _TIMEOUT
     try:
+        if extra.get("follow"):
+            return _follow(args, path, units, extra)
         result = call(path, args.verb, units, timeout=timeout, **extra)
     except ProtocolError as e:
         return _fail(
@@ -199,6 +213,34 @@ def _run(args) -> int:
         if units and not all(u["active"] in _ACTIVE for u in result):
             return EXIT_INACTIVE
     return EXIT_OK
+
+
+def _follow(args, path: str, units: list[str], extra: dict) -> int:
+    """`logs -f`: the answer, then a line per new line, until interrupted. Raises as call()."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        s.sendall(protocol.request("logs", units, **extra))
+        buf = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return EXIT_OK  # activator stopped
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                for entry in protocol.decode_answer(line):
+                    if args.json:
+                        print(json.dumps(entry))
+                    else:
+                        sys.stdout.write(_log_line(entry))
+                sys.stdout.flush()
+
+
+def _log_line(e: dict) -> str:
+    stamp = time.strftime("%b %d %H:%M:%S ", time.localtime(e["ts"])) if e.get("ts") else ""
+    if e.get("unit") is None:
+        return f"{stamp}-- {e['text']}\n"
+    return f"{stamp}{e['unit']}[{e.get('pid')}]: {e['text']}\n"
 
 
 def _fail(args, code: str, message: str, status: int) -> int:
@@ -253,6 +295,9 @@ def _print(args, result) -> None:
                 out("\n")
             for k, v in props.items():
                 out(f"{v}\n" if args.value else f"{k}={v}\n")
+    elif verb == "logs":
+        for entry in result:
+            out(_log_line(entry))
     elif verb == "reload" and not args.units:
         for p in result.get("problems", []):
             print(p, file=sys.stderr)

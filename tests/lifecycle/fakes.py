@@ -18,7 +18,7 @@ import signal
 
 from activator.exec import plan
 from activator.exec.plan import Handover
-from activator.exec.spec import SpawnError, Spawned
+from activator.exec.spec import Spawned, SpawnError
 from activator.runtime.service import Service
 from activator.runtime.tally import Tally
 from activator.units.model import ExecCommand, ServiceSection, ServiceUnit, UnitSection
