@@ -26,6 +26,13 @@ LOG_SCHEMA = Path(__file__).parents[1] / "docs" / "log-events.schema.json"
 _validator = None
 
 
+def event_time(event: dict) -> float:
+    """A log line's RFC 3339 ``time`` as Unix seconds."""
+    import datetime
+
+    return datetime.datetime.fromisoformat(event["time"]).timestamp()
+
+
 def log_line_problems(line: bytes) -> list[str]:
     """What is wrong with one line of activator's JSON log: not JSON, or not what
     docs/log-events.schema.json says of its event (issue 13: every line the suite's

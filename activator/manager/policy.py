@@ -24,6 +24,7 @@ makes the system ``degraded``.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import signal
 from collections.abc import Iterable
@@ -83,12 +84,18 @@ class Policy:
         return EXIT_STOP if self.stop_failures else EXIT_OK
 
     def _exit(self, host: Host, status: int, reason: str, *, force: bool = False) -> None:
-        if host.stopping:
+        if host.stopping or self.status is not None:
             return
-        if self.status is None:
-            self.status = status
-        host.log("shutdown", None, reason=reason, status=status)
-        host.request_stop(reason, force=force)
+        self.status = status
+        # On the next turn of the loop: the failure's own lines (logged after the state
+        # change that brought us here) come before the shutdown's.
+        asyncio.get_running_loop().call_soon(self._stop, host, status, reason, force)
+
+    @staticmethod
+    def _stop(host: Host, status: int, reason: str, force: bool) -> None:
+        if not host.stopping:
+            host.log("shutdown", None, reason=reason, status=status)
+            host.request_stop(reason, force=force)
 
     # ------------------------------------------------------------ load
     def check_load(self, host: Host, problems: Iterable[Any], loaded: int) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import time
 
@@ -160,7 +159,7 @@ def test_leftover_process_group_is_stopped_as_systemd_would(loop_kind, accept_pa
         assert read_line(("127.0.0.1", port)) == b"started\n"
         a.wait_for("exit", status=0)
         leftover = int(pidfile.read_text())
-        a.wait_for("reap", pid=leftover, signal=signal.SIGTERM)
+        a.wait_for("reap", pid=leftover, signal="SIGTERM")
         deadline = time.monotonic() + 10  # SIGTERM'd, and reaped by activator (its subreaper)
         while os.path.exists(f"/proc/{leftover}") and time.monotonic() < deadline:
             a.drain(0.05)
