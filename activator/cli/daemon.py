@@ -150,11 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         from ..control.server import ControlServer
 
         server = ControlServer(manager, control, args.control_group)
-    servers = []
-    if args.metrics:
-        from ..control.metrics import MetricsServer
+    # The metrics server: on --metrics ADDR, and on X-Activator-Metrics=yes sockets.
+    from ..control.metrics import MetricsServer
 
-        servers.append(MetricsServer(manager, args.metrics))
+    metrics = MetricsServer(manager, args.metrics)
+    manager.builtin = metrics
+    servers = [metrics]
     try:
         code = run(manager.run(server, servers), args.loop)
     except ImportError as e:

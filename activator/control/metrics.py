@@ -57,14 +57,18 @@ class MetricsView(Protocol):
 
 
 class MetricsServer:
-    def __init__(self, manager: MetricsView, addr: str) -> None:
+    def __init__(self, manager: MetricsView, addr: str | None) -> None:
         self.manager = manager
-        self.addr = addr
-        self.path = addr  # the manager's Server protocol names a server by its path
+        self.addr = addr or ""  # "": only on socket units' listeners (serve_fds)
+        self.path = self.addr  # the manager's Server protocol names a server by its path
         self._servers: list[asyncio.base_events.Server] = []
+        self._units: dict[str, list[asyncio.base_events.Server]] = {}
+        self._starting: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Bind ADDR and serve. Raises ActivatorError naming the address and the cause."""
+        if not self.addr:
+            return
         try:
             if self.addr.startswith(("/", "./")):
                 with contextlib.suppress(FileNotFoundError):
@@ -81,18 +85,30 @@ class MetricsServer:
         self._servers.append(srv)
         self.manager.log("listen", None, address=self.addr, metrics="/metrics")
 
-    def serve_socket(self, sock: socket.socket) -> Any:
-        """Serve on a listener bound elsewhere (X-Activator-Metrics=yes): a coroutine."""
-        return self._serve_on(sock)
+    def serve_fds(self, name: str, fds: list[int]) -> None:
+        """Serve on a socket unit's listeners (X-Activator-Metrics=yes), bound by the unit
+        as root; our duplicates are closed by unserve(), the unit's stay its own."""
+        for fd in fds:
+            sock = socket.socket(fileno=os.dup(fd))
+            sock.setblocking(False)
+            task = asyncio.ensure_future(self._serve_on(name, sock))
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
 
-    async def _serve_on(self, sock: socket.socket) -> None:
+    async def _serve_on(self, name: str, sock: socket.socket) -> None:
         if sock.family == socket.AF_UNIX:
             srv = await asyncio.start_unix_server(self._serve, sock=sock)
         else:
             srv = await asyncio.start_server(self._serve, sock=sock)
-        self._servers.append(srv)
+        self._units.setdefault(name, []).append(srv)
+
+    def unserve(self, name: str) -> None:
+        for srv in self._units.pop(name, []):
+            srv.close()
 
     async def close(self) -> None:
+        for name in list(self._units):
+            self.unserve(name)
         for srv in self._servers:
             srv.close()
             with contextlib.suppress(Exception):

@@ -39,7 +39,7 @@ from ..runtime.lane import Conn
 from ..runtime.notify import NotifyServer, open_server
 from ..runtime.reaper import Reaper
 from ..runtime.service import Service
-from ..runtime.socket import SocketRuntime
+from ..runtime.socket import BuiltinServer, SocketRuntime
 from ..runtime.tally import Tally
 from ..runtime.target import Placeholder, Target
 from ..runtime.unit import RuntimeUnit
@@ -97,6 +97,7 @@ class Manager:
         self.host = Host()  # the services' clock, timers, spawner, signals (faked in tests)
         self.capture: Capture | None = Capture(log)  # services' stdout/stderr, as log lines
         self.tally = Tally()  # starts, ends, spawn times (metrics)
+        self.builtin: BuiltinServer | None = None  # X-Activator-Metrics=yes sockets' server
         # id(section) -> (section, resolved); the section is kept so its id stays unique
         self._prepared: dict[int, tuple[object, plan.Prepared]] = {}
         self.operation_lock = asyncio.Lock()  # reloads and operators' start/stop/restart

@@ -196,7 +196,7 @@ class _Builder:
             self.problem(
                 entry,
                 f"unknown activator extension in [{section}] "
-                "(known: X-Activator-UCSPI= in [Socket])",
+                "(known: X-Activator-UCSPI=, X-Activator-Metrics= in [Socket])",
             )
             return
         if key.startswith("X-"):

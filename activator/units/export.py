@@ -52,7 +52,7 @@ _WORD_LISTS = frozenset(
         "Symlinks", "Sockets",
     }
 )  # fmt: skip
-_RENAMED = {"UCSPI": "X-Activator-UCSPI"}
+_RENAMED = {"UCSPI": "X-Activator-UCSPI", "Metrics": "X-Activator-Metrics"}
 
 
 def _listen_directive(lst: Any) -> str:

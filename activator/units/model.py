@@ -318,6 +318,7 @@ class SocketSection(ExecContext):
     TimeoutSec: float = 90.0
     # activator extensions (X-Activator-*)
     UCSPI: bool = False  # X-Activator-UCSPI=: tcpserver's PROTO/TCPREMOTEIP/… for Accept=yes
+    Metrics: bool = False  # X-Activator-Metrics=: the listeners serve activator's /metrics
 
 
 class ServiceType(StrEnum):

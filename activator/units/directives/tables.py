@@ -223,6 +223,7 @@ def _socket_table() -> SectionTable:
         t[e] = _d(e, "list", v_exec)
     t["TimeoutSec"] = _d("TimeoutSec", "scalar", v_timeout)
     t["X-Activator-UCSPI"] = _d("X-Activator-UCSPI", "scalar", v_bool, field="UCSPI")
+    t["X-Activator-Metrics"] = _d("X-Activator-Metrics", "scalar", v_bool, field="Metrics")
     return t
 
 
