@@ -23,12 +23,13 @@ import contextlib
 import os
 import resource
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from ..core.errors import ActivatorError
 from ..core.log import EventLog
 from ..manager.policy import system_state
+from ..runtime.books import AcceptBooks
 from ..runtime.capture import Capture
 from ..runtime.socket import SocketRuntime
 from ..runtime.tally import SPAWN_BUCKETS, Tally
@@ -37,6 +38,17 @@ from ..runtime.unit import RuntimeUnit
 _SERVICE_STATES = ("inactive", "activating", "active", "reloading", "deactivating", "failed")
 _SOCKET_STATES = ("inactive", "listening", "running", "paused", "failed")
 _SYSTEM_STATES = ("starting", "running", "degraded", "stopping")
+#: Counters of a socket's books: name, type, help, which sockets (Accept=, None: all), value.
+_PER_SOCKET: tuple[tuple[str, str, str, bool | None, Callable[[AcceptBooks], int]], ...] = (
+    ("activator_socket_accepted_total", "counter", "connections an Accept=yes socket accepted",
+     True, lambda b: b.n_accepted),
+    ("activator_socket_triggers_total", "counter",
+     "traffic on an Accept=no socket that activated its service", False, lambda b: b.n_triggered),
+    ("activator_socket_trigger_limit_pauses_total", "counter",
+     "times the trigger limit paused the socket", None, lambda b: b.refused_trigger),
+    ("activator_socket_connections", "gauge", "instances of an Accept=yes socket running now",
+     True, lambda b: b.n_connections),
+)  # fmt: skip
 _REQUEST_MAX = 8192
 _TIMEOUT = 10.0
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -73,11 +85,16 @@ class MetricsServer:
             if self.addr.startswith(("/", "./")):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.addr)
-                srv = await asyncio.start_unix_server(self._serve, self.addr)
+                srv = await asyncio.start_unix_server(self._serve, self.addr, limit=_REQUEST_MAX)
             else:
                 host, port = split_address(self.addr)
                 srv = await asyncio.start_server(
-                    self._serve, host, port, family=socket.AF_UNSPEC, reuse_address=True
+                    self._serve,
+                    host,
+                    port,
+                    family=socket.AF_UNSPEC,
+                    reuse_address=True,
+                    limit=_REQUEST_MAX,
                 )
         except (OSError, ValueError) as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
@@ -97,9 +114,9 @@ class MetricsServer:
 
     async def _serve_on(self, name: str, sock: socket.socket) -> None:
         if sock.family == socket.AF_UNIX:
-            srv = await asyncio.start_unix_server(self._serve, sock=sock)
+            srv = await asyncio.start_unix_server(self._serve, sock=sock, limit=_REQUEST_MAX)
         else:
-            srv = await asyncio.start_server(self._serve, sock=sock)
+            srv = await asyncio.start_server(self._serve, sock=sock, limit=_REQUEST_MAX)
         self._units.setdefault(name, []).append(srv)
 
     def unserve(self, name: str) -> None:
@@ -206,18 +223,17 @@ def _lines(m: MetricsView) -> Iterator[str]:
         ),
     )
     accept = [s for s in socks if s.section.Accept]
-    yield from _family(
-        "activator_socket_accepted_total",
-        "counter",
-        "connections an Accept=yes socket accepted",
-        ((_labels(unit=s.name), s.books.n_accepted) for s in accept),
-    )
-    yield from _family(
-        "activator_socket_triggers_total",
-        "counter",
-        "traffic on an Accept=no socket that activated its service",
-        ((_labels(unit=s.name), s.books.n_triggered) for s in socks if not s.section.Accept),
-    )
+    for name, kind, help, which, count in _PER_SOCKET:
+        yield from _family(
+            name,
+            kind,
+            help,
+            (
+                (_labels(unit=s.name), count(s.books))
+                for s in socks
+                if which is None or s.section.Accept == which
+            ),
+        )
     yield from _family(
         "activator_socket_refused_total",
         "counter",
@@ -230,18 +246,6 @@ def _lines(m: MetricsView) -> Iterator[str]:
                 ("max-connections-per-source", s.books.refused_per_source),
             )
         ),
-    )
-    yield from _family(
-        "activator_socket_trigger_limit_pauses_total",
-        "counter",
-        "times the trigger limit paused the socket",
-        ((_labels(unit=s.name), s.books.refused_trigger) for s in socks),
-    )
-    yield from _family(
-        "activator_socket_connections",
-        "gauge",
-        "instances of an Accept=yes socket running now",
-        ((_labels(unit=s.name), s.books.n_connections) for s in accept),
     )
     yield from _family(
         "activator_socket_state",
