@@ -94,18 +94,25 @@ class Capture:
 
     # ------------------------------------------------------------ for a start
     def fds(self, key: str, ident: str, stdout: bool, stderr: bool) -> tuple[int, int]:
-        """The fds a process of unit ``key`` gets as stdout and stderr (-1: not captured);
-        made on first use, kept for the unit's life."""
-        return (
-            self._stream(key, "stdout", ident).wfd if stdout else -1,
-            self._stream(key, "stderr", ident).wfd if stderr else -1,
-        )
+        """The fds a process of unit ``key`` gets as stdout and stderr (-1: not captured:
+        activator's own, when no stream can be made); made on first use, kept for the
+        unit's life."""
+        try:
+            return (
+                self._stream(key, "stdout", ident).wfd if stdout else -1,
+                self._stream(key, "stderr", ident).wfd if stderr else -1,
+            )
+        except OSError as e:  # out of fds: the output goes where activator's goes, raw
+            self.log("warning", key, reason=f"unable to capture the output: {e.strerror}")
+            return (-1, -1)
 
     def _stream(self, key: str, stream: str, ident: str) -> _Stream:
         s = self._streams.get((key, stream))
         if s is None:
-            s = self._streams[(key, stream)] = _Stream(key, stream, ident)
+            s = _Stream(key, stream, ident)
             asyncio.get_running_loop().add_reader(s.sock.fileno(), self._readable, s)
+            self._streams[(key, stream)] = s
+        s.ident = ident  # a reload may have changed SyslogIdentifier=
         return s
 
     def attribute(self, pid: int, unit: str, key: str) -> None:
