@@ -69,10 +69,24 @@ def _p(f: dict[str, Any], key: str, fmt: str) -> str:
     return "" if v is None else fmt.format(v)
 
 
+# start and exit come twice per connection of a busy Accept=yes socket: plain formatting.
+def _start(f: dict[str, Any]) -> str:
+    peer = f.get("peer")
+    return f"started {f.get('command')} as pid {f.get('pid')}" + (" for " + peer if peer else "")
+
+
 def _exit(f: dict[str, Any]) -> str:
-    how = f"killed by {f['signal']}" if f.get("signal") else f"exited with status {f.get('status')}"
-    what = f"{f['command']} " if f.get("command") else ""
-    return f"{what}process {f.get('pid')} {how}" + _p(f, "reason", ": {}")
+    sig = f.get("signal")
+    how = "killed by " + sig if sig else "exited with status " + str(f.get("status"))
+    what = f.get("command")
+    reason = f.get("reason")
+    return (
+        (what + " process " if what else "process ")
+        + str(f.get("pid"))
+        + " "
+        + how
+        + (": " + reason if reason else "")
+    )
 
 
 def _failed(f: dict[str, Any]) -> str:
@@ -100,9 +114,7 @@ EVENTS: dict[str, Event] = {
     "trigger": E("info", "service address",
                  lambda f: f"traffic on {f.get('address')}, starting {f.get('service')}",
                  "traffic on an Accept=no socket"),
-    "start": E("info", "pid command peer",
-               lambda f: f"started {f.get('command')} as pid {f.get('pid')}"
-               + _p(f, "peer", " for {}"),
+    "start": E("info", "pid command peer", _start,
                "a process started (for an Accept=yes instance, with the connection's peer)"),
     "reject": E("warning", "peer reason control pid uid",
                 lambda f: "refused " + _p(f, "peer", "{} ") + _p(f, "reason", ": {}"),

@@ -127,7 +127,7 @@ class EventLog:
         if second != self._second:  # strftime once a second, not once a line
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._stamp}.{int((now - second) * 1e6):06d}Z"
+        return "%s.%06dZ" % (self._stamp, (now - second) * 1e6)  # noqa: UP031 (cheaper)
 
     def emit(
         self,
@@ -146,8 +146,9 @@ class EventLog:
         if _RANK[level] < self.min_level:
             return
         now = time.time()
-        for key in [k for k, v in fields.items() if v is None]:
-            del fields[key]
+        if None in fields.values():
+            for key in [k for k, v in fields.items() if v is None]:
+                del fields[key]
         if msg is None:
             msg = ev.msg(fields) if ev is not None else event
             if unit is not None:
