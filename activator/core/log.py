@@ -103,6 +103,7 @@ class EventLog:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._second = -1
         self._stamp = ""
+        self._closing = False  # the last lines: kept whatever the backlog holds
         self.lines = 0  # lines written or queued (metrics)
         self.dropped_total = 0  # lines dropped because the log was not read (metrics)
 
@@ -220,8 +221,13 @@ class EventLog:
         if n < len(data):
             self._keep(data[n:])
 
+    def closing(self) -> None:
+        """What is logged from now on (activator's exit line) is never dropped for a full
+        backlog: it is the line a container's log most needs."""
+        self._closing = True
+
     def _keep(self, data: bytes) -> None:
-        if len(self._backlog) + len(data) > _BACKLOG:
+        if len(self._backlog) + len(data) > _BACKLOG and not self._closing:
             n = data.count(b"\n")
             self._dropped += n
             self.dropped_total += n

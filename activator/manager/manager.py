@@ -503,6 +503,7 @@ class Manager:
             if status and self.policy.stop_failures and self.policy.status is None
             else None
         )
+        self.log.closing()
         self.log("exit", None, pid=os.getpid(), command="activator", status=status, reason=why)
 
     async def _stop_units(self) -> None:

@@ -195,7 +195,9 @@ def test_an_unread_log_does_not_stop_activator(loop_kind):
         assert n > 0 and starts + n >= 6_000  # every start line either arrived or was counted
         # the daemon's own exit line arrived too (the warning may follow it: it is said once
         # the backlog has drained, which at shutdown is the very end)
-        assert any(e.get("event") == "exit" and "unit" not in e for e in events[-2:]), events[-6:]
+        assert any(e.get("event") == "exit" and "unit" not in e for e in events[-2:]), [
+            (e["event"], e.get("unit"), e.get("pid")) for e in events[-6:]
+        ]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
