@@ -14,9 +14,10 @@ activator stopped; a unit's FailureAction=/SuccessAction= exit with their own st
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+import types
+from typing import Any
 
 from ..core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
@@ -24,7 +25,11 @@ DEFAULT_UNITS = "/etc/activator/units"
 DEFAULT_CONTROL = "/run/activator/control.sock"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> types.SimpleNamespace:
+    """The options, as a plain namespace: argparse (with gettext, 0.4 MiB) is dropped once
+    they are read — the daemon idles for the rest of its life (README: idle RSS)."""
+    import argparse
+
     p = argparse.ArgumentParser(prog="activator", description="socket-activation supervisor")
     p.add_argument(
         "--units",
@@ -91,11 +96,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="read systemd's unit search path (after the --units dirs) and start "
         "default.target with what it wants, as systemd boots",
     )
-    return p.parse_args(argv)
+    try:
+        return types.SimpleNamespace(**vars(p.parse_args(argv)))
+    finally:
+        del p
+        for name in ("argparse", "gettext"):
+            sys.modules.pop(name, None)
 
 
 def _seconds(text: str) -> float:
     """A time as systemd writes it: 90, 1min 30s, 500ms (argparse's type)."""
+    import argparse
+
     from ..units.values import BadValue, parse_timespan
 
     try:
@@ -105,6 +117,25 @@ def _seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is negative")
     return value
+
+
+class _MetricsOnDemand:
+    """The metrics server for X-Activator-Metrics=yes sockets, made at the first one."""
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        self.server: Any = None
+
+    def serve_fds(self, name: str, fds: list[int]) -> None:
+        if self.server is None:
+            from ..control.metrics import MetricsServer
+
+            self.server = MetricsServer(self.manager, None)
+        self.server.serve_fds(name, fds)
+
+    def unserve(self, name: str) -> None:
+        if self.server is not None:
+            self.server.unserve(name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,12 +181,17 @@ def main(argv: list[str] | None = None) -> int:
         from ..control.server import ControlServer
 
         server = ControlServer(manager, control, args.control_group)
-    # The metrics server: on --metrics ADDR, and on X-Activator-Metrics=yes sockets.
-    from ..control.metrics import MetricsServer
+    # The metrics server: on --metrics ADDR, and on X-Activator-Metrics=yes sockets (made
+    # and imported only then: an idle daemon's memory is a budget).
+    servers = []
+    if args.metrics:
+        from ..control.metrics import MetricsServer
 
-    metrics = MetricsServer(manager, args.metrics)
-    manager.builtin = metrics
-    servers = [metrics]
+        metrics = MetricsServer(manager, args.metrics)
+        manager.builtin = metrics
+        servers.append(metrics)
+    else:
+        manager.builtin = _MetricsOnDemand(manager)
     try:
         code = run(manager.run(server, servers), args.loop)
     except ImportError as e:

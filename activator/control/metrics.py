@@ -24,16 +24,18 @@ import os
 import resource
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import ActivatorError
 from ..core.log import EventLog
 from ..manager.policy import system_state
 from ..runtime.books import AcceptBooks
-from ..runtime.capture import Capture
 from ..runtime.socket import SocketRuntime
 from ..runtime.tally import SPAWN_BUCKETS, Tally
 from ..runtime.unit import RuntimeUnit
+
+if TYPE_CHECKING:
+    from ..runtime.capture import Capture
 
 _SERVICE_STATES = ("inactive", "activating", "active", "reloading", "deactivating", "failed")
 _SOCKET_STATES = ("inactive", "listening", "running", "paused", "failed")
@@ -59,7 +61,12 @@ class MetricsView(Protocol):
 
     log: EventLog
     sockets: dict[str, SocketRuntime]
-    capture: Capture | None
+
+    @property
+    def captured(self) -> Capture | None:
+        """The capture of services' output, if one was ever needed."""
+        ...
+
     tally: Tally
     stopping: bool
     booted: bool
@@ -87,14 +94,8 @@ class MetricsServer:
                     os.unlink(self.addr)
                 srv = await asyncio.start_unix_server(self._serve, self.addr, limit=_REQUEST_MAX)
             else:
-                host, port = split_address(self.addr)
                 srv = await asyncio.start_server(
-                    self._serve,
-                    host,
-                    port,
-                    family=socket.AF_UNSPEC,
-                    reuse_address=True,
-                    limit=_REQUEST_MAX,
+                    self._serve, sock=bind_address(self.addr), limit=_REQUEST_MAX
                 )
         except (OSError, ValueError) as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
@@ -159,14 +160,35 @@ class MetricsServer:
             writer.close()
 
 
-def split_address(addr: str) -> tuple[str | None, int]:
-    """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (every address). Raises ValueError."""
+def bind_address(addr: str) -> socket.socket:
+    """A listening socket on ``IPV4:PORT``, ``[IPV6]:PORT`` or ``:PORT`` (every address,
+    IPv6 and IPv4). Addresses are literals: no resolver is loaded into an idle daemon for
+    it. Raises ValueError (the address) or OSError (the bind)."""
     host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError("expected HOST:PORT, [IPV6]:PORT or a unix socket path")
+        raise ValueError("expected IPV4:PORT, [IPV6]:PORT, :PORT or a unix socket path")
     if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host or None, int(port)
+        host, family = host[1:-1], socket.AF_INET6
+    elif not host:
+        host, family = "::", socket.AF_INET6
+    else:
+        family = socket.AF_INET
+    try:
+        socket.inet_pton(family, host)
+    except OSError:
+        raise ValueError(f"{host!r} is not an IP address") from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and host == "::":
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, int(port)))
+        sock.listen(64)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _answer(status: int, ctype: str, body: bytes, head_only: bool = False) -> bytes:
@@ -304,7 +326,7 @@ def _lines(m: MetricsView) -> Iterator[str]:
         "log lines dropped because the log was not read",
         [("", log.dropped_total)],
     )
-    cap = m.capture
+    cap = m.captured
     yield from _family(
         "activator_service_output_lines_total",
         "counter",

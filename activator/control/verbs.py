@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.log import EventLog, template_key
 from ..manager.jobs import Job, JobResult
-from ..runtime.capture import Capture, Entry
 from ..runtime.socket import SocketRuntime
 from ..runtime.unit import RuntimeUnit
 from ..units import Problem, UnitSet
@@ -23,6 +22,9 @@ from ..units.model import UnitBase
 from ..units.values import BadValue, parse_signal, signal_name
 from . import protocol, views
 from .protocol import ProtocolError
+
+if TYPE_CHECKING:
+    from ..runtime.capture import Capture, Entry
 
 
 class ManagerView(Protocol):

@@ -25,14 +25,13 @@ import signal
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..core.errors import ActivatorError, StartError
 from ..core.exitstatus import exit_fields, exit_of
 from ..core.log import EventLog
 from ..core.loops import loop_name
 from ..exec import _spawn, plan
-from ..runtime.capture import Capture
 from ..runtime.context import ServiceRef
 from ..runtime.host import Host
 from ..runtime.lane import Conn
@@ -51,6 +50,9 @@ from ..units.names import parse_unit_name
 from . import reload
 from .jobs import Engine, Job, JobType
 from .policy import Policy, kill_left
+
+if TYPE_CHECKING:
+    from ..runtime.capture import Capture
 
 
 class Server(Protocol):
@@ -95,7 +97,7 @@ class Manager:
         self.notify_socket_path: str | None = None
         self.notify: NotifyServer | None = None
         self.host = Host()  # the services' clock, timers, spawner, signals (faked in tests)
-        self.capture: Capture | None = Capture(log)  # services' stdout/stderr, as log lines
+        self._capture: Capture | None = None  # services' stdout/stderr, made on first use
         self.tally = Tally()  # starts, ends, spawn times (metrics)
         self.builtin: BuiltinServer | None = None  # X-Activator-Metrics=yes sockets' server
         # id(section) -> (section, resolved); the section is kept so its id stays unique
@@ -237,6 +239,25 @@ class Manager:
             self.policy.service_ended(self, svc.name, svc.active_state)
 
     @property
+    def capture(self) -> Capture:
+        """What services write to stdout/stderr (runtime/capture.py): imported and made when
+        a first service needs it, so an idle daemon pays nothing for it."""
+        if self._capture is None:
+            from ..runtime.capture import Capture
+
+            self._capture = Capture(self.log)
+        return self._capture
+
+    @property
+    def captured(self) -> Capture | None:
+        """The capture if a service ever needed it (metrics read it without making it)."""
+        return self._capture
+
+    def _exited(self, pid: int) -> None:
+        if self._capture is not None:  # what the process wrote comes before its exit line
+            self._capture.exited(pid)
+
+    @property
     def default_timeout_stop(self) -> float:
         return self.policy.default_timeout_stop
 
@@ -348,8 +369,7 @@ class Manager:
         loop = asyncio.get_running_loop()
         self.log.nonblocking(loop)  # an unread log must not stop us
         self._reaper = Reaper(loop, on_orphan=self._orphan)
-        if self.capture is not None:
-            self._reaper.before_exit = self.capture.exited
+        self._reaper.before_exit = self._exited
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
         self.notify = open_server(self.control_path, self.log, loop)
         self.notify_socket_path = self.notify.path if self.notify is not None else None
@@ -488,8 +508,8 @@ class Manager:
                 self.log_exception(e)
         if self.notify is not None:
             self.notify.close()
-        if self.capture is not None:
-            self.capture.close()
+        if self._capture is not None:
+            self._capture.close()
         if self._control is not None:
             await self._control.close()
         for server in self._servers:

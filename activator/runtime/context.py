@@ -13,16 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.log import EventLog
 from ..exec import plan
 from ..exec.spec import ExecSpec, Spawned
 from ..units.model import ServiceUnit
-from .capture import Capture
 from .notify import NotifyServer
 from .reaper import Reaper
 from .tally import Tally
+
+if TYPE_CHECKING:  # imported by the manager when a first service's output is captured
+    from .capture import Capture
 
 
 class Host(Protocol):
@@ -58,7 +60,12 @@ class ServiceContext(Protocol):
     stopping: bool
     notify: NotifyServer | None
     notify_socket_path: str | None
-    capture: Capture | None  # services' stdout/stderr (None: they share activator's)
+
+    @property
+    def capture(self) -> Capture | None:
+        """Services' stdout/stderr (None: they share activator's own)."""
+        ...
+
     tally: Tally  # starts, ends and spawn times, for the metrics
 
     @property
