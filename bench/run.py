@@ -68,12 +68,19 @@ NEEDED = {
     "make": "make",
 }
 
-SECTIONS = ("inetd", "fd3", "limit", "cold", "units", "client", "proxy", "idle")
+SECTIONS = ("inetd", "fd3", "limit", "cold", "units", "logs", "client", "proxy", "idle")
 ACTIVATOR_ROWS = ("activator-inetd", "activator-fd3", "activator-acl")
 SD_PROXYD = "/lib/systemd/systemd-socket-proxyd"  # in Debian's systemd package, off PATH
 
 
 # ---------------------------------------------------------------- small helpers
+def ev_time(ev: dict) -> float | None:
+    """A log line's time as Unix seconds: the RFC 3339 ``time`` (an older activator: ``ts``)."""
+    if "time" in ev:
+        return dt.datetime.fromisoformat(ev["time"]).timestamp()
+    return ev.get("ts")
+
+
 def log(msg: str) -> None:
     print(msg, flush=True)
 
@@ -510,16 +517,19 @@ class Ctx:
         self.uid, self.gid = nobody.pw_uid, nobody.pw_gid
 
     def svc_argv(self, mode: str) -> list[str]:
-        """the same service for every row; it refuses the wrong convention or uid"""
-        return [self.svc, "-M", mode, "-U", str(self.uid)]
+        """the same service for every row; it refuses the wrong convention or uid
+        (--svc-log: in fd3 mode it also writes a log line to stderr per connection)"""
+        log_line = ["-L"] if self.args.svc_log and mode == "fd3" else []
+        return [self.svc, "-M", mode, "-U", str(self.uid), *log_line]
 
     def as_nobody(self) -> list[str]:
         """drop privileges once, for the whole server, before it binds (port > 1024)"""
         return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
 
-    def activator_argv(self, units: str) -> list[str]:
+    def activator_argv(self, units: str, *extra: str) -> list[str]:
         argv = [self.activator, "--units", units, "--control",
-                os.path.join(os.path.dirname(units), "control.sock"), "--log-format", "json"]
+                os.path.join(os.path.dirname(units), "control.sock"), "--log-format", "json",
+                *extra]
         if self.args.loop:
             argv += ["--loop", self.args.loop]
         return argv
@@ -740,7 +750,7 @@ def cold_section(ctx: Ctx, have_activator: bool) -> dict:
                 p.stop()
             if row == "activator" and res[row] and res[row][-1].get("ok"):
                 p.poll_events()
-                ts = {e.get("event"): e.get("ts") for e in p.events if e.get("unit") in
+                ts = {e.get("event"): ev_time(e) for e in p.events if e.get("unit") in
                       ("hello.socket", "hello.service")}
                 if ts.get("trigger") and ts.get("start"):  # activator's own split
                     res[row][-1]["trigger_to_start_ms"] = 1000 * (ts["start"] - ts["trigger"])
@@ -853,19 +863,24 @@ def units_section(ctx: Ctx) -> dict:
     out: dict = {str(k): [] for k in a.unit_counts}
     for rep in range(a.unit_reps):
         for k in a.unit_counts:
-            ports = pick_ports(k)
+            ports = pick_ports(k + 1)
+            ports, mport = ports[:k], ports[k]
             units = ctx.units_dir(f"units{k}")
             for i, port in enumerate(ports):
                 mode = "inetd" if i % 2 == 0 else "listen"
                 write_pair(units, f"s{i:04d}", port, mode, ctx.svc_argv(mode), load=False)
-            p = Proc(f"units-{k}", ctx.activator_argv(units), ctx.scratch)
+            # with the metrics server on (issue 13: the RSS target holds with it)
+            p = Proc(f"units-{k}", ctx.activator_argv(units, "--metrics", f"{HOST}:{mport}"),
+                     ctx.scratch)
             rec: dict = {"rep": rep}
             try:
                 ev = p.wait_event("ready", a.start_timeout)
                 t_seen = time.time()
-                rec["startup_s"] = (ev["ts"] - p.t_exec) if "ts" in ev else t_seen - p.t_exec
+                t_ready = ev_time(ev)
+                rec["startup_s"] = (t_ready - p.t_exec) if t_ready else t_seen - p.t_exec
                 rec["ready_seen_s"] = t_seen - p.t_exec
-                rec["ready_event"] = {k2: v for k2, v in ev.items() if k2 != "ts"}
+                rec["ready_event"] = {k2: v for k2, v in ev.items() if k2 not in ("ts", "time")}
+                rec["metrics"] = mport
                 listening = tcp_listen_ports()
                 rec["listening"] = sum(1 for x in ports if x in listening)
                 time.sleep(1.0)
@@ -891,6 +906,57 @@ def units_section(ctx: Ctx) -> dict:
                 f"{rec.get('listening', '–')}/{k}  RSS {fmt(rss_mib, 1)} MiB"
                 + (f"  wake-ups {rec['idle_wakeups']} in {a.idle_window:g} s"
                    if "idle_wakeups" in rec else "")
+                + (f"  ERROR {rec['error'][:300]}" if "error" in rec else ""))
+    return out
+
+
+LOG_SERVICE = """\
+[Service]
+Type=oneshot
+ExecStart={cmd}
+User=nobody
+"""
+
+
+def logs_section(ctx: Ctx) -> dict:
+    """the cost of a service's output: one service writes --log-mb MiB of 100-byte lines
+    to stdout; activator reads them (StandardOutput=journal) and logs each as a JSON line.
+    activator's CPU (utime+stime) from the start request to the service's exit line, per MiB;
+    once with the output captured, once with StandardOutput=null (the start alone)."""
+    a = ctx.args
+    out: dict = {"mb": a.log_mb, "runs": []}
+    for rep in range(a.unit_reps):
+        for mode in ("journal", "null"):
+            units = ctx.units_dir(f"logs-{mode}")
+            with open(os.path.join(units, "chatter.service"), "w") as f:
+                f.write(LOG_SERVICE.format(cmd=f"{ctx.svc} -W {a.log_mb}")
+                        + ("StandardOutput=null\n" if mode == "null" else ""))
+            p = Proc(f"logs-{mode}", ctx.activator_argv(units), ctx.scratch)
+            rec: dict = {"rep": rep, "mode": mode}
+            try:
+                p.wait_event("ready", a.start_timeout)
+                c0, t0 = cpu_s(p.pid), time.monotonic()
+                ctl = os.path.join(os.path.dirname(ctx.activator), "activatorctl")
+                subprocess.run([ctl, "--control", os.path.join(os.path.dirname(units),
+                               "control.sock"), "start", "chatter.service"],
+                               check=True, capture_output=True, timeout=300)
+                while True:
+                    ev = p.wait_event("exit", 300)
+                    if ev.get("unit") == "chatter.service":
+                        break
+                wall = time.monotonic() - t0
+                c1 = cpu_s(p.pid)
+                rec["cpu_s"] = sum(c1) - sum(c0)
+                rec["wall_s"] = wall
+                rec["lines"] = p.event_counts().get("output", 0)
+                rec["rss_kib"] = rss_kib(p.pid)
+            except Exception as e:
+                rec["error"] = str(e)
+            finally:
+                p.stop()
+            out["runs"].append(rec)
+            log(f"  logs {mode:7s} {a.log_mb} MiB: activator CPU {fmt(rec.get('cpu_s'), 2)} s, "
+                f"wall {fmt(rec.get('wall_s'), 2)} s, output lines {rec.get('lines', '–')}"
                 + (f"  ERROR {rec['error'][:300]}" if "error" in rec else ""))
     return out
 
@@ -1173,6 +1239,18 @@ def build_table(data: dict, args) -> list[dict]:
             " / ".join(fmt(v["idle_wakeups_per_s"], 1) for v in wk.values()),
             " · ".join(peers_w), "", "0",
             "PASS" if all(v["idle_wakeups"] == 0 for v in wk.values()) else "FAIL")
+    lg = data.get("logs") or {}
+    if lg.get("runs"):
+        def of(mode, key):
+            return med([x.get(key) for x in lg["runs"] if x["mode"] == mode and "error" not in x])
+
+        cj, cn, wj = of("journal", "cpu_s"), of("null", "cpu_s"), of("journal", "wall_s")
+        per_mb = (cj - (cn or 0)) / lg["mb"] if cj is not None else None
+        add(f"service output: activator CPU ms per MiB captured ({lg['mb']} MiB of 100-byte "
+            "lines, JSON log)", fmt(per_mb * 1000 if per_mb is not None else None, 0),
+            "", "", "", "info")
+        add("service output: MiB/s captured and logged",
+            fmt(lg["mb"] / wj if wj else None, 1), "", "", "", "info")
     cl = {r: g.get("client_cpu_pct_max") for r, g in agg.items()}
     if cl:
         act = [f"{fmt(cl[r], 0)} ({r.split('-')[1]})" for r in ACTIVATOR_ROWS if r in cl]
@@ -1289,7 +1367,8 @@ def details_md(data: dict, args) -> str:
         L.append("\nUnexpected in the Accept=yes runs (first of each rep):\n")
         for row, err, evs in odd:
             ev = next((e for e in evs if e.get("event") not in ("shutdown", "stop")), None)
-            what = err or json.dumps({k: v for k, v in (ev or {}).items() if k != "ts"})
+            what = err or json.dumps(
+                {k: v for k, v in (ev or {}).items() if k not in ("ts", "time")})
             L.append(f"- {row}: `{what[:300]}`")
     ov = {r: g["overload"] for r, g in agg.items() if g.get("overload")}
     if ov:
@@ -1417,6 +1496,10 @@ def parse_args(argv=None):
     ap.add_argument("--proxy-bytes", type=int, default=1 << 30, help="bulk bytes (1 GiB)")
     ap.add_argument("--proxy-rr", type=int, help="round trips per connection (2000)")
     ap.add_argument("--idle-runs", type=int, help="activators for the idle row (default 10)")
+    ap.add_argument("--svc-log", action="store_true",
+                    help="fd3 rows: the service also writes a line to stderr per connection")
+    ap.add_argument("--log-mb", type=int, default=16,
+                    help="MiB the logs section's service writes (default 16)")
     ap.add_argument("--profile", action="store_true",
                     help="extra run of the activator rows under py-spy (not measured)")
     ap.add_argument("--keep-scratch", action="store_true")
@@ -1528,6 +1611,8 @@ def main(argv=None) -> int:
              lambda: cold_section(ctx, activator is not None)),
             ("units", "units: RSS, start-up, idle wake-ups",
              "units" in args.sections and activator, lambda: units_section(ctx)),
+            ("logs", "service output: activator's cost per MiB",
+             "logs" in args.sections and activator, lambda: logs_section(ctx)),
             ("client", "load client ceiling", "client" in args.sections,
              lambda: client_section(ctx)),
             ("proxy", "proxy: X-Activator-ProxyTo= vs systemd-socket-proxyd vs direct",

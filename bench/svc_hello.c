@@ -30,6 +30,9 @@
  *             fd3 (LISTEN_FDS=1, fd 3 connected) or listen (fd 3 listening);
  *             otherwise exit 3 without answering
  *   -U UID    require getuid() == geteuid() == UID; otherwise exit 4 without answering
+ *   -L        fd3 mode: also write one log line to stderr per connection (a service with
+ *             output: activator captures it, issue 13)
+ *   -W MB     write MB MiB of 100-byte lines to stdout and exit (log capture's cost per MB)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -44,7 +47,7 @@
 #include <unistd.h>
 
 static const char RESPONSE[] = "hello from svc_hello\n";
-static int opt_read, opt_delay_ms;
+static int opt_read, opt_delay_ms, opt_log;
 static long opt_max_conns;
 static const char *opt_mode;
 
@@ -132,7 +135,8 @@ int main(int argc, char **argv) {
     const char *listen_on = NULL;
     long want_uid = -1;
     int o;
-    while ((o = getopt(argc, argv, "rd:l:n:M:U:")) != -1) {
+    long write_mb = 0;
+    while ((o = getopt(argc, argv, "rd:l:n:M:U:LW:")) != -1) {
         switch (o) {
         case 'r': opt_read = 1; break;
         case 'd': opt_delay_ms = atoi(optarg); break;
@@ -140,14 +144,30 @@ int main(int argc, char **argv) {
         case 'n': opt_max_conns = atol(optarg); break;
         case 'M': opt_mode = optarg; break;
         case 'U': want_uid = atol(optarg); break;
+        case 'L': opt_log = 1; break;
+        case 'W': write_mb = atol(optarg); break;
         default:
-            fprintf(stderr, "usage: svc_hello [-r] [-d ms] [-n max] [-l host:port] [-M inetd|fd3|listen] [-U uid]\n");
+            fprintf(stderr, "usage: svc_hello [-r] [-d ms] [-n max] [-l host:port] [-M inetd|fd3|listen] [-U uid] [-L] [-W MB]\n");
             return 2;
         }
     }
     if (want_uid >= 0 && ((long)getuid() != want_uid || (long)geteuid() != want_uid)) {
         fprintf(stderr, "svc_hello: uid %ld/%ld, expected %ld\n", (long)getuid(), (long)geteuid(), want_uid);
         return 4;
+    }
+    if (write_mb > 0) {  /* -W: lines of 100 bytes, numbered, 1 MiB at a time */
+        static char buf[1 << 20];
+        size_t n = 0;
+        long line = 0;
+        for (long mb = 0; mb < write_mb; mb++) {
+            for (n = 0; n + 100 <= sizeof buf; n += 100, line++) {
+                int k = snprintf(buf + n, 101, "svc_hello line %09ld ", line);
+                memset(buf + n + k, 'x', 99 - (size_t)k);
+                buf[n + 99] = '\n';
+            }
+            if (write_all(1, buf, n) < 0) return 1;
+        }
+        return 0;
     }
     if (listen_on) {
         require_mode("listen");
@@ -167,6 +187,10 @@ int main(int argc, char **argv) {
             if (l) { require_mode("listen"); return accept_loop(3); }  /* Accept=no */
             require_mode("fd3");
             signal(SIGPIPE, SIG_IGN);
+            if (opt_log) {  /* -L: one line to stderr, as a service with something to say */
+                static const char LOGLINE[] = "svc_hello: served a connection on fd 3\n";
+                write_all(2, LOGLINE, sizeof LOGLINE - 1);
+            }
             return serve_once(3, 3) < 0 ? 1 : 0;       /* systemd Accept=yes */
         }
     }

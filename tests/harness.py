@@ -7,6 +7,7 @@ socket, bounded by a deadline. Every process started is killed and reaped.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -21,6 +22,37 @@ from pathlib import Path
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 PROBE_SRC = Path(__file__).with_name("probe.py")
+LOG_SCHEMA = Path(__file__).parents[1] / "docs" / "log-events.schema.json"
+_validator = None
+
+
+def event_time(event: dict) -> float:
+    """A log line's RFC 3339 ``time`` as Unix seconds."""
+    import datetime
+
+    return datetime.datetime.fromisoformat(event["time"]).timestamp()
+
+
+def log_line_problems(line: bytes) -> list[str]:
+    """What is wrong with one line of activator's JSON log: not JSON, or not what
+    docs/log-events.schema.json says of its event (issue 13: every line the suite's
+    activators write is checked here)."""
+    global _validator
+    if _validator is None:
+        import jsonschema
+
+        schema = json.loads(LOG_SCHEMA.read_text())
+        _validator = jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.FormatChecker()
+        )
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return [f"not a JSON line: {line[:200]!r}"]
+    return [
+        f"{record.get('event')}: {e.message} in {line[:300]!r}"
+        for e in _validator.iter_errors(record)
+    ]
 
 
 #: The reason of a skip that CI lets through (tests/conftest.py fails every other skip under
@@ -120,7 +152,11 @@ class Activator:
             start_new_session=True,
             pass_fds=pass_fds,
         )
+        with contextlib.suppress(OSError):  # room for a burst of lines (a chatty service)
+            fcntl.fcntl(self.proc.stderr.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
         self.events: list[dict] = []
+        self.log_problems: list[str] = []  # lines that break the log's schema
+        self._raw: list[bytes] = []
         self._eof = False
         # A thread reads the log all the time: a test that is busy elsewhere (a flood) must
         # never leave activator blocked on a full stderr pipe.
@@ -142,6 +178,7 @@ class Activator:
     # -- log lines
     def _read_log(self) -> None:
         for line in self.proc.stderr:
+            self._raw.append(line)  # checked against the schema at the end (check_log)
             try:
                 event = json.loads(line)
             except ValueError:
@@ -283,6 +320,20 @@ class Activator:
                 self.stop()
         finally:
             self.close()
+        if exc[0] is None:
+            self.check_log()
+
+    def check_log(self) -> None:
+        """Every line activator wrote is what docs/log-events.schema.json allows."""
+        for line in self._raw:
+            if len(self.log_problems) >= 20:
+                break
+            self.log_problems += log_line_problems(line)
+        if self.log_problems:
+            raise AssertionError(
+                "activator wrote log lines its schema does not allow:\n"
+                + "\n".join(self.log_problems)
+            )
 
 
 def read_line(addr, timeout: float = 10.0, send: bytes | None = None, family=None) -> bytes:

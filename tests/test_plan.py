@@ -165,7 +165,22 @@ def test_stdio_socket_inherit_and_files(tmp_path):
         for fd in opened:
             os.close(fd)
     default = ServiceSection(ExecStart=(cmd("/bin/true"),))
-    assert plan.open_stdio(default, None, {})[0] == (-1, 1, 1)  # journal: the container log
+    # journal without a capture: the container's console (stderr on stderr)
+    assert plan.open_stdio(default, None, {})[0] == (-1, 1, 2)
+    # with the capture's streams: stdout and stderr each to its own (issue 13)
+    assert plan.journal_streams(default) == (True, True)
+    assert plan.open_stdio(default, None, {}, (40, 41))[0] == (-1, 40, 41)
+    inetd = ServiceSection(ExecStart=(cmd("/bin/true"),), StandardInput="socket")
+    assert plan.journal_streams(inetd) == (False, False)  # both are the connection
+    assert plan.open_stdio(inetd, 99, {}, (40, 41))[0] == (99, 99, 99)
+    mixed = ServiceSection(
+        ExecStart=(cmd("/bin/true"),), StandardOutput="null", StandardError="journal"
+    )
+    assert plan.journal_streams(mixed) == (False, True)
+    assert plan.open_stdio(mixed, None, {}, (-1, 41))[0] == (-1, -1, 41)
+    console = ServiceSection(ExecStart=(cmd("/bin/true"),), StandardOutput="tty")
+    assert plan.journal_streams(console) == (False, False)
+    assert plan.open_stdio(console, None, {}, (40, 41))[0] == (-1, 1, 1)  # tty: the console
     with pytest.raises(StartError, match="got no socket"):
         plan.open_stdio(ServiceSection(StandardInput="socket"), None, {})
 

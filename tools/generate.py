@@ -21,6 +21,7 @@ this fails the suite with the command to run.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -30,12 +31,14 @@ sys.path.insert(0, str(ROOT))
 
 from activator import __version__  # noqa: E402
 from activator.cli import daemon, verbtable  # noqa: E402
+from activator.core import events  # noqa: E402
 
 OUTPUTS = {
     "man/man8/activator.8": lambda readme: activator_8(readme),
     "man/man1/activatorctl.1": lambda readme: activatorctl_1(readme),
     "man/man5/activator.unit.5": lambda readme: activator_unit_5(readme),
     "contrib/bash-completion/activatorctl": lambda readme: bash_completion(),
+    "docs/log-events.schema.json": lambda readme: json.dumps(events.schema(), indent=2) + "\n",
 }
 
 # ---------------------------------------------------------------- README → sections

@@ -179,10 +179,19 @@ def _run(args) -> int:
             )
             return EXIT_USAGE
         extra["dry_run"] = True
+    if args.verb == "logs":
+        if args.lines < 0:
+            print("activatorctl: logs: -n takes a number of lines, 0 or more", file=sys.stderr)
+            return EXIT_USAGE
+        extra["n"] = args.lines
+        if args.follow:
+            extra["follow"] = True
     # list-units and list-sockets take patterns, which the client matches
     asked = [] if args.verb in ("list-units", "list-sockets") else units
-    timeout = None if args.verb in _WAITING else _TIMEOUT
+    timeout = None if args.verb in _WAITING or extra.get("follow") else _TIMEOUT
     try:
+        if extra.get("follow"):
+            return _follow(args, path, units, extra)
         result = call(path, args.verb, asked, timeout=timeout, **extra)
     except ProtocolError as e:
         return _fail(
@@ -219,6 +228,34 @@ def _run(args) -> int:
 def _unreachable(path: str, e: OSError) -> str:
     why = e.strerror or str(e) or type(e).__name__
     return f"unable to reach activator at {path}: {why}"
+
+
+def _follow(args, path: str, units: list[str], extra: dict) -> int:
+    """`logs -f`: the answer, then a line per new line, until interrupted. Raises as call()."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        s.sendall(protocol.request("logs", units, **extra))
+        buf = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return EXIT_OK  # activator stopped
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                for entry in protocol.decode_answer(line):
+                    if args.json:
+                        print(json.dumps(entry))
+                    else:
+                        sys.stdout.write(_log_line(entry))
+                sys.stdout.flush()
+
+
+def _log_line(e: dict) -> str:
+    stamp = time.strftime("%b %d %H:%M:%S ", time.localtime(e["ts"])) if e.get("ts") else ""
+    if e.get("unit") is None:
+        return f"{stamp}-- {e['text']}\n"
+    return f"{stamp}{e['unit']}[{e.get('pid')}]: {e['text']}\n"
 
 
 def _fail(args, code: str, message: str, status: int, quiet: bool = False) -> int:
@@ -371,6 +408,9 @@ def _print(args, result) -> None:
                 out("\n")
             for k, v in props.items():
                 out(f"{v}\n" if args.value else f"{k}={v}\n")
+    elif verb == "logs":
+        for entry in result:
+            out(_log_line(entry))
     elif verb == "reload" and not args.units:
         for p in result.get("problems", []):
             print(p, file=sys.stderr)

@@ -1,23 +1,27 @@
 """`activator`: the daemon's command line — argv in, exit code out.
 
     activator [--units DIR]… [--systemd] [--control PATH] [--control-group GROUP]
-              [--loop auto|asyncio|uvloop] [--log-format text|json] [--strict]
-              [--ready-fd N] [--version]
+              [--loop auto|asyncio|uvloop] [--log-format text|json] [--log-time yes|no]
+              [--log-level debug|info|warning|error] [--strict]
+              [--on-failure continue|exit] [--default-timeout-stop-sec SEC]
+              [--stop-deadline SEC] [--metrics ADDR] [--ready-fd N] [--version]
 
 Readiness goes up to a supervisor above activator when it asks (manager/upward.py):
 sd_notify(3) to ``NOTIFY_SOCKET`` (systemd's Type=notify), a newline on ``--ready-fd``
 (s6's notification-fd).
 
-Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 on a failure while running,
-2 for a bad command line. Units that fail to load are reported and left out;
-the others run.
+Exit codes (README "Exit codes of activator", core/errors.py): 0 after a clean stop,
+1 on a failure of activator itself, 2 for a bad command line, 3 a unit failed to load
+and 4 a unit failed while running (--on-failure=exit), 5 a service ended failed while
+activator stopped; a unit's FailureAction=/SuccessAction= exit with their own status.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+import types
+from typing import Any
 
 from .. import __version__
 from ..core.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
@@ -26,8 +30,10 @@ DEFAULT_UNITS = "/etc/activator/units"
 DEFAULT_CONTROL = "/run/activator/control.sock"
 
 
-def parser() -> argparse.ArgumentParser:
+def parser():  # -> argparse.ArgumentParser (imported here only: see parse_args)
     """The command line (tools/generate.py writes activator(8)'s OPTIONS from it)."""
+    import argparse
+
     p = argparse.ArgumentParser(prog="activator", description="socket-activation supervisor")
     p.add_argument(
         "--units",
@@ -53,8 +59,44 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-format",
         choices=("text", "json"),
-        default="text",
-        help="one line per event on stderr: key=value text or JSON (default text)",
+        default=os.environ.get("ACTIVATOR_LOG_FORMAT") or "text",
+        help="text (logfmt) or JSON lines (default $ACTIVATOR_LOG_FORMAT or text)",
+    )
+    p.add_argument(
+        "--log-time",
+        choices=("yes", "no"),
+        default="yes",
+        help="an RFC 3339 UTC time on each line; no: leave it to the container runtime",
+    )
+    p.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="the least level logged (default info)",
+    )
+    p.add_argument(
+        "--on-failure",
+        choices=("continue", "exit"),
+        default="continue",
+        help="exit: a unit that fails to load or while running stops activator (exit 3, 4)",
+    )
+    p.add_argument(
+        "--default-timeout-stop-sec",
+        type=_seconds,
+        metavar="SEC",
+        help="TimeoutStopSec= of units that set none (systemd's DefaultTimeoutStopSec=, 90)",
+    )
+    p.add_argument(
+        "--stop-deadline",
+        type=_seconds,
+        metavar="SEC",
+        help="the whole shutdown's budget: what is left then is killed (ExecStopPost= "
+        "still runs) and activator exits within SEC",
+    )
+    p.add_argument(
+        "--metrics",
+        metavar="ADDR",
+        help="serve Prometheus /metrics on ADDR (HOST:PORT, [V6]:PORT or a unix socket path)",
     )
     p.add_argument("--strict", action="store_true", help="treat unit warnings as errors")
     p.add_argument(
@@ -73,8 +115,50 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    return parser().parse_args(argv)
+def parse_args(argv: list[str] | None) -> types.SimpleNamespace:
+    """The options, as a plain namespace: argparse (with gettext, 0.4 MiB) is dropped once
+    they are read — the daemon idles for the rest of its life (README: idle RSS)."""
+    p = parser()
+    try:
+        return types.SimpleNamespace(**vars(p.parse_args(argv)))
+    finally:
+        del p
+        for name in ("argparse", "gettext"):
+            sys.modules.pop(name, None)
+
+
+def _seconds(text: str) -> float:
+    """A time as systemd writes it: 90, 1min 30s, 500ms (argparse's type)."""
+    import argparse
+
+    from ..units.values import BadValue, parse_timespan
+
+    try:
+        value = parse_timespan(text)
+    except BadValue as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+class _MetricsOnDemand:
+    """The metrics server for X-Activator-Metrics=yes sockets, made at the first one."""
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+        self.server: Any = None
+
+    def serve_fds(self, name: str, fds: list[int]) -> None:
+        if self.server is None:
+            from ..control.metrics import MetricsServer
+
+            self.server = MetricsServer(self.manager, None)
+        self.server.serve_fds(name, fds)
+
+    def unserve(self, name: str) -> None:
+        if self.server is not None:
+            self.server.unserve(name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,9 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
     except SystemExit as e:
         return EXIT_USAGE if e.code else EXIT_OK
+    if args.log_format not in ("text", "json"):
+        print(f"activator: ACTIVATOR_LOG_FORMAT={args.log_format!r}: text or json", file=sys.stderr)
+        return EXIT_USAGE
     from ..core.log import EventLog
     from ..core.loops import run
     from ..manager.manager import Manager
+    from ..manager.policy import Policy
     from ..manager.upward import ReadyFdError, Upward, check_ready_fd
     from ..runtime.reaper import Reaper
 
@@ -102,8 +190,15 @@ def main(argv: list[str] | None = None) -> int:
     control = args.control or os.environ.get("ACTIVATOR_CONTROL", DEFAULT_CONTROL)
     if control == "none":
         control = None
-    log = EventLog(args.log_format)
+    log = EventLog(args.log_format, timestamps=args.log_time == "yes", level=args.log_level)
     upward = Upward.from_environ(log, ready_fd=ready_fd)
+    policy = Policy(
+        on_failure=args.on_failure,
+        default_timeout_stop=90.0
+        if args.default_timeout_stop_sec is None
+        else args.default_timeout_stop_sec,
+        stop_deadline=args.stop_deadline,
+    )
     manager = Manager(
         units,
         control_path=control,
@@ -111,14 +206,26 @@ def main(argv: list[str] | None = None) -> int:
         strict=args.strict,
         systemd=args.systemd,
         upward=upward,
+        policy=policy,
     )
     server = None
     if control is not None:
         from ..control.server import ControlServer
 
         server = ControlServer(manager, control, args.control_group)
+    # The metrics server: on --metrics ADDR, and on X-Activator-Metrics=yes sockets (made
+    # and imported only then: an idle daemon's memory is a budget).
+    servers = []
+    if args.metrics:
+        from ..control.metrics import MetricsServer
+
+        metrics = MetricsServer(manager, args.metrics)
+        manager.builtin = metrics
+        servers.append(metrics)
+    else:
+        manager.builtin = _MetricsOnDemand(manager)
     try:
-        code = run(manager.run(server), args.loop)
+        code = run(manager.run(server, servers), args.loop)
     except ImportError as e:
         log("failed", None, reason=f"unable to use the {args.loop} loop: {e}")
         return EXIT_USAGE

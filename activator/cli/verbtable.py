@@ -41,6 +41,8 @@ VERBS: tuple[Verb, ...] = (
     Verb("show", "UNIT…", "print properties as key=value, as systemctl show", UNITS,
          ("--property", "--value")),
     Verb("cat", "UNIT…", "print the unit files", UNITS),
+    Verb("logs", "UNIT…", "print what services wrote to stdout and stderr (journalctl -u)",
+         UNITS, ("--follow",)),
     Verb("is-active", "UNIT…", "exit 0 if a unit is active, else 3; print the states",
          UNITS, where="client"),
     Verb("is-failed", "UNIT…", "exit 0 if a unit is failed, else 1; print the states",
@@ -106,8 +108,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--failed",), None, "the same as --state=failed"),
     Option(("-l", "--full"), None, "never cut lines to the terminal's width; status: every "
            "instance"),
-    Option(("-n", "--lines"), "N", "status: show the last N log lines of each unit "
-           "(activator keeps 10)", default=10),
+    Option(("-n", "--lines"), "N", "status, logs: show the last N log lines of each unit",
+           default=10),
     Option(("--no-legend",), None, "list-units, list-sockets: no header, no footer"),
     Option(("--no-pager",), None, "accepted for systemctl's scripts: activatorctl never pages"),
     # Verb options (Verb.options names them).
@@ -118,6 +120,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(("--value",), None, "show: print values only"),
     Option(("-s", "--signal"), "SIGNAL", "kill: the signal, a name or a number (default "
            "SIGTERM)", default="SIGTERM", values="signal"),
+    Option(("-f", "--follow"), None, "logs: then print new lines as they come, until "
+           "interrupted"),
     Option(("--strict",), None, "verify: warnings are errors"),
     Option(("-o", "--output"), "DIR", "import: write the files here (default: the current "
            "directory)",

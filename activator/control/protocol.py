@@ -2,7 +2,9 @@
 
 One request per connection over the unix control socket: the client sends one
 JSON object (UTF-8; no duplicate keys, NaN or Infinity) and a newline, the daemon
-answers with one JSON object and a newline, then closes.
+answers with one JSON object and a newline, then closes. ``logs`` with ``"follow": true``
+is the one exception: after its answer the daemon sends one more answer line per new log
+line (``"result": [entry]``) until the client closes the connection or activator stops.
 
     request:  {"v": 1, "verb": "status", "units": ["web.socket"], "args": {…}}
     answer:   {"v": 1, "ok": true, "result": …}
@@ -50,6 +52,7 @@ VERBS = (
     "kill",
     "reset-failed",
     "is-system-running",
+    "logs",
 )
 
 

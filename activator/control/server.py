@@ -22,12 +22,16 @@ import os
 import socket
 import stat
 import struct
+from typing import Any
 
 from ..core import procfs
 from ..core.errors import ActivatorError
 from . import protocol
 from .protocol import ProtocolError
-from .verbs import MUTATING, ManagerView, Verbs
+from .verbs import MUTATING, ManagerView, Verbs, entry_dict, full_name
+
+_FOLLOWERS = 32  # `logs -f` connections at once
+_FOLLOW_QUEUE = 4096  # lines waiting for one follower; past that they are dropped
 
 _SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)  # Linux 4.13
 
@@ -41,6 +45,7 @@ class ControlServer:
         self.gid: int | None = None
         self._server: asyncio.base_events.Server | None = None
         self._ino: int | None = None  # our node, so close() never unlinks another daemon's
+        self._following: set[asyncio.StreamWriter] = set()  # `logs -f` connections
 
     # ------------------------------------------------------------ the socket
     async def start(self) -> None:
@@ -90,6 +95,8 @@ class ControlServer:
     async def close(self) -> None:
         if self._server is None:
             return
+        for w in list(self._following):
+            w.close()  # their loops see the end of the connection and stop
         self._server.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 1)
@@ -127,7 +134,11 @@ class ControlServer:
                     protocol.error("permission-denied", f"the control socket is for {who} only")
                 )
             else:
-                writer.write(await self._answer(reader, pid, uid))
+                answer, follow = await self._answer(reader, pid, uid)
+                writer.write(answer)
+                if follow:
+                    await asyncio.wait_for(writer.drain(), protocol.REQUEST_TIMEOUT)
+                    await self._follow(follow, reader, writer)
             # a client that does not read its answer holds this connection, not the daemon
             await asyncio.wait_for(writer.drain(), protocol.REQUEST_TIMEOUT)
         except (ConnectionError, OSError, TimeoutError):
@@ -138,20 +149,80 @@ class ControlServer:
         finally:
             writer.close()
 
-    async def _answer(self, reader: asyncio.StreamReader, pid: int, uid: int) -> bytes:
+    async def _answer(
+        self, reader: asyncio.StreamReader, pid: int, uid: int
+    ) -> tuple[bytes, list[str]]:
+        """The answer to the request on this connection, and the units whose new lines
+        follow it (``logs`` with ``follow``; empty for every other request)."""
         try:
             line = await asyncio.wait_for(reader.readuntil(b"\n"), protocol.REQUEST_TIMEOUT)
         except asyncio.LimitOverrunError:
             return protocol.error(
                 "bad-request", f"request larger than {protocol.MAX_REQUEST} bytes"
-            )
+            ), []
         except asyncio.IncompleteReadError as e:
             if not e.partial.strip():
-                return protocol.error("bad-request", "empty request")
+                return protocol.error("bad-request", "empty request"), []
             line = e.partial  # the client shut down its side without a newline: fine
         except TimeoutError:
-            return protocol.error("bad-request", f"no request within {protocol.REQUEST_TIMEOUT:g}s")
-        return await self.handle(line, pid=pid, uid=uid)
+            return protocol.error(
+                "bad-request", f"no request within {protocol.REQUEST_TIMEOUT:g}s"
+            ), []
+        answer = await self.handle(line, pid=pid, uid=uid)
+        follow: list[str] = []
+        if b'"follow"' in line and answer.startswith(b'{"v":1,"ok":true'):
+            verb, units, args = protocol.decode_request(line)
+            if verb == "logs" and args.get("follow") is True:
+                if len(self._following) >= _FOLLOWERS:
+                    return protocol.error(
+                        "refused", f"already {_FOLLOWERS} clients follow the logs"
+                    ), []
+                follow = [full_name(u) for u in units]
+        return answer, follow
+
+    async def _follow(
+        self, units: list[str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """`logs -f`: an answer line per new line of these units, until the client closes
+        the connection or activator stops. A client that reads too slowly loses lines
+        (counted in a last line of its own), never holds activator up."""
+        capture = self.manager.capture
+        if capture is None:
+            return
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=_FOLLOW_QUEUE)
+        dropped = 0
+
+        def put(entry: Any) -> None:
+            nonlocal dropped
+            try:
+                queue.put_nowait(entry)
+            except asyncio.QueueFull:
+                dropped += 1
+
+        stops = [capture.follow(u, put) for u in units]
+        self._following.add(writer)
+        gone = asyncio.ensure_future(reader.read(1))  # the client closed, or we did
+        try:
+            while True:
+                get = asyncio.ensure_future(queue.get())
+                await asyncio.wait({get, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not get.done():
+                    get.cancel()
+                    return
+                batch = [get.result()]
+                while not queue.empty():
+                    batch.append(queue.get_nowait())
+                writer.write(b"".join(protocol.ok([entry_dict(e)]) for e in batch))
+                if dropped:
+                    text = f"{dropped} lines dropped: this client read too slowly"
+                    writer.write(protocol.ok([{"ts": None, "unit": None, "text": text}]))
+                    dropped = 0
+                await asyncio.wait_for(writer.drain(), protocol.REQUEST_TIMEOUT)
+        finally:
+            for stop in stops:
+                stop()
+            gone.cancel()
+            self._following.discard(writer)
 
     async def handle(self, line: bytes, *, pid: int = 0, uid: int = 0) -> bytes:
         """One request line → one answer line. Never raises (but CancelledError)."""
@@ -161,7 +232,7 @@ class ControlServer:
                 raise ProtocolError("refused", "activator is shutting down")
             if verb in MUTATING:
                 self.manager.log(
-                    "control", None, verb=verb, units=" ".join(units) or None, pid=pid, uid=uid
+                    "control", None, verb=verb, names=" ".join(units) or None, pid=pid, uid=uid
                 )
             return protocol.ok(await self.verbs.table[verb](units, args))
         except ProtocolError as e:

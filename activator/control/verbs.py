@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..core.log import EventLog
+from ..core.log import EventLog, template_key
 from ..manager.jobs import Job, JobResult
 from ..runtime.socket import SocketRuntime
 from ..runtime.unit import RuntimeUnit
@@ -22,6 +22,9 @@ from ..units.model import UnitBase
 from ..units.values import BadValue, parse_signal, signal_name
 from . import protocol, views
 from .protocol import ProtocolError
+
+if TYPE_CHECKING:
+    from ..runtime.capture import Capture, Entry
 
 
 class ManagerView(Protocol):
@@ -49,6 +52,11 @@ class ManagerView(Protocol):
     def all_units(self) -> list[RuntimeUnit]: ...
     async def reload_units(self, *, dry_run: bool = False) -> Any: ...
 
+    @property
+    def capture(self) -> Capture | None:
+        """What services wrote to stdout/stderr (runtime/capture.py)."""
+        ...
+
 
 #: Verbs that change something: refused while activator stops, and logged.
 MUTATING = frozenset({"start", "stop", "restart", "reload", "kill", "reset-failed"})
@@ -75,6 +83,7 @@ class Verbs:
             "restart": self.restart, "reload": self.reload, "kill": self.kill,
             "reset-failed": self.reset_failed, "cat": self.cat, "show": self.show,
             "is-system-running": self.is_system_running,
+            "logs": self.logs,
         }  # fmt: skip
         assert set(self.table) == set(protocol.VERBS)
 
@@ -112,10 +121,7 @@ class Verbs:
         return template.path if template is not None else ""
 
     def _describe(self, t: RuntimeUnit) -> dict[str, Any]:
-        name = t.name
-        at = name.find("@")
-        key = name if at < 0 else name[: at + 1] + ".service"
-        recent = list(self.m.log.recent.get(key, ()))
+        recent = list(self.m.log.recent.get(template_key(t.name), ()))
         return views.describe(t, path=self._path(t.unit), recent=recent)
 
     # ------------------------------------------------------------ reading
@@ -277,6 +283,21 @@ class Verbs:
             {"unit": t.name, "pid": t.kill(signum), "signal": signal_name(signum)} for t in targets
         ]
 
+    async def logs(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
+        """The last ``n`` lines each unit's processes wrote (the capture's ring), oldest
+        first; a unit that wrote nothing (or is not loaded) has none."""
+        n = args.get("n", 10)
+        if type(n) is not int or n < 0:
+            raise ProtocolError("bad-request", "'n' must be a number of lines, 0 or more")
+        if not units:
+            raise ProtocolError("bad-request", "this verb needs at least one unit")
+        capture = self.m.capture
+        if capture is None:
+            return []
+        lines = [e for name in units for e in capture.tail(full_name(name), n)]
+        lines.sort(key=lambda e: e[0])
+        return [entry_dict(e) for e in lines]
+
     async def reset_failed(self, units: list[str], args: dict[str, Any]) -> list[str]:
         targets = await self._units(units) if units else self.m.all_units()
         return [t.name for t in targets if t.reset_failed()]
@@ -292,6 +313,12 @@ def system_state(m: ManagerView) -> str:
     if any(t.active_state == "failed" for t in m.all_units()):
         return "degraded"
     return "running"
+
+
+def entry_dict(e: Entry) -> dict[str, Any]:
+    """One line of a service's output as the protocol carries it."""
+    ts, unit, pid, stream, level, text = e
+    return {"ts": ts, "unit": unit, "pid": pid, "stream": stream, "level": level, "text": text}
 
 
 def _signal_number(sig: object) -> int:

@@ -7,12 +7,12 @@ systemd formats them, then every directive of the unit's section, flattened.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import time
 from typing import Any
 
+from ..core.log import Recent
 from ..runtime.unit import RuntimeUnit
 
 
@@ -49,7 +49,7 @@ def not_loaded(name: str, problems: list[str]) -> dict[str, Any]:
     }
 
 
-def describe(t: RuntimeUnit, *, path: str, recent: list[str]) -> dict[str, Any]:
+def describe(t: RuntimeUnit, *, path: str, recent: list[Recent]) -> dict[str, Any]:
     """Everything `activatorctl status` shows about one unit."""
     d = brief(t)
     d.update(since=t.since, path=path, dropins=list(t.unit.dropins), log=recent_log(recent, t.name))
@@ -57,37 +57,28 @@ def describe(t: RuntimeUnit, *, path: str, recent: list[str]) -> dict[str, Any]:
     return d
 
 
-def recent_log(lines: list[str], name: str) -> list[dict[str, Any]]:
-    """The unit's last log lines: {"ts": seconds or None, "text": "event=… key=value …"}.
+def recent_log(records: list[Recent], name: str) -> list[dict[str, Any]]:
+    """The unit's last log lines: {"ts": seconds, "text": …}. A service's own output reads
+    as the journal shows it (``ident[pid]: text``), activator's events as ``event=… key=…``.
 
     The log keeps the lines of every instance of a template together; an instance gets
     those that name it. ``unit=`` is left out: it is the unit asked about.
     """
-    instance = "@" in name
+    instance = "@" in name and not name.endswith("@.service")
     out = []
-    for line in lines:
-        rec = None
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                rec = json.loads(line)
-        if isinstance(rec, dict):
-            if instance and rec.get("unit") != name:
-                continue
-            out.append({"ts": rec.get("ts"), "text": _text_line(rec)})
-        else:
-            if f"unit={name} " not in line + " ":
-                continue
-            out.append(
-                {"ts": None, "text": (line + " ").replace(f" unit={name} ", " ", 1).rstrip()}
-            )
+    for ts, event, unit, fields, msg in records:
+        if instance and unit != name:
+            continue
+        out.append({"ts": ts, "text": line_text(event, fields, msg)})
     return out
 
 
-def _text_line(rec: dict) -> str:
-    parts = [f"event={rec.get('event')}"]
-    for k, v in rec.items():
-        if k in ("ts", "event", "unit") or v is None:
-            continue
+def line_text(event: str, fields: dict[str, Any], msg: str) -> str:
+    """One line of a unit as status and logs print it."""
+    if event == "output":
+        return f"{fields.get('ident', '')}[{fields.get('pid', '?')}]: {msg}"
+    parts = [f"event={event}"]
+    for k, v in fields.items():
         text = str(v)
         if not text or any(c in text for c in ' "=\n'):
             text = json.dumps(text)

@@ -39,7 +39,10 @@ class NotActiveError(RefusedError):
     code = "not-active"
 
 
-# Exit codes of the `activator` command (documented in README.md).
+# Exit codes of the `activator` command (documented in README.md, manager/policy.py).
 EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
+EXIT_FAILURE = 1  # activator itself failed
+EXIT_USAGE = 2  # a bad command line
+EXIT_LOAD = 3  # --on-failure=exit: a unit failed to load, or there is no unit to run
+EXIT_UNIT = 4  # --on-failure=exit: a unit failed while running (FailureAction=exit's default)
+EXIT_STOP = 5  # a service ended failed while activator stopped

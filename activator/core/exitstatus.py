@@ -55,9 +55,9 @@ def matches(s: ExitStatusSet, exit: tuple[str, int]) -> bool:
     return value in s.codes if how == "exited" else value in s.signals
 
 
-def fmt_exit(how: str, value: int) -> str:
-    """The exit as log lines show it: ``1`` or ``SIGKILL``."""
-    return str(value) if how == "exited" else signal_name(value)
+def exit_fields(how: str, value: int) -> dict[str, int | str]:
+    """The exit as log lines show it: ``status=1`` (an integer) or ``signal=SIGKILL``."""
+    return {"status": value} if how == "exited" else {"signal": signal_name(value)}
 
 
 def short_signal(value: int) -> str:

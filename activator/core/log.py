@@ -1,8 +1,12 @@
-"""One line per event on stderr: ``event=start unit=web.service pid=42`` or a JSON object.
+"""One line per event on stderr, logfmt or a JSON object:
 
-The vocabulary is fixed (bind, listen, start, accept, reject, exit, restart, stop,
-failed, …) so that a log can be grepped and parsed; every line names the unit.
-Recent lines are kept per unit for ``activatorctl status``.
+    time=2026-01-02T03:04:05.123456Z level=info event=start unit=web.service pid=42 msg="…"
+    {"time": "2026-01-02T03:04:05.123456Z", "level": "info", "event": "start", …, "msg": "…"}
+
+The vocabulary is fixed (events.py: listen, start, reject, exit, restart, stop, failed,
+…, each with its level and its fields, one type per field) so that a log can be grepped,
+parsed and shipped; a line about a unit names it. Recent lines are kept per unit for
+``activatorctl status``.
 
 A log that is not read must not stop the supervisor: when stderr is a pipe (a
 container's log driver), lines go through a non-blocking description of that pipe of
@@ -27,15 +31,37 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from .events import EVENTS, LEVELS
+
 _KEEP_PER_UNIT = 10
 _BACKLOG = 1 << 20  # bytes of lines kept while the log pipe is full
-_NEEDS_QUOTES = re.compile(r'[\s"=]')
+_NEEDS_QUOTES = re.compile(r'[\s"=\\]')
+_RANK = {name: i for i, name in enumerate(LEVELS)}
+#: What status shows of a unit's recent lines: (time, event, unit, fields, msg).
+Recent = tuple[float, str, str, dict[str, Any], str]
+
+
+def template_key(unit: str) -> str:
+    """Where a unit's recent lines are kept: an instance's with its template's."""
+    at = unit.find("@")
+    return unit if at < 0 or unit.endswith("@.service") else unit[: at + 1] + ".service"
+
+
+def _quoted(value: Any) -> str:
+    """A value of a text line: as is, or JSON-quoted when it is empty or holds a space, a
+    quote, an equals sign, a backslash or a control character."""
+    if type(value) is not str:
+        return ("true" if value else "false") if type(value) is bool else str(value)
+    text = value
+    if not text or _NEEDS_QUOTES.search(text) or not text.isprintable():
+        return _json(text)
+    return text
 
 
 # One encoder for every line. JSONEncoder.encode() builds its C encoder anew per call, and
 # a busy Accept=yes socket writes two lines per connection: build it once (same output:
 # ", "/": " separators, ASCII, NaN allowed, no circular check — a record is flat).
-def _encoder() -> Callable[[dict], str]:
+def _encoder() -> Callable[[Any], str]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:  # no C accelerator
         return json.JSONEncoder(default=str).encode
@@ -49,17 +75,37 @@ _json = _encoder()
 class EventLog:
     """Lines go out at the end of the event loop's current iteration, all in one write:
     a busy Accept=yes socket logs a batch of connections per wake-up, and a write per
-    line was a system call per line. Outside a running loop (start-up, exit) at once."""
+    line was a system call per line. Outside a running loop (start-up, exit) at once.
 
-    def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
+    A line has an RFC 3339 UTC time with microseconds (``timestamps=False``: none, for a
+    runtime that stamps lines itself), the event's level and a one-line ``msg`` (both
+    from the vocabulary, events.py), then the fields; lines below ``level`` are dropped.
+    """
+
+    def __init__(
+        self,
+        fmt: str = "text",
+        stream: TextIO | None = None,
+        *,
+        timestamps: bool = True,
+        level: str = "info",
+    ) -> None:
         self.fmt = fmt
         self.stream = stream if stream is not None else sys.stderr
-        self.recent: dict[str, collections.deque[str]] = {}
+        self.timestamps = timestamps
+        self.min_level = _RANK[level]
+        # the last lines of each unit, for status: (time, event, unit, fields)
+        self.recent: dict[str, collections.deque[Recent]] = {}
         self._pending: list[str] = []
         self._fd = -1  # our non-blocking description of a stderr pipe (nonblocking())
         self._backlog = bytearray()
         self._dropped = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._second = -1
+        self._stamp = ""
+        self._closing = False  # the last lines: kept whatever the backlog holds
+        self.lines = 0  # lines written or queued (metrics)
+        self.dropped_total = 0  # lines dropped because the log was not read (metrics)
 
     def nonblocking(self, loop: asyncio.AbstractEventLoop) -> None:
         """From now on never block on a stderr pipe (see the module's docstring)."""
@@ -76,25 +122,59 @@ class EventLog:
     def __call__(self, event: str, unit: str | None = None, /, **fields: Any) -> None:
         self.emit(event, unit, fields)
 
-    def emit(self, event: str, unit: str | None, fields: dict[str, Any]) -> None:
+    def time(self, now: float) -> str:
+        """``now`` as RFC 3339 in UTC with microseconds: 2026-01-02T03:04:05.123456Z."""
+        second = int(now)
+        if second != self._second:  # strftime once a second, not once a line
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return "%s.%06dZ" % (self._stamp, (now - second) * 1e6)  # noqa: UP031 (cheaper)
+
+    def emit(
+        self,
+        event: str,
+        unit: str | None,
+        fields: dict[str, Any],
+        *,
+        level: str | None = None,
+        msg: str | None = None,
+    ) -> None:
+        """One line. ``level``/``msg`` default to the event's (a service's output brings
+        its own)."""
+        ev = EVENTS.get(event)
+        if level is None:
+            level = ev.level if ev is not None else "info"
+        if _RANK[level] < self.min_level:
+            return
+        now = time.time()
+        if None in fields.values():
+            for key in [k for k, v in fields.items() if v is None]:
+                del fields[key]
+        if msg is None:
+            msg = ev.msg(fields) if ev is not None else event
+            if unit is not None:
+                msg = f"{unit}: {msg}"
         if self.fmt == "json":
-            record = {"ts": round(time.time(), 6), "event": event}
+            record: dict[str, Any] = {"time": self.time(now)} if self.timestamps else {}
+            record["level"] = level
+            record["event"] = event
             if unit is not None:
                 record["unit"] = unit
             record.update(fields)
+            record["msg"] = msg
             line = _json(record)
         else:
-            parts = [f"event={event}"]
+            parts = [f"time={self.time(now)}"] if self.timestamps else []
+            parts.append(f"level={level}")
+            parts.append(f"event={event}")
             if unit is not None:
-                parts.append(f"unit={unit}")
+                parts.append(f"unit={_quoted(unit)}")
             for key, value in fields.items():
-                if value is None:
-                    continue
-                text = str(value)
-                if not text or _NEEDS_QUOTES.search(text):
-                    text = json.dumps(text)
-                parts.append(f"{key}={text}")
+                parts.append(f"{key}={_quoted(value)}")
+            # Always quoted: whatever a message holds (a service's text), it stays one value.
+            parts.append("msg=" + _json(msg))
             line = " ".join(parts)
+        self.lines += 1
         pending = self._pending
         pending.append(line)
         if len(pending) == 1:
@@ -104,12 +184,11 @@ class EventLog:
                 self.flush()
         if unit is not None:
             # Instances of an Accept=yes socket are countless: keep their lines under the template.
-            at = unit.find("@")
-            key = unit if at < 0 or unit.endswith("@.service") else unit[: at + 1] + ".service"
+            key = template_key(unit)
             dq = self.recent.get(key)
             if dq is None:
                 dq = self.recent[key] = collections.deque(maxlen=_KEEP_PER_UNIT)
-            dq.append(line)
+            dq.append((now, event, unit, fields, msg))
 
     def flush(self) -> None:
         if not self._pending:
@@ -142,9 +221,16 @@ class EventLog:
         if n < len(data):
             self._keep(data[n:])
 
+    def closing(self) -> None:
+        """What is logged from now on (activator's exit line) is never dropped for a full
+        backlog: it is the line a container's log most needs."""
+        self._closing = True
+
     def _keep(self, data: bytes) -> None:
-        if len(self._backlog) + len(data) > _BACKLOG:
-            self._dropped += data.count(b"\n")
+        if len(self._backlog) + len(data) > _BACKLOG and not self._closing:
+            n = data.count(b"\n")
+            self._dropped += n
+            self.dropped_total += n
         else:
             self._backlog += data
         if self._loop is not None and self._loop.is_running():
@@ -184,4 +270,9 @@ class EventLog:
     def _say_dropped(self) -> None:
         if self._dropped:
             dropped, self._dropped = self._dropped, 0
-            self("warning", None, reason=f"the log was not read: {dropped} lines dropped")
+            self(
+                "warning",
+                None,
+                reason=f"the log was not read: {dropped} lines dropped",
+                dropped=dropped,
+            )

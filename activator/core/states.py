@@ -154,7 +154,7 @@ TIMEOUTS: dict[ServiceSubState, tuple[str | None, str, str]] = {
     ),
     U.STOP: (
         "stop",
-        "ExecStop= did not finish within TimeoutStopSec={0.TimeoutStopSec:g}s",
+        "ExecStop= did not finish within TimeoutStopSec={1:g}s",
         "kill",
     ),
     U.STOP_WATCHDOG: (None, "", "sigkill"),
@@ -162,7 +162,7 @@ TIMEOUTS: dict[ServiceSubState, tuple[str | None, str, str]] = {
     U.STOP_SIGKILL: (None, "", "give-up"),
     U.STOP_POST: (
         "stop-post",
-        "ExecStopPost= did not finish within TimeoutStopSec={0.TimeoutStopSec:g}s",
+        "ExecStopPost= did not finish within TimeoutStopSec={1:g}s",
         "final",
     ),
     U.FINAL_SIGTERM: (None, "", "final-sigkill"),

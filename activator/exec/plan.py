@@ -327,14 +327,51 @@ STDIO_FLAGS = {
 }
 
 
+#: Outputs that go to the journal — activator's capture (runtime/capture.py).
+JOURNAL = frozenset(
+    {"journal", "kmsg", "syslog", "journal+console", "kmsg+console", "syslog+console"}
+)
+
+
+def _defaults(ctx: ExecContext) -> tuple[str, str]:
+    """StandardOutput= and StandardError= with systemd's defaults filled in."""
+    si = ctx.StandardInput
+    so = ctx.StandardOutput
+    if so is None:
+        so = "inherit" if si == "socket" or si.startswith("fd:") else "journal"
+    return so, ctx.StandardError or "inherit"
+
+
+def syslog_identifier(ctx: ExecContext) -> str:
+    """How a service's lines name it: SyslogIdentifier=, else its program's name (the
+    journal's default is the process's name)."""
+    if ctx.SyslogIdentifier:
+        return ctx.SyslogIdentifier
+    cmds = getattr(ctx, "ExecStart", ())
+    return os.path.basename(cmds[0].argv[0] or cmds[0].path) if cmds else ""
+
+
+def journal_streams(ctx: ExecContext) -> tuple[bool, bool]:
+    """Whether stdout and stderr go to the journal. stderr inheriting a journal stdout
+    gets a stream of its own, so a line says which it came from (systemd shares one)."""
+    so, se = _defaults(ctx)
+    out = so in JOURNAL
+    return out, se in JOURNAL or (se == "inherit" and out)
+
+
 def open_stdio(
-    ctx: ExecContext, socket_fd: int | None, named: dict[str, int]
+    ctx: ExecContext,
+    socket_fd: int | None,
+    named: dict[str, int],
+    journal: tuple[int, int] = (-1, -1),
 ) -> tuple[tuple[int, int, int], list[int]]:
     """fds for 0, 1, 2 per StandardInput/Output/Error= and the fds opened here (to close).
 
     ``socket_fd`` is the connection (Accept=yes) or the one listener (Accept=no) for
-    ``socket``; ``named`` maps fd names to fds for ``fd:NAME``. ``journal``, ``kmsg``,
-    ``syslog`` and ``console`` go where the supervisor's own output goes (the container's log).
+    ``socket``; ``named`` maps fd names to fds for ``fd:NAME``. ``journal`` (and ``kmsg``,
+    ``syslog``) go to ``journal``'s fds, the capture's streams for stdout and stderr
+    (journal_streams() says which are wanted); where one is -1, and for ``console`` and
+    ``tty``, to where the supervisor's own output goes (the container's console).
     Raises StartError with systemd's wording for a socket that is not there.
     """
     opened: list[int] = []
@@ -362,16 +399,15 @@ def open_stdio(
         stdin = named.get(si[3:], -1)
     else:
         stdin = -1  # null, and tty/data which a container has no use for
-    so = ctx.StandardOutput
-    if so is None:
-        so = "inherit" if si == "socket" or si.startswith("fd:") else "journal"
-    stdout = _output(so, stdin, 1, socket_fd, named, open_file)
-    se = ctx.StandardError or "inherit"
-    stderr = _output(se, stdout, 2, socket_fd, named, open_file)
+    so, se = _defaults(ctx)
+    stdout = _output(so, stdin, 1, socket_fd, named, open_file, journal[0])
+    if se == "inherit" and so in JOURNAL:
+        se = so  # its own stream of the journal (journal_streams())
+    stderr = _output(se, stdout, 2, socket_fd, named, open_file, journal[1])
     return (stdin, stdout, stderr), opened
 
 
-def _output(spec, inherit_fd, own, socket_fd, named, open_file) -> int:
+def _output(spec, inherit_fd, own, socket_fd, named, open_file, journal: int) -> int:
     if spec == "inherit":
         return inherit_fd
     if spec == "null":
@@ -384,4 +420,6 @@ def _output(spec, inherit_fd, own, socket_fd, named, open_file) -> int:
         return open_file(spec, False)
     if spec.startswith("fd:"):
         return named.get(spec[3:], -1)
-    return own  # journal, kmsg, syslog, console, tty, and the +console forms: the container log
+    if spec in JOURNAL and journal >= 0:
+        return journal
+    return own  # console, tty, or the journal without a capture: the container's console

@@ -19,15 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import os
 import signal
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..core.errors import ActivatorError, StartError
-from ..core.exitstatus import exit_of
+from ..core.exitstatus import exit_fields, exit_of
 from ..core.log import EventLog
 from ..core.loops import loop_name
 from ..exec import _spawn, plan
@@ -37,7 +38,8 @@ from ..runtime.lane import Conn
 from ..runtime.notify import NotifyServer, open_server
 from ..runtime.reaper import Reaper
 from ..runtime.service import Service
-from ..runtime.socket import SocketRuntime
+from ..runtime.socket import BuiltinServer, SocketRuntime
+from ..runtime.tally import Tally
 from ..runtime.target import Placeholder, Target
 from ..runtime.unit import RuntimeUnit
 from ..units import Problem, UnitSet, load_units
@@ -47,7 +49,11 @@ from ..units.model import ServiceUnit, SocketUnit
 from ..units.names import parse_unit_name
 from . import reload
 from .jobs import Engine, Job, JobType
+from .policy import Policy, kill_left
 from .upward import Upward
+
+if TYPE_CHECKING:
+    from ..runtime.capture import Capture
 
 
 class Server(Protocol):
@@ -72,6 +78,7 @@ class Manager:
         strict: bool = False,
         systemd: bool = False,
         upward: Upward | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.unit_dirs = list(unit_dirs)
         self.systemd = systemd  # systemd's search path, and only what default.target wants
@@ -94,11 +101,18 @@ class Manager:
         self.notify_socket_path: str | None = None
         self.notify: NotifyServer | None = None
         self.host = Host()  # the services' clock, timers, spawner, signals (faked in tests)
+        self._capture: Capture | None = None  # services' stdout/stderr, made on first use
+        self.tally = Tally()  # starts, ends, spawn times (metrics)
+        self.builtin: BuiltinServer | None = None  # X-Activator-Metrics=yes sockets' server
         # id(section) -> (section, resolved); the section is kept so its id stays unique
         self._prepared: dict[int, tuple[object, plan.Prepared]] = {}
         self.operation_lock = asyncio.Lock()  # reloads and operators' start/stop/restart
         self._stopped = asyncio.Event()
         self._control: Server | None = None
+        self._servers: list[Server] = []  # beside the control socket: the metrics server
+        self.policy = policy if policy is not None else Policy()
+        self.booted = False  # the boot job is over
+        self._force_stop = False  # FailureAction=exit-force: no stop timeouts
 
     @property
     def reaper(self) -> Reaper:
@@ -182,6 +196,7 @@ class Manager:
     def _changed(self, unit: RuntimeUnit) -> None:
         if hasattr(self, "engine"):
             self.engine.unit_changed(unit)
+        self.policy.unit_changed(self, unit)
 
     def _service_changed(self, svc: Service) -> None:
         for sock_name in self.units.sockets_of(svc.name):
@@ -227,6 +242,33 @@ class Manager:
         c = svc.connection
         if c is not None:
             c.owner.instance_done(svc)
+            self.policy.service_ended(self, svc.name, svc.active_state)
+
+    @property
+    def capture(self) -> Capture:
+        """What services write to stdout/stderr (runtime/capture.py): imported and made when
+        a first service needs it, so an idle daemon pays nothing for it."""
+        if self._capture is None:
+            from ..runtime.capture import Capture
+
+            self._capture = Capture(self.log)
+        return self._capture
+
+    @property
+    def captured(self) -> Capture | None:
+        """The capture if a service ever needed it (metrics read it without making it)."""
+        return self._capture
+
+    def _exited(self, pid: int) -> None:
+        if self._capture is not None:  # what the process wrote comes before its exit line
+            self._capture.exited(pid)
+
+    @property
+    def default_timeout_stop(self) -> float:
+        return self.policy.default_timeout_stop
+
+    def stop_bound(self, post: bool) -> float:
+        return self.policy.stop_bound(post) if self.stopping else math.inf
 
     def known_pids(self) -> set[int]:
         pids: set[int] = set()
@@ -326,19 +368,31 @@ class Manager:
     # ------------------------------------------------------------ orphans
     def _orphan(self, pid: int, status: int) -> None:
         how, value, _ = exit_of(status)
-        self.log("reap", None, pid=pid, **{"status" if how == "exited" else "signal": value})
+        self.log("reap", None, pid=pid, **exit_fields(how, value))
         self.host.orphan_exited()  # a service waiting for its process groups to empty
 
     # ------------------------------------------------------------ life
-    async def run(self, control: Server | None = None) -> int:
+    async def run(self, control: Server | None = None, servers: Sequence[Server] = ()) -> int:
+        """Load, bind, boot, serve until SIGTERM (or the failure policy), stop everything;
+        the exit status (policy.py)."""
         loop = asyncio.get_running_loop()
         self.log.nonblocking(loop)  # an unread log must not stop us
         self._reaper = Reaper(loop, on_orphan=self._orphan)
+        self._reaper.before_exit = self._exited
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
         self.notify = open_server(self.control_path, self.log, loop)
         self.notify_socket_path = self.notify.path if self.notify is not None else None
         self.upward.starting("loading units")
         self.load()
+        if self.policy.check_load(
+            self, self.problems, len(self.units.sockets) + len(self.units.services)
+        ):
+            if self.notify is not None:
+                self.notify.close()
+            self.reaper.close()
+            status = self.policy.exit_status()
+            self.log("exit", None, pid=os.getpid(), command="activator", status=status)
+            return status
         self.build()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
@@ -349,10 +403,17 @@ class Manager:
                 self._control = control
             except ActivatorError as e:  # names the path or the group, and the cause
                 self.log("failed", None, reason=str(e))
+        for server in servers:
+            try:
+                await server.start()
+                self._servers.append(server)
+            except ActivatorError as e:
+                self.log("failed", None, reason=str(e))
         self.upward.starting("starting default.target")
         if not await self._boot():
             await self.shutdown()
-            return 0
+            return self.policy.exit_status()
+        self.booted = True
         release_startup_memory()
         self.log(
             "ready",
@@ -367,7 +428,7 @@ class Manager:
         self.upward.ready(f"sockets: {len(self.sockets)}, services: {len(self.services)}")
         await self._stopped.wait()
         await self.shutdown()
-        return 0
+        return self.policy.exit_status()
 
     async def _boot(self) -> bool:
         """The boot transaction: start default.target and what it needs, sockets before
@@ -390,10 +451,13 @@ class Manager:
         kind = {"start": JobType.START, "stop": JobType.STOP, "restart": JobType.RESTART}[verb]
         return self.engine.submit(name, kind)
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str = "signal", *, force: bool = False) -> None:
+        """Stop everything and exit: a signal, or the failure policy (which logged why)."""
+        if not self.stopping and reason == "signal":
+            self.log("shutdown", None, reason=reason)
         if not self.stopping:
-            self.log("shutdown", None, reason="signal")
             self.upward.stopping()
+        self._force_stop = self._force_stop or force
         self.stopping = True
         self._stopped.set()
 
@@ -428,10 +492,57 @@ class Manager:
         return await reload.reload_units(self, dry_run=dry_run)
 
     async def shutdown(self) -> None:
-        """Stop every service and instance (each bounded by its TimeoutStopSec=), close the
-        sockets, reap."""
+        """Stop every service and instance (each bounded by its TimeoutStopSec=, all of
+        them by --stop-deadline), close the sockets, reap."""
+        loop = asyncio.get_running_loop()
+        end = self.policy.begin_stop(loop.time(), force=self._force_stop)
         for sock in self.sockets.values():
             sock.unwatch()
+        try:
+            await asyncio.wait_for(
+                self._stop_units(), None if end == math.inf else max(0.0, end - loop.time())
+            )
+        except TimeoutError:
+            late = True
+            left = kill_left([*self.services.values(), *self.instances()])
+            self.log(
+                "timeout",
+                None,
+                phase="shutdown",
+                deadline=0.0 if self._force_stop else self.policy.stop_deadline,
+                reason=f"the stop deadline ran out: SIGKILL to {left} service(s) still stopping",
+            )
+            await self.engine.close()
+        else:
+            late = False
+        for sock in self.sockets.values():
+            try:
+                await sock.stop(stop_instances=not late)  # past the deadline: no more waiting
+            except Exception as e:  # a bug: say so, and go on closing the others
+                self.log("failed", sock.name, reason=f"unable to stop: {e!r}")
+                self.log_exception(e)
+        if self.notify is not None:
+            self.notify.close()
+        if self._capture is not None:
+            self._capture.close()
+        if self._control is not None:
+            await self._control.close()
+        for server in self._servers:
+            await server.close()
+        if os.getpid() == 1:
+            await self._reap_all()
+        self.reaper.close()
+        self.upward.close()
+        status = self.policy.exit_status()
+        why = (
+            f"services ended failed while stopping: {', '.join(self.policy.stop_failures)}"
+            if status and self.policy.stop_failures and self.policy.status is None
+            else None
+        )
+        self.log.closing()
+        self.log("exit", None, pid=os.getpid(), command="activator", status=status, reason=why)
+
+    async def _stop_units(self) -> None:
         # In the reverse of the order they started in: services before the sockets they
         # came from, what is ordered after a unit before that unit.
         await self.engine.stop_everything(
@@ -442,21 +553,6 @@ class Manager:
             sock.materialize_instances()
         await asyncio.gather(*(s.stop() for s in list(self.instances())), return_exceptions=True)
         await asyncio.gather(*(s.stop() for s in self.services.values()), return_exceptions=True)
-        for sock in self.sockets.values():
-            try:
-                await sock.stop()
-            except Exception as e:  # a bug: say so, and go on closing the others
-                self.log("failed", sock.name, reason=f"unable to stop: {e!r}")
-                self.log_exception(e)
-        if self.notify is not None:
-            self.notify.close()
-        if self._control is not None:
-            await self._control.close()
-        if os.getpid() == 1:
-            await self._reap_all()
-        self.reaper.close()
-        self.upward.close()
-        self.log("exit", None, pid=os.getpid(), status=0)
 
     async def _reap_all(self) -> None:
         """As PID 1: whatever is left in the container gets SIGTERM, then SIGKILL; all reaped."""

@@ -191,8 +191,8 @@ class Upward:
                 self.log(
                     "warning",
                     None,
-                    reason=f"unable to notify the supervisor at NOTIFY_SOCKET: {e.strerror}",
-                    message=message.split("\n", 1)[0],
+                    reason=f"unable to send {message.split(chr(10), 1)[0]!r} to the "
+                    f"supervisor at NOTIFY_SOCKET: {e.strerror}",
                 )
             return
         if self._failing:

@@ -32,6 +32,7 @@ class AcceptBooks:
         self.refused_per_source = 0  # MaxConnectionsPerSource=
         self.refused_trigger = 0  # pauses by the trigger limit
         self.refused_by: Counter[str] = Counter()  # admission.py's reasons: ip-deny, rate …
+        self.n_triggered = 0  # Accept=no: traffic that started (or found) the service
         self.per_source: Counter[str] = Counter()
         self._lines = RateLimit(_LINES_INTERVAL, _LINES)
         self._unlogged = 0

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.log import EventLog
 from ..exec import plan
-from ..exec.spec import ExecSpec
+from ..exec.spec import ExecSpec, Spawned
 from ..units.model import ServiceUnit
 from .notify import NotifyServer
 from .reaper import Reaper
+from .tally import Tally
+
+if TYPE_CHECKING:  # imported by the manager when a first service's output is captured
+    from .capture import Capture
 
 
 class Host(Protocol):
@@ -28,7 +32,7 @@ class Host(Protocol):
 
     orphan_listeners: set[Callable[[], None]]
 
-    def spawn(self, spec: ExecSpec) -> int: ...
+    def spawn(self, spec: ExecSpec) -> Spawned: ...
     def clock(self) -> float: ...
     def call_at(self, when: float, callback: Callable[[], None]) -> Any: ...
     def add_reader(self, fd: int, callback: Callable[[], None]) -> None: ...
@@ -45,6 +49,9 @@ class ServiceRef(Protocol):
     name: str
     connection: Connection | None
 
+    @property
+    def active_state(self) -> str: ...
+
 
 class ServiceContext(Protocol):
     """What a Service uses of the manager."""
@@ -53,6 +60,23 @@ class ServiceContext(Protocol):
     stopping: bool
     notify: NotifyServer | None
     notify_socket_path: str | None
+
+    @property
+    def capture(self) -> Capture | None:
+        """Services' stdout/stderr (None: they share activator's own)."""
+        ...
+
+    tally: Tally  # starts, ends and spawn times, for the metrics
+
+    @property
+    def default_timeout_stop(self) -> float:
+        """TimeoutStopSec= of a unit that sets none (--default-timeout-stop-sec)."""
+        ...
+
+    def stop_bound(self, post: bool) -> float:
+        """While activator stops: the latest (loop time) a stop step's timer may run to
+        (--stop-deadline; ``post``: ExecStopPost= and after); math.inf without a bound."""
+        ...
 
     @property
     def host(self) -> Host: ...

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ..core import procfs
 from ..exec import _spawn
-from ..exec.spec import ExecSpec, spawn
+from ..exec.spec import ExecSpec, Spawned, spawn_detailed
 
 
 class Host:
@@ -21,8 +21,10 @@ class Host:
         self.orphan_listeners: set[Callable[[], None]] = set()
 
     @staticmethod
-    def spawn(spec: ExecSpec) -> int:
-        return spawn(spec)
+    def spawn(spec: ExecSpec) -> Spawned:
+        """The process, with what the spawn core let pass as systemd does in a container
+        (``notes``: logged at debug level by the caller). Raises as spec.spawn()."""
+        return spawn_detailed(spec)
 
     @staticmethod
     def clock() -> float:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..core.errors import StartError
-from ..core.exitstatus import exit_of, fmt_exit, main_result
+from ..core.exitstatus import exit_fields, exit_of, main_result
 from ..core.ratelimit import RateLimit
 from ..core.states import Result, ServiceState, ServiceSubState
 from ..exec import plan
@@ -165,7 +165,7 @@ def plan_spec(
         generated["LISTEN_FDNAMES"] = "connection"
     prepared = ctx.prepared(template)
     env = plan.build_environment(svc, prepared.creds, generated)
-    stdio, opened = plan.open_stdio(svc, CONN_FD, {})
+    stdio, opened = plan.open_stdio(svc, CONN_FD, {}, journal_fds(ctx, template))
     for fd in opened:
         os.close(fd)
     if opened:
@@ -188,6 +188,15 @@ def plan_spec(
     args = spawn_args(spec)
     args["in_place"] = False
     return args, tuple(slots)
+
+
+def journal_fds(ctx: ServiceContext, template: ServiceUnit) -> tuple[int, int]:
+    """The capture's streams of the template, for every instance's stdout/stderr that goes
+    to the journal (-1: not captured; the inetd case, where both are the connection)."""
+    out, err = plan.journal_streams(template.Service)
+    if ctx.capture is None or not (out or err):
+        return (-1, -1)
+    return ctx.capture.fds(template.name, plan.syslog_identifier(template.Service), out, err)
 
 
 class Conn(RuntimeUnitBase):
@@ -300,6 +309,8 @@ class AcceptLane:
             deny=b"" if sock.admission.rules is None else sock.admission.rules.table(),
         )
         self.conns: dict[int, Conn] = {}
+        # the capture, when the instances' output goes to it: it learns their pids here
+        self.capture = ctx.capture if journal_fds(ctx, template) != (-1, -1) else None
         self._running = False
         self._disposed = False
         self._registered = False
@@ -350,6 +361,8 @@ class AcceptLane:
         now = time.time()
         reaper = self.ctx.reaper
         books, log, watch = self.sock.books, self.ctx.log, reaper.watch
+        capture, template = self.capture, self.sock.service_name
+        tally = self.ctx.tally
         records = self.lane.drain()
         for rec in records:
             kind = rec[0]
@@ -372,9 +385,13 @@ class AcceptLane:
                 books.n_connections += 1
                 self.conns[pid] = Conn(self, instance, name, pid, remote, rport, rec[6], now)
                 watch(pid, self._exited)
+                tally.started(template)
+                if capture is not None:
+                    capture.attribute(pid, name, template)
                 log("start", name, pid=pid, command=self.command, peer=fmt_peer(remote, rport))
             elif kind == FAILED:  # before exec: a zombie with systemd's exit code
                 books.n_connections += 1
+                tally.started(template)
                 step, verb, err, code = rec[7:11]
                 self.conns[pid] = Conn(self, instance, name, pid, remote, rport, rec[6], now)
                 watch(pid, self._failed)
@@ -395,6 +412,7 @@ class AcceptLane:
                     reason=f"unable to spawn {self.command}: {os.strerror(rec[7])}",
                 )
                 log("failed", name, result=Result.RESOURCES)
+                tally.ended(template, Result.RESOURCES)
         if records:
             reaper.settle()
 
@@ -419,16 +437,19 @@ class AcceptLane:
         self._release(pid)
         how, value, dumped = exit_of(status)
         log = self.ctx.log
-        key = "status" if how == "exited" else "signal"
-        log("exit", conn.name, pid=pid, **{key: fmt_exit(how, value)})
+        log("exit", conn.name, pid=pid, **exit_fields(how, value))
         cmd = self.svc.ExecStart[0]
         f = main_result(self.svc, how, value, dumped)
-        if f != Result.SUCCESS and not cmd.ignore_failure:
+        if cmd.ignore_failure:
+            f = Result.SUCCESS
+        self.ctx.tally.ended(self.sock.service_name, f)
+        if f != Result.SUCCESS:
             log("failed", conn.name, result=f)
 
     def _failed(self, pid: int, status: int) -> None:
         conn = self._release(pid)
         if conn is not None:
+            self.ctx.tally.ended(self.sock.service_name, Result.EXIT_CODE)
             self.ctx.log("failed", conn.name, result=Result.EXIT_CODE)
 
     # ------------------------------------------------------------ becoming a Service

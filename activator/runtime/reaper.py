@@ -63,6 +63,9 @@ class Reaper:
         self._settling = False
         self.orphans_reaped = 0
         self._idle_waiters: list[asyncio.Future[None]] = []
+        # Called with each pid reaped before its exit is reported: the output capture reads
+        # what the process wrote first, so its lines come before its exit line.
+        self.before_exit: Callable[[int], None] | None = None
         self._fd = _spawn.sigchld_fd()
         self.births_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)  # lanes write here
         # Both fds sit one-shot in an epoll set of our own that the loop watches for good:
@@ -210,6 +213,8 @@ class Reaper:
             if callback is None and pending:
                 self._unclaimed[pid] = status
                 return
+        if self.before_exit is not None:
+            self.before_exit(pid)
         if callback is not None:
             callback(pid, status)
             return

@@ -40,7 +40,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import NotActiveError, RefusedError, StartError
-from ..core.exitstatus import exit_of, failure, fmt_exit, main_result, matches, short_signal
+from ..core.exitstatus import exit_fields, exit_of, failure, main_result, matches, short_signal
+from ..core.log import template_key
 from ..core.ratelimit import RateLimit
 from ..core.states import (
     EXEC_DIRECTIVE,
@@ -71,6 +72,11 @@ from .watchdog import Watchdog
 _NOTIFY_TYPES = (ServiceType.NOTIFY, ServiceType.NOTIFY_RELOAD)
 _WATCHDOG_STATES = (U.START_POST, U.RUNNING, U.RELOAD)
 _SETTLED = (U.DEAD, U.FAILED)
+# While activator stops (--stop-deadline): timers of these states end at the point where
+# SIGKILL goes out, those of the others (SIGKILL sent, ExecStopPost=, the leftovers) at
+# the deadline itself.
+_STOP_STEPS = (U.STOP, U.STOP_SIGTERM, U.STOP_WATCHDOG)
+_POST_STEPS = (U.STOP_SIGKILL, U.STOP_POST, U.FINAL_SIGTERM, U.FINAL_SIGKILL)
 _USEC = 1_000_000
 
 #: What a Service derives from its unit (a reload of the unit files replaces these);
@@ -145,6 +151,9 @@ class Service(RuntimeUnitBase):
         self._pidfd: int | None = None  # main pid that is not our child
         self._timer: Any = None
         self._deadline = math.inf
+        self._cut_short = False  # the armed timer ends at the stop deadline, not its own
+        self._journal_key: str | None = None  # the capture's streams this start writes to
+        self._by_deadline = False  # the timer that fired was the stop deadline
         self._runtime_deadline = math.inf
         self._forbid_restart = False  # an explicit stop: no Restart=
         self._restarting = False  # an operator's restart: keep the fd store, RestartKillSignal=
@@ -199,6 +208,14 @@ class Service(RuntimeUnitBase):
     def svc(self):
         """The [Service] section of the current unit."""
         return self.unit.Service
+
+    @property
+    def stop_timeout(self) -> float:
+        """TimeoutStopSec=, or activator's default (--default-timeout-stop-sec) when unset."""
+        svc = self.unit.Service
+        if "TimeoutStopSec" in svc.model_fields_set:
+            return svc.TimeoutStopSec
+        return self.ctx.default_timeout_stop
 
     @property
     def fast(self) -> bool:
@@ -583,7 +600,7 @@ class Service(RuntimeUnitBase):
             self.result = f
         self._disarm()
         if self.svc.ExecStop:
-            self._run_phase(U.STOP, self.svc.ExecStop, self.svc.TimeoutStopSec)
+            self._run_phase(U.STOP, self.svc.ExecStop, self.stop_timeout)
         else:
             self._enter_signal(U.STOP_SIGTERM, Result.SUCCESS)
 
@@ -630,7 +647,9 @@ class Service(RuntimeUnitBase):
                     self.name,
                     pid=self.main_pid or self.control_pid,
                     signal="SIGKILL",
-                    reason=f"still running after TimeoutStopSec={svc.TimeoutStopSec:g}s",
+                    reason="still running at the stop deadline"
+                    if self._by_deadline
+                    else f"still running after TimeoutStopSec={self.stop_timeout:g}s",
                 )
             if final and mode in ("control-group", "mixed"):
                 if not by_group:  # mixed: SIGTERM went to the main process only; wait for the rest
@@ -640,7 +659,7 @@ class Service(RuntimeUnitBase):
                     self._wait_for_groups(True)
         if wait:
             self._enter(state)
-            self._arm(svc.TimeoutStopSec)
+            self._arm(self.stop_timeout)
         elif not final:
             self._enter_stop_post(Result.SUCCESS)
         else:
@@ -650,7 +669,7 @@ class Service(RuntimeUnitBase):
         if self.result == Result.SUCCESS:
             self.result = f
         self._disarm()
-        self._run_phase(U.STOP_POST, self.svc.ExecStopPost, self.svc.TimeoutStopSec)
+        self._run_phase(U.STOP_POST, self.svc.ExecStopPost, self.stop_timeout)
 
     def _enter_dead(self, f: Result) -> None:
         if self.result == Result.SUCCESS:
@@ -658,6 +677,7 @@ class Service(RuntimeUnitBase):
         self._disarm()
         self._wait_for_groups(False)
         result = self.result
+        self.ctx.tally.ended(template_key(self.name), str(result))
         restart = self._shall_restart()
         self._release(restarting=restart or self._restarting)
         if restart:
@@ -788,7 +808,7 @@ class Service(RuntimeUnitBase):
                 self.name,
                 pid=pid,
                 command=EXEC_DIRECTIVE.get(self.sub, str(self.sub)),
-                **{"status" if how == "exited" else "signal": fmt_exit(how, value)},
+                **exit_fields(how, value),
             )
         if ok or (cmd is not None and cmd.ignore_failure):
             self._next_control()
@@ -923,7 +943,7 @@ class Service(RuntimeUnitBase):
             "exit",
             self.name,
             pid=pid,
-            **{"status" if how == "exited" else "signal": fmt_exit(how, value)},
+            **exit_fields(how, value),
         )
         if self.result == Result.SUCCESS:
             self.result = f
@@ -987,14 +1007,20 @@ class Service(RuntimeUnitBase):
 
     def _arm_at(self, when: float) -> None:
         self._disarm()
+        ctx = self.ctx
+        if ctx.stopping and self.sub in _STOP_STEPS + _POST_STEPS:
+            bound = ctx.stop_bound(self.sub in _POST_STEPS)
+            if bound < when:
+                when, self._cut_short = bound, True
         self._deadline = when
-        self._timer = self.ctx.host.call_at(when, self._on_timer)
+        self._timer = ctx.host.call_at(when, self._on_timer)
 
     def _disarm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._deadline = math.inf
+        self._cut_short = False
 
     def extend_timeout(self, usec: int) -> None:
         """EXTEND_TIMEOUT_USEC=: the current timeout ends no earlier than now + usec."""
@@ -1017,13 +1043,17 @@ class Service(RuntimeUnitBase):
     def _on_timer(self) -> None:
         self._timer = None
         self._deadline = math.inf
+        self._by_deadline, self._cut_short = self._cut_short, False
         svc = self.svc
         what = TIMEOUTS.get(self.sub)
         if what is None:
             return  # no timer is armed in this state
         phase, reason, step = what
         if phase is not None:
-            self.ctx.log("timeout", self.name, phase=phase, reason=reason.format(svc))
+            why = "the stop deadline ran out" if self._by_deadline else reason
+            self.ctx.log(
+                "timeout", self.name, phase=phase, reason=why.format(svc, self.stop_timeout)
+            )
         if step == "kill":
             self._enter_signal(U.STOP_SIGTERM, Result.TIMEOUT)
         elif step == "stop":
@@ -1144,7 +1174,7 @@ class Service(RuntimeUnitBase):
             self.ctx.log("stop", self.name, pid=self.main_pid, by="notify")
             self._disarm()
             self._enter(U.STOP_SIGTERM)
-            self._arm(self.svc.TimeoutStopSec)
+            self._arm(self.stop_timeout)
 
     def on_watchdog_trigger(self) -> None:
         """WATCHDOG=trigger: as if the watchdog had run out."""
@@ -1194,7 +1224,7 @@ class Service(RuntimeUnitBase):
             if not main and svc.PermissionsStartOnly:
                 prepared = dataclasses.replace(prepared, creds=None)
             env = plan.build_environment(svc, prepared.creds, generated)
-            stdio, opened = plan.open_stdio(svc, passed.socket, passed.named)
+            stdio, opened = plan.open_stdio(svc, passed.socket, passed.named, self._journal())
         except StartError as e:
             self.ctx.log("failed", self.name, result=Result.RESOURCES, reason=str(e))
             raise _Failed(Result.RESOURCES) from None
@@ -1210,7 +1240,9 @@ class Service(RuntimeUnitBase):
                 watchdog_pid=watchdog,
                 nonblocking=svc.NonBlocking,
             )
-            pid = self.ctx.host.spawn(spec)
+            began = time.perf_counter()
+            spawned = self.ctx.host.spawn(spec)
+            self.ctx.tally.spawned(time.perf_counter() - began)
         except SpawnError as e:
             self.ctx.reaper.watch(e.pid, lambda _pid, _status: None)
             self.ctx.log(
@@ -1233,11 +1265,33 @@ class Service(RuntimeUnitBase):
         finally:
             for fd in opened:
                 os.close(fd)
+        pid = spawned.pid
+        if main:
+            self.ctx.tally.started(template_key(self.name))
+        for note in spawned.notes:  # what systemd logs at debug level in a container too
+            self.ctx.log("leniency", self.name, pid=pid, reason=note)
+        if self._journal_key is not None and self.ctx.capture is not None:
+            self.ctx.capture.attribute(pid, self.name, self._journal_key)
         self._groups.add(pid)  # it leads its own session and process group
         if not main or self.svc.Type == ServiceType.FORKING:
             self._track(pid)
         self.ctx.log("start", self.name, pid=pid, command=cmd.path, peer=self.peer)
         return pid
+
+    def _journal(self) -> tuple[int, int]:
+        """The capture's stdout/stderr for this start's processes (-1: not captured). An
+        Accept=yes instance writes into its template's streams (the capture knows it by
+        its pid), so a connection costs no pipe of its own."""
+        self._journal_key = None
+        capture = self.ctx.capture
+        if capture is None:
+            return (-1, -1)
+        out, err = plan.journal_streams(self.svc)
+        if not (out or err):
+            return (-1, -1)
+        key = template_key(self.name) if self.connection is not None else self.name
+        self._journal_key = key
+        return capture.fds(key, plan.syslog_identifier(self.svc), out, err)
 
     def warn_once(self, key: str, message: str) -> None:
         if key in self._warned:

@@ -44,8 +44,21 @@ if TYPE_CHECKING:  # imported where used: most daemons proxy nothing (idle RSS)
 K = SocketState
 
 
+class BuiltinServer(Protocol):
+    """A server of activator's own on a socket unit's listeners (X-Activator-Metrics=yes:
+    control/metrics.py), served on the event loop with no service behind it."""
+
+    def serve_fds(self, name: str, fds: list[int]) -> None:
+        """Serve on these listeners (the caller keeps its fds: the server dups them)."""
+        ...
+
+    def unserve(self, name: str) -> None: ...
+
+
 class SocketContext(LoopContext, Protocol):
     """What a socket uses of the manager: the service's context, plus its services."""
+
+    builtin: BuiltinServer | None
 
     def service(self, name: str) -> Service | None:
         """The (non-template) service of that name, if there is one to be had."""
@@ -256,6 +269,14 @@ class SocketRuntime(RuntimeUnitBase):
     def _watch(self) -> None:
         if self._watching:
             return
+        if self.section.Metrics:
+            builtin = self.ctx.builtin
+            if builtin is None:
+                self.ctx.log("warning", self.name, reason="X-Activator-Metrics=yes: no server")
+            else:
+                builtin.serve_fds(self.name, [lst.fd for lst in self.listeners])
+            self._watching = True
+            return
         if self.lane is not None:
             self.lane.start()
             self._watching = True
@@ -282,6 +303,11 @@ class SocketRuntime(RuntimeUnitBase):
     def unwatch(self) -> None:
         """Stop reading the listeners (they stay bound; connections queue in the kernel)."""
         if not self._watching:
+            return
+        if self.section.Metrics:
+            if self.ctx.builtin is not None:
+                self.ctx.builtin.unserve(self.name)
+            self._watching = False
             return
         if self.lane is not None:
             self.lane.close()
@@ -424,6 +450,7 @@ class SocketRuntime(RuntimeUnitBase):
             self.refuse(self.ctx.why_missing(self.service_name))
             return
         self._set(K.RUNNING)
+        self.books.n_triggered += 1
         self.ctx.log("trigger", self.name, service=self.service_name, address=lst.address)
         if not svc.active:
             self.ctx.activate(self.service_name, self.name)

@@ -387,10 +387,9 @@ def _verify_service(b: _Builder, svc: ServiceSection) -> None:
     if "ExecStart" in b.bad_fields or "ExecStop" in b.bad_fields:
         pass  # the refused command line was reported already
     elif not svc.ExecStart and not svc.ExecStop:
-        why = "nothing to run"
-        if "SuccessAction" in b.ignored_seen:
-            why = "it relies on SuccessAction=, which activator does not carry out"
-        b.unit_problem(f"service has no ExecStart= (nor ExecStop=): {why}", directive="ExecStart")
+        b.unit_problem(
+            "service has no ExecStart= (nor ExecStop=): nothing to run", directive="ExecStart"
+        )
     elif not svc.ExecStart and svc.Type != "oneshot":
         b.unit_problem(
             f"service has no ExecStart=, which only Type=oneshot allows (Type={svc.Type.value})",

@@ -62,6 +62,7 @@ _RENAMED = {
     "ProxyTo": "X-Activator-ProxyTo",
     "ProxyProtocol": "X-Activator-ProxyProtocol",
     "IdleStopSec": "X-Activator-IdleStopSec",
+    "Metrics": "X-Activator-Metrics",
 }
 
 

@@ -187,6 +187,12 @@ class UnitSection(Frozen):
     CollectMode: Literal["inactive", "inactive-or-failed"] = "inactive"
     StartLimitIntervalSec: float = 10.0
     StartLimitBurst: int = 5
+    # What activator does when the unit fails / ends well (systemd.unit(5)); in a container
+    # every action but none ends activator (manager/policy.py).
+    FailureAction: str = "none"
+    SuccessAction: str = "none"
+    FailureActionExitStatus: int | None = None
+    SuccessActionExitStatus: int | None = None
     # Conditions and asserts: (directive, value) in order, e.g. ("ConditionPathExists", "!/x").
     # Checked at start; a failed Condition skips the start, a failed Assert fails it.
     Conditions: tuple[tuple[str, str], ...] = ()
@@ -335,6 +341,7 @@ class SocketSection(ExecContext):
     # X-Activator-ProxyTo=: Accept=no, activator accepts and relays to this address
     ProxyTo: InetListen | UnixListen | None = None
     ProxyProtocol: Literal["off", "v1", "v2"] = "off"  # X-Activator-ProxyProtocol=
+    Metrics: bool = False  # X-Activator-Metrics=: the listeners serve activator's /metrics
 
 
 class ServiceType(StrEnum):

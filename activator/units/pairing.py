@@ -116,6 +116,8 @@ def _pair(
         unit = built[name]
         src = sources[name]
         if isinstance(unit, SocketUnit):
+            if unit.Socket.Metrics:
+                continue  # activator serves it itself: no service behind it
             svc = resolve_alias(aliases, _implied_service(unit))
             if svc in masked:
                 continue

@@ -113,4 +113,4 @@ def sync_log(a) -> None:
     start = len(a.events)
     r = raw_request(a.control, request("reset-failed", ["sync-marker.service"]))
     assert r["error"] == "unknown-unit"
-    a.wait_for("control", verb="reset-failed", units="sync-marker.service", start=start)
+    a.wait_for("control", verb="reset-failed", names="sync-marker.service", start=start)

@@ -13,7 +13,7 @@ import socket
 
 import pytest
 from ctlhelp import echo_once, echo_units, probe_service, sync_log
-from harness import Activator, free_port, read_report
+from harness import Activator, event_time, free_port, read_report
 
 pytestmark = pytest.mark.root
 
@@ -63,7 +63,7 @@ def test_status_exit_codes_and_fields(probe, loop_kind):
         svc, sock = (_json(a.ctl("--json", "status", u))[0] for u in ("web.service", "web.socket"))
         assert (svc["active"], svc["sub"], svc["state"]) == ("active", "running", "active")
         assert svc["main_pid"] == rep["pid"] and svc["command"] == "python3"
-        assert svc["memory"] > 1 << 20 and svc["since"] > a.ready["ts"] - 1
+        assert svc["memory"] > 1 << 20 and svc["since"] > event_time(a.ready) - 1
         assert svc["triggered_by"] == ["web.socket"] and svc["restarts"] == 0
         assert any("event=start" in e["text"] and str(rep["pid"]) in e["text"] for e in svc["log"])
         assert (sock["active"], sock["sub"]) == ("active", "running")  # the service holds the fds

@@ -51,7 +51,7 @@ async def test_a_supervisor_gone_is_said_once(tmp_path):
         up.stopping()
     finally:
         up.close()
-    assert len(logged) == 1 and "unable to notify the supervisor" in logged[0]["reason"]
+    assert len(logged) == 1 and "to the supervisor at NOTIFY_SOCKET" in logged[0]["reason"]
 
 
 @pytest.mark.asyncio

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 
 import pytest
@@ -150,9 +149,9 @@ def test_leftover_process_group_is_stopped_as_systemd_would(loop_kind, accept_pa
     }
     with Activator(units, loop=loop_kind, env=accept_path) as a:
         assert read_line(("127.0.0.1", port)) == b"started\n"
-        a.wait_for("exit", status="0")
+        a.wait_for("exit", status=0)
         leftover = int(pidfile.read_text())
-        a.wait_for("reap", pid=leftover, signal=signal.SIGTERM)
+        a.wait_for("reap", pid=leftover, signal="SIGTERM")
         # SIGTERM'd, and reaped by activator (its subreaper)
         a.until(lambda: not os.path.exists(f"/proc/{leftover}"), what=f"{leftover} gone")
         st = _wait_status(a, "g.socket", lambda st: st["NConnections"] == 0)
@@ -246,7 +245,7 @@ def test_instances_of_a_replanned_lane_finish_in_the_books(loop_kind):
             h.close()
         st = _wait_status(a, "h.socket", lambda st: st["NConnections"] == 0)
         assert st["NConnections"] == 0 and st["NAccepted"] == 3 and st["instances"] == []
-        assert a.count("exit", status="0") == 3
+        assert a.count("exit", status=0) == 3
 
 
 def test_a_unit_that_cannot_be_planned_says_why_per_connection(loop_kind):

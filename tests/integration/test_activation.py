@@ -434,8 +434,9 @@ def test_bad_input_keeps_running(probe, loop_kind):
         taken.close()
 
 
-def test_sigterm_stops_services_and_exits_zero(probe, loop_kind):
-    """SIGTERM: a service that ignores SIGTERM is killed after TimeoutStopSec=; exit 0, nothing left."""
+def test_sigterm_stops_services_and_says_one_needed_sigkill(probe, loop_kind):
+    """SIGTERM: a service that ignores SIGTERM is killed after TimeoutStopSec=, nothing is
+    left; it ended failed (timeout), so activator exits 5 (issue 13), not 0."""
     d = public_dir()
     stubborn = d / "stubborn.py"
     stubborn.write_text(
@@ -457,7 +458,7 @@ def test_sigterm_stops_services_and_exits_zero(probe, loop_kind):
         assert read_line(("127.0.0.1", port)) == b"up"  # SIGTERM is ignored from here on
         started = a.wait_for("start", unit="t.service")
         t0 = time.monotonic()
-        assert a.stop() == 0
+        assert a.stop() == 5
         assert time.monotonic() - t0 < 20
         a.wait_for("kill", unit="t.service", signal="SIGKILL")
         assert a.count("start") == 1  # nothing was started again during the shutdown

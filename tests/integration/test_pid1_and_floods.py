@@ -89,9 +89,9 @@ def test_pid1_reaps_orphans_and_stops_everything(probe, loop_kind):
         assert reaped["pid"] > 1
         rep = read_report(("127.0.0.1", p2))
         assert rep["env"]["LISTEN_PID"] == str(rep["pid"])  # the pid inside the namespace
-        assert a.stop() == 0
+        assert a.stop() == 5  # t.service needed SIGKILL: it ended failed (timeout)
         a.wait_for("kill", unit="t.service", signal="SIGKILL")
-        assert a.wait_for("exit", pid=1)["status"] == 0
+        assert a.wait_for("exit", pid=1)["status"] == 5
 
 
 @pytest.mark.slow
@@ -233,15 +233,11 @@ def test_an_unread_log_does_not_stop_activator(loop_kind):
         n = int(dropped[0]["reason"].split(": ")[1].split()[0])
         starts = sum(1 for e in events if e.get("event") == "start")
         assert n > 0 and starts + n >= 6_000  # every start line either arrived or was counted
-        # the daemon's own exit line is last (the warning may follow it: it is said once the
-        # backlog has drained, which at shutdown is the very end) — unless the backlog was
-        # still full when it was logged: then it went with its batch, and the warning, said
-        # at the very end, counted it
-        own = [e for e in events if e.get("event") == "exit" and "unit" not in e]
-        if own:
-            assert own == [e for e in events[-2:] if e not in dropped], rest[-4:]
-        else:
-            assert events[-1] is dropped[0], rest[-4:]
+        # the daemon's own exit line arrived too (the warning may follow it: it is said once
+        # the backlog has drained, which at shutdown is the very end)
+        assert any(e.get("event") == "exit" and "unit" not in e for e in events[-2:]), [
+            (e["event"], e.get("unit"), e.get("pid")) for e in events[-6:]
+        ]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -18,8 +18,9 @@ import signal
 
 from activator.exec import plan
 from activator.exec.plan import Handover
-from activator.exec.spec import SpawnError
+from activator.exec.spec import Spawned, SpawnError
 from activator.runtime.service import Service
+from activator.runtime.tally import Tally
 from activator.units.model import ExecCommand, ServiceSection, ServiceUnit, UnitSection
 
 ME = os.getpid()
@@ -78,9 +79,10 @@ class FakeHost:
         self.readers: dict[int, object] = {}
         self.orphan_listeners: set = set()
         self.fail_spawn: dict[str, tuple[str, int]] = {}  # program → (step, exit code)
+        self.notes: list[str] = []  # what the spawn core let pass (Spawned.notes)
 
     # -- the Host interface
-    def spawn(self, spec) -> int:
+    def spawn(self, spec) -> Spawned:
         pid = next(self._pids)
         path = spec.path.decode()
         if path in self.fail_spawn:
@@ -88,7 +90,7 @@ class FakeHost:
             self._add(FakeProc(pid, spec, {pid})).alive = False
             raise SpawnError(2, step=step, verb=step, exit_code=code, pid=pid, filename=path)
         self._add(FakeProc(pid, spec, {pid}))
-        return pid
+        return Spawned(pid, (), tuple(self.notes))
 
     def clock(self) -> float:
         return self.now
@@ -195,6 +197,10 @@ class FakeDaemon:
         self.stopping = False
         self.notify = None
         self.notify_socket_path = "/run/activator/notify"
+        self.capture = None
+        self.tally = Tally()
+        self.default_timeout_stop = 90.0
+        self.bounds = (float("inf"), float("inf"))  # --stop-deadline: (SIGKILL, the end)
         self.services: dict[str, Service] = {}
         self.instances: dict[str, Service] = {}
         self.handover = Handover()
@@ -208,6 +214,9 @@ class FakeDaemon:
 
     def instance_done(self, svc: Service) -> None:
         self.done.append(svc.name)
+
+    def stop_bound(self, post: bool) -> float:
+        return self.bounds[1] if post else self.bounds[0]
 
     def known_pids(self) -> set[int]:
         return {p for s in self.services.values() for p in (s.main_pid, s.control_pid) if p}

@@ -70,7 +70,7 @@ def test_notify_active_only_after_ready(notifier, loop_kind):
         st = a.status("n.service")
         assert (st["state"], st["sub"], st["status_text"]) == ("active", "running", "serving")
         assert converse(("127.0.0.1", port), b"exit 0\n") == b""
-        a.wait_for("exit", unit="n.service", status="0")
+        a.wait_for("exit", unit="n.service", status=0)
 
 
 def test_notify_failures(notifier, loop_kind):
@@ -154,7 +154,7 @@ def test_fd_store_keeps_a_connection_across_a_restart(notifier, loop_kind):
         e = a.wait_for("fdstore", unit="s.service")
         assert (e["added"], e["name"], e["stored"]) == (1, "conn", 1)
         a.wait_for("restart", unit="s.service", result="exit-code")
-        a.wait_for("exit", unit="s.service", pid=int(again[1]), status="0")
+        a.wait_for("exit", unit="s.service", pid=int(again[1]), status=0)
         assert a.status("s.service")["fd_store"] == 0  # down for good: the store is emptied
 
 
@@ -325,7 +325,7 @@ def test_flush_pending(notifier, loop_kind):
         try:
             c1.sendall(b"go\n")
             assert c1.makefile("rb").readline() == b"bye\n"
-            a.wait_for("exit", unit="q.service", status="0")
+            a.wait_for("exit", unit="q.service", status=0)
             try:
                 assert c2.recv(100) == b""  # flushed: accepted and closed by activator
             except ConnectionResetError:

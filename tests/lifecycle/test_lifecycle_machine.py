@@ -879,3 +879,66 @@ def test_failed_condition_skips_and_counts_against_the_start_limit(tmp_path):
     svc.start()
     svc.start()
     assert svc.sub == U.FAILED and svc.result == Result.START_LIMIT_HIT
+
+
+# ---------------------------------------------------------------- issue 13: stop grace
+
+
+def test_default_timeout_stop_applies_only_where_the_unit_sets_none():
+    """--default-timeout-stop-sec (systemd's DefaultTimeoutStopSec=): units without
+    TimeoutStopSec= get it; a unit's own value stays."""
+    d = FakeDaemon()
+    d.default_timeout_stop = 3.0
+    plain = d.service("a.service")
+    own = d.service("b.service", TimeoutStopSec=7)
+    for svc in (plain, own):
+        svc.start()
+        svc.request_stop()
+    assert d.host.pending() == [3.0, 7.0]
+    d.host.advance(3)
+    assert plain.sub == U.STOP_SIGKILL and own.sub == U.STOP_SIGTERM
+    assert "TimeoutStopSec=3s" in d.log.find("kill")[0]["reason"]
+
+
+def test_stop_deadline_cuts_every_stop_step_short_and_stop_post_still_runs():
+    """--stop-deadline: while activator stops, SIGTERM's wait ends at the SIGKILL point,
+    and what comes after SIGKILL (ExecStopPost=) at the deadline itself."""
+    d = FakeDaemon()
+    svc = d.service(ExecStopPost="/bin/cleanup")  # TimeoutStopSec= 90 s by default
+    svc.start()
+    pid = svc.main_pid
+    d.stopping = True
+    d.bounds = (d.host.now + 2.0, d.host.now + 5.0)
+    svc.request_stop()
+    assert svc.sub == U.STOP_SIGTERM and d.host.pending() == [2.0]
+    d.host.advance(2)
+    assert svc.sub == U.STOP_SIGKILL and (pid, signal.SIGKILL, True) in d.host.signals
+    kill = d.log.find("kill")[0]
+    assert kill["reason"] == "still running at the stop deadline"
+    assert d.host.pending() == [3.0]  # waiting for the SIGKILL'd process: to the deadline
+    d.exit(pid, sig=signal.SIGKILL)
+    assert svc.sub == U.STOP_POST and d.spawned()[-1].argv == ["/bin/cleanup"]
+    assert d.host.pending() == [3.0]  # ExecStopPost= has what is left, not 90 s
+    d.exit(d.spawned()[-1].pid, 0)
+    assert svc.sub == U.FAILED and svc.result == Result.TIMEOUT
+
+
+def test_no_stop_deadline_while_running():
+    """The bound applies while activator stops, not to an operator's stop before."""
+    d = FakeDaemon()
+    d.bounds = (d.host.now + 2.0, d.host.now + 5.0)
+    svc = d.service(TimeoutStopSec=10)
+    svc.start()
+    svc.request_stop()
+    assert d.host.pending() == [10.0]
+
+
+def test_spawn_leniency_is_logged_at_debug_level():
+    """Issue 12/13: what the spawn core let pass in a container (Spawned.notes) is a
+    ``leniency`` line (level debug) naming the unit and the process."""
+    d = FakeDaemon()
+    d.host.notes = ["OOMScoreAdjust=-500: not applied, no permission (CAP_SYS_RESOURCE)"]
+    svc = d.service(OOMScoreAdjust=-500)
+    svc.start()
+    (note,) = d.log.find("leniency")
+    assert note == {"pid": svc.main_pid, "reason": d.host.notes[0]}

@@ -70,7 +70,7 @@ def test_libsystemd_listen_fds_with_names_and_notify(programs, loop_kind):
         pid = a.wait_for("start", unit="sd.service")["pid"]
         assert a.wait_for("ready", unit="sd.service")["pid"] == pid
         a.wait_for("stop", unit="sd.service", by="notify")  # STOPPING=1
-        a.wait_for("exit", unit="sd.service", pid=pid, status="0")
+        a.wait_for("exit", unit="sd.service", pid=pid, status=0)
         assert a.status("sd.service")["status_text"] == "n=2 web:listening web:listening"
 
 
@@ -111,9 +111,9 @@ def test_python_systemd_notify_and_fd_store(programs, loop_kind):
         first, again = first.split(), again.split()
         assert first[0] == "first" and first[2] == "p.socket"
         assert again[0] == "again" and again[2] == "conn,p.socket" and again[1] != first[1]
-        a.wait_for("exit", unit="p.service", pid=int(first[1]), status="3")
+        a.wait_for("exit", unit="p.service", pid=int(first[1]), status=3)
         a.wait_for("restart", unit="p.service", result="exit-code")
-        a.wait_for("exit", unit="p.service", pid=int(again[1]), status="0")
+        a.wait_for("exit", unit="p.service", pid=int(again[1]), status=0)
 
 
 @pytest.fixture(scope="module")
@@ -212,5 +212,5 @@ def test_git_daemon_inetd_clone(programs, loop_kind, tmp_path):
         ]
         assert [e["unit"].split("-")[0] for e in starts] == ["git@0", "git@1"]
         for e in starts:  # one git daemon per connection, each done when its client is
-            a.wait_for("exit", unit=e["unit"], pid=e["pid"], status="0")
+            a.wait_for("exit", unit=e["unit"], pid=e["pid"], status=0)
         assert a.status("git.socket")["NConnections"] == 0

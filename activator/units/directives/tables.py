@@ -59,6 +59,13 @@ from .validators import (
 
 Kind = Literal["scalar", "list", "listen", "env", "caps", "exit", "cond"]
 
+#: systemd's emergency actions (FailureAction=, SuccessAction=; emergency-action.c).
+EMERGENCY_ACTIONS = (
+    "none", "reboot", "reboot-force", "reboot-immediate", "poweroff", "poweroff-force",
+    "poweroff-immediate", "exit", "exit-force", "soft-reboot", "soft-reboot-force", "kexec",
+    "kexec-force", "halt", "halt-force", "halt-immediate",
+)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Directive:
@@ -107,6 +114,9 @@ def _unit_table() -> SectionTable:
         "StartLimitInterval", "scalar", v_time, field="StartLimitIntervalSec"
     )
     t["StartLimitBurst"] = _d("StartLimitBurst", "scalar", v_uint())
+    for action in ("FailureAction", "SuccessAction"):
+        t[action] = _d(action, "scalar", v_enum(*EMERGENCY_ACTIONS))
+        t[action + "ExitStatus"] = _d(action + "ExitStatus", "scalar", v_uint(0, 255))
     for c in CONDITIONS:
         for family in ("Condition", "Assert"):
             t[family + c] = _d(family + c, "cond", v_condition(c), field="Conditions")
@@ -226,6 +236,7 @@ def _socket_table() -> SectionTable:
         ("ProxyProtocol", "ProxyProtocol", v_enum("off", "v1", "v2")),
     ):
         t["X-Activator-" + x] = _d("X-Activator-" + x, "scalar", parse, field=field)
+    t["X-Activator-Metrics"] = _d("X-Activator-Metrics", "scalar", v_bool, field="Metrics")
     return t
 
 
@@ -334,8 +345,7 @@ SourcePath PropagatesReloadTo PropagateReloadTo ReloadPropagatedFrom
 PropagateReloadFrom PropagatesStopTo StopPropagatedFrom JoinsNamespaceOf RequiresOverridable
 RequisiteOverridable RequiresMountsFor AllowIsolate OnSuccessJobMode OnFailureJobMode
 OnFailureIsolate JobTimeoutSec JobRunningTimeoutSec JobTimeoutAction JobTimeoutRebootArgument
-StartLimitAction FailureAction SuccessAction FailureActionExitStatus SuccessActionExitStatus
-RebootArgument
+StartLimitAction RebootArgument
 """.split()
 _INSTALL_252: list[str] = []
 
