@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import socket
+import struct
 import sys
 import time
 
@@ -48,8 +49,14 @@ def call(
     Raises ProtocolError for an error answer, OSError when activator cannot be reached.
     """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
+        # A blocking connect waits while activator's backlog is full (a burst of clients)
+        # instead of failing with EAGAIN as a non-blocking one does; SO_SNDTIMEO bounds it.
+        wait = _TIMEOUT if timeout is None else timeout
+        s.setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(wait), int(wait % 1 * 1e6))
+        )
         s.connect(path)
+        s.settimeout(timeout)
         try:
             s.sendall(protocol.request(verb, units, **args))
         except (BrokenPipeError, ConnectionResetError):
