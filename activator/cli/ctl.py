@@ -326,7 +326,8 @@ def _status_text(u: dict, now: float, color: bool) -> str:
                 "Triggers", f"{_dot(u.get('triggers_active') or 'inactive', color)} {u['triggers']}"
             )
         for lst in u["listen"]:
-            row("Listen", f"{lst['address']} ({lst['type']}) as {lst['fdname']}")
+            closed = "" if lst.get("listening", True) else " (closed)"
+            row("Listen", f"{lst['address']} ({lst['type']}) as {lst['fdname']}{closed}")
         r = u["refused"]
         insts = u.get("instances") or []
         if u.get("accept"):  # an Accept=no socket accepts nothing itself: no counters

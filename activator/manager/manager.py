@@ -32,6 +32,7 @@ from ..core.log import EventLog
 from ..core.loops import loop_name
 from ..exec import _spawn, plan
 from ..runtime.context import ServiceRef
+from ..runtime.hangup import HangupWatch
 from ..runtime.host import Host
 from ..runtime.lane import Conn
 from ..runtime.notify import NotifyServer, open_server
@@ -85,6 +86,7 @@ class Manager:
         self.graph: Graph
         self.engine: Engine
         self._reaper: Reaper | None = None
+        self._hangups: HangupWatch | None = None
         self.stopping = False
         self.started = time.time()
         self.notify_socket_path: str | None = None
@@ -100,6 +102,10 @@ class Manager:
     def reaper(self) -> Reaper:
         assert self._reaper is not None, "the reaper exists once run() has begun"
         return self._reaper
+
+    @property
+    def hangups(self) -> HangupWatch | None:
+        return self._hangups
 
     # ------------------------------------------------------------ logging helpers
     def log_exception(self, e: BaseException) -> None:
@@ -325,6 +331,7 @@ class Manager:
         loop = asyncio.get_running_loop()
         self.log.nonblocking(loop)  # an unread log must not stop us
         self._reaper = Reaper(loop, on_orphan=self._orphan)
+        self._hangups = HangupWatch(loop)
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
         self.notify = open_server(self.control_path, self.log, loop)
         self.notify_socket_path = self.notify.path if self.notify is not None else None
@@ -436,6 +443,8 @@ class Manager:
                 self.log_exception(e)
         if self.notify is not None:
             self.notify.close()
+        if self._hangups is not None:
+            self._hangups.close()
         if self._control is not None:
             await self._control.close()
         if os.getpid() == 1:

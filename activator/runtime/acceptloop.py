@@ -21,6 +21,7 @@ from ..exec.bind import Listener, apply_options, fmt_peer, unmap
 from ..exec.plan import Handover
 from ..units import UnitSet
 from ..units.model import ServiceUnit, SocketSection
+from . import hangup
 from .books import AcceptBooks
 from .context import Connection, InstanceOwner, ServiceContext
 from .service import Service
@@ -53,6 +54,7 @@ class AcceptingSocket(InstanceOwner, Protocol):
 
     def trigger_allowed(self) -> bool: ...
     def refuse(self, why: str) -> None: ...
+    def hung_up(self, lst: Listener, events: int) -> None: ...
     def unwatch(self) -> None: ...
     def rewatch_later(self, delay: float) -> None: ...
     @property
@@ -86,7 +88,14 @@ class AcceptLoop:
                     return
                 if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
                     continue  # that connection is gone; the next one may be fine
-                raise
+                events = hangup.hung_up(lst.fd)
+                if events:  # EINVAL: it does not listen any more
+                    self.sock.hung_up(lst, events)
+                    return
+                log("warning", self.sock.name, reason=f"unable to accept: {e.strerror}")
+                self.sock.unwatch()
+                self.sock.rewatch_later(0.1)
+                return
             try:
                 self._handle(lst, fd, addr)
             except Exception as e:  # one connection's failure drops that connection only

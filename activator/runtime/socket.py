@@ -11,11 +11,16 @@ connection, named as systemd names instances. Who accepts is decided at the firs
 connection: an accept lane (lane.py, a C thread) when the instance's start is one
 exec, else the event loop (acceptloop.py). Both keep the socket's ``AcceptBooks``
 (books.py); the instances are the socket's (``instances``, and the lane's records).
+
+A listener that stops listening (its service called shutdown() on it) fails the socket
+at once, as systemd fails it (Result: resources), rather than being re-bound behind the
+back of a service that holds the dead one: hangup.py watches every bound listener.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import time
@@ -28,11 +33,12 @@ from ..core.states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubSt
 from ..core.states import check as check_transition
 from ..exec.bind import Listener, bind_unit, close_listeners, options_needed
 from ..units.model import SocketUnit
+from . import hangup, status
 from . import lane as lanes
-from . import status
 from .acceptloop import AcceptLoop, LoopContext
 from .books import AcceptBooks
 from .context import ServiceRef
+from .hangup import HangupWatch
 from .lane import AcceptLane, Conn
 from .service import Service
 from .unit import RuntimeUnitBase
@@ -49,6 +55,11 @@ class SocketContext(LoopContext, Protocol):
 
     def activate(self, service: str, socket: str) -> None:
         """Start ``service`` for traffic on ``socket`` (with what it needs: a job)."""
+        ...
+
+    @property
+    def hangups(self) -> HangupWatch | None:
+        """Where bound listeners are watched for hang-ups (None: not watched, in tests)."""
         ...
 
 
@@ -131,6 +142,29 @@ class SocketRuntime(RuntimeUnitBase):
         self.listeners = bind_unit(self.name, self.section)
         for lst in self.listeners:
             self.ctx.log("listen", self.name, address=lst.address, fd=lst.fd)
+        self._watch_hangups()
+
+    def _watch_hangups(self) -> None:
+        watch = self.ctx.hangups
+        if watch is not None:
+            for lst in self.listeners:
+                if lst.sock is not None:
+                    watch.watch(lst.fd, functools.partial(self.hung_up, lst))
+
+    def hung_up(self, lst: Listener, events: int) -> None:
+        """A listener stopped listening (a service shut it down): fail the socket, as
+        systemd does. Its service keeps running with its own, dead, copies."""
+        if lst not in self.listeners or self.state in (K.INACTIVE, K.FAILED):
+            return
+        self.unwatch()
+        self.ctx.log(
+            "failed",
+            self.name,
+            result=Result.RESOURCES,
+            address=lst.address,
+            reason=hangup.describe(events),
+        )
+        asyncio.ensure_future(self.stop(result=Result.RESOURCES, stop_instances=False))
 
     def start(self) -> None:
         """Start watching; binds first if needed. Raises ActivatorError (state FAILED), or
@@ -175,6 +209,10 @@ class SocketRuntime(RuntimeUnitBase):
         if self.lane is not None:  # its thread is gone (unwatch); these listeners go now
             self.lane.dispose()
         self.lane, self._lane_unfit = None, None
+        watch = self.ctx.hangups
+        if watch is not None:
+            for lst in self.listeners:
+                watch.unwatch(lst.fd)
         close_listeners(self.listeners, self.section, remove=True)
         self.listeners = []
         if self.state != K.INACTIVE or result != Result.SUCCESS:
@@ -340,6 +378,10 @@ class SocketRuntime(RuntimeUnitBase):
 
     # ------------------------------------------------------------ Accept=no
     def _on_traffic(self, lst: Listener) -> None:
+        events = hangup.hung_up(lst.fd)
+        if events:  # not traffic: the listener is dead (its hang-up watch may come second)
+            self.hung_up(lst, events)
+            return
         if not self.trigger_allowed():
             return
         self.unwatch()
