@@ -215,6 +215,12 @@ class Service(RuntimeUnitBase):
         return ServiceType.SIMPLE if t in (ServiceType.IDLE, ServiceType.DBUS) else t
 
     @property
+    def wants_fds(self) -> bool:
+        """Its notifications may carry fds for the fd store (the notify server then takes
+        them; everyone else's are dropped unopened)."""
+        return self.svc.FileDescriptorStoreMax > 0
+
+    @property
     def notify_access(self) -> str:
         """NotifyAccess=, with systemd's default: main for notify, a watchdog or an fd store."""
         svc = self.svc
@@ -468,6 +474,14 @@ class Service(RuntimeUnitBase):
         self._prepared = self.ctx.prepared(self.unit)
         if self.notify_access != "none":
             path = self.ctx.notify_socket_path
+            notify = self.ctx.notify
+            if notify is not None:
+                # the socket of the user it runs as: nobody else may write to it
+                creds = self._prepared.creds
+                try:
+                    path = notify.path_for(*((creds.uid, creds.gid) if creds else (0, 0)))
+                except OSError as e:
+                    raise StartError(f"unable to bind NOTIFY_SOCKET: {e.strerror}") from None
             if path:
                 env["NOTIFY_SOCKET"] = path
             elif svc.Type in _NOTIFY_TYPES:
