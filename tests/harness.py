@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -60,6 +61,8 @@ class Activator:
         extra_args=(),
         env=None,
         wrapper: list[str] | None = None,
+        nofile: int | None = None,
+        control: str | None = None,
     ) -> None:
         self.dir = public_dir()
         self.unit_dir = self.dir / "units"
@@ -68,7 +71,8 @@ class Activator:
             p = self.unit_dir / name
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
-        self.control = str(self.dir / "control.sock")
+        # control: another activator's path, to start where it stopped (its state record)
+        self.control = control or str(self.dir / "control.sock")
         cmd = [
             sys.executable,
             "-m",
@@ -87,6 +91,11 @@ class Activator:
             cmd = [*wrapper, *cmd]
         full_env = dict(os.environ)
         full_env.update(env or {})
+
+        def limit_fds() -> None:  # `ulimit -n` for activator alone
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -94,6 +103,7 @@ class Activator:
             stderr=subprocess.PIPE,
             env=full_env,
             start_new_session=True,
+            preexec_fn=limit_fds if nofile is not None else None,
         )
         self.events: list[dict] = []
         self._eof = False

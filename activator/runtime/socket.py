@@ -201,6 +201,7 @@ class SocketRuntime(RuntimeUnitBase):
         already accepted running.
         """
         self.unwatch()
+        self._loop_path.drop_pending()
         if self._resume is not None:
             self._resume.cancel()
             self._resume = None
@@ -443,6 +444,7 @@ class SocketRuntime(RuntimeUnitBase):
             self.books.gone(c.remote)
             if c.lane is not None and c.lane_pid is not None:  # the lane's slot is free now
                 c.lane.gone(c.lane_pid)
+            self._loop_path.retry_later(0)  # its fds are free: a held connection may go on
 
     def find_instance(self, name: str) -> Service | None:
         """An instance by name; one the lane keeps as a record becomes a Service now."""
