@@ -408,7 +408,7 @@ class Engine:
         for name in names:
             if self._state(name) not in _INACTIVE:
                 jobs[name] = Job(name, JobType.STOP, True, "shutdown")
-        for job in self.jobs.values():
+        for job in list(self.jobs.values()):  # _finish() takes them out
             if not job.done.done() and not job.running:
                 self._finish(job, JobResult.CANCELED)
         waits = []
