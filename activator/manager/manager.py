@@ -46,7 +46,7 @@ from ..units.deps import Graph
 from ..units.discover import search_path
 from ..units.model import ServiceUnit, SocketUnit
 from ..units.names import parse_unit_name
-from . import reload
+from . import generation, reload
 from .jobs import Engine, Job, JobType
 
 
@@ -91,6 +91,8 @@ class Manager:
         self.started = time.time()
         self.notify_socket_path: str | None = None
         self.notify: NotifyServer | None = None
+        self.run_id = generation.new_run_id()  # INVOCATION_IDs begin with it
+        self._record: generation.Record | None = None  # ours, beside the control socket
         self.host = Host()  # the services' clock, timers, spawner, signals (faked in tests)
         # id(section) -> (section, resolved); the section is kept so its id stays unique
         self._prepared: dict[int, tuple[object, plan.Prepared]] = {}
@@ -330,6 +332,8 @@ class Manager:
     async def run(self, control: Server | None = None) -> int:
         loop = asyncio.get_running_loop()
         self.log.nonblocking(loop)  # an unread log must not stop us
+        # before anything binds: what an activator that died here left running goes first
+        self.run_id, self._record = generation.begin(self.control_path, self.log)
         self._reaper = Reaper(loop, on_orphan=self._orphan)
         self._hangups = HangupWatch(loop)
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
@@ -450,6 +454,9 @@ class Manager:
         if os.getpid() == 1:
             await self._reap_all()
         self.reaper.close()
+        path = generation.record_path(self.control_path)
+        if path is not None and self._record is not None:
+            generation.remove(path, self._record)  # a clean stop: nothing left to find
         self.log("exit", None, pid=os.getpid(), status=0)
 
     async def _reap_all(self) -> None:

@@ -291,6 +291,7 @@ class AcceptLane:
             slots,
             sock.books.n_accepted,  # connections are numbered on from the last listener's
             tuple(lst.bound for lst in sock.listeners),  # None: the lane asks the connection
+            ctx.run_id,  # INVOCATION_ID begins with it
         )
         self.conns: dict[int, Conn] = {}
         self._running = False

@@ -468,7 +468,7 @@ class Service(RuntimeUnitBase):
                 "Type=dbus: there is no D-Bus here; running it as Type=simple "
                 "(BusName= is ignored)",
             )
-        self.invocation = plan.invocation_id()
+        self.invocation = plan.invocation_id(self.ctx.run_id)
         env = {"INVOCATION_ID": self.invocation}
         self._prepared = None
         self._prepared = self.ctx.prepared(self.unit)

@@ -195,6 +195,7 @@ class FakeDaemon:
         self.stopping = False
         self.notify = None
         self.notify_socket_path = "/run/activator/notify"
+        self.run_id = "0123456789abcdef"
         self.services: dict[str, Service] = {}
         self.instances: dict[str, Service] = {}
         self.handover = Handover()
