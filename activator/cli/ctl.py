@@ -111,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
         "reset-failed", "forget the failed state and start limits of units (all without arguments)"
     ).add_argument("units", nargs="*", metavar="UNIT")
     verb("list-units", "list the units")
+    verb(
+        "daemon-reexec",
+        "replace activator with a fresh exec of itself, handing everything over",
+    )
     verb("list-sockets", "list the listeners and what they activate")
     verb("cat", "print the unit files").add_argument("units", nargs="+", metavar="UNIT")
     s = verb("show", "print properties as key=value, as systemctl show")
@@ -190,6 +194,8 @@ def _run(args) -> int:
         return _fail(
             args, "unreachable", f"unable to reach activator at {path}: {why}", EXIT_FAILURE
         )
+    if args.verb == "daemon-reexec":
+        return _reexecuted(args, path, result)
     if args.verb == "show":
         result = [_select(props, args.property) for props in result]
     if args.json:
@@ -205,6 +211,26 @@ def _run(args) -> int:
             return EXIT_NO_UNIT
         if units and not all(u["active"] in _ACTIVE for u in result):
             return EXIT_INACTIVE
+    return EXIT_OK
+
+
+def _reexecuted(args, path: str, result: dict) -> int:
+    """daemon-reexec was answered before the exec: the next request is the new program's
+    (the control socket's queue is handed over), so a ping says whether it took place."""
+    try:
+        pong = call(path, "ping", timeout=60)
+    except (ProtocolError, OSError) as e:
+        return _fail(args, "unreachable", f"no answer after daemon-reexec: {e}", EXIT_FAILURE)
+    if pong.get("generation") != result["generation"]:
+        return _fail(
+            args,
+            "failed",
+            "daemon-reexec did not take place; activator's log says why",
+            EXIT_FAILURE,
+        )
+    if args.json:
+        json.dump(pong, sys.stdout)
+        sys.stdout.write("\n")
     return EXIT_OK
 
 

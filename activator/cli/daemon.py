@@ -46,6 +46,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="read systemd's unit search path (after the --units dirs) and start "
         "default.target with what it wants, as systemd boots",
     )
+    # what a live re-exec (SIGUSR2, activatorctl daemon-reexec) hands the new program
+    p.add_argument("--deserialize", type=int, metavar="FD", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -54,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parse_args(argv)
     except SystemExit as e:
         return EXIT_USAGE if e.code else EXIT_OK
+    from ..core.errors import ActivatorError
     from ..core.log import EventLog
     from ..core.loops import run
+    from ..manager import reexec
     from ..manager.manager import Manager
     from ..runtime.reaper import Reaper
 
@@ -68,8 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     if control == "none":
         control = None
     log = EventLog(args.log_format)
+    carried = None
+    if args.deserialize is not None:
+        try:
+            carried = reexec.read_state(args.deserialize)
+        except ActivatorError as e:
+            log("failed", None, reason=str(e))
+            return EXIT_FAILURE
     manager = Manager(
-        units, control_path=control, log=log, strict=args.strict, systemd=args.systemd
+        units,
+        control_path=control,
+        log=log,
+        strict=args.strict,
+        systemd=args.systemd,
+        argv=sys.argv[1:] if argv is None else argv,
+        carried=carried,
     )
     server = None
     if control is not None:

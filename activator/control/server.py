@@ -161,6 +161,17 @@ class ControlServer:
             if os.stat(self.path).st_ino == self._ino:
                 os.unlink(self.path)
 
+    def hold(self) -> None:
+        """Accept nothing more for now (new clients queue in the kernel); ``release()``
+        or ``detach()`` next."""
+        self._held = True
+        self._pause()
+
+    def release(self) -> None:
+        """Accept again after ``hold()``."""
+        self._held = False
+        self._resume()
+
     async def detach(self, timeout: float) -> int | None:
         """Stop accepting (new clients queue in the kernel), give the requests being
         served up to ``timeout`` to be answered, and hand over the listening fd (it stays

@@ -48,9 +48,17 @@ class ManagerView(Protocol):
     def all_units(self) -> list[RuntimeUnit]: ...
     async def reload_units(self, *, dry_run: bool = False) -> Any: ...
 
+    generation: int  # live re-execs so far
+
+    def reexec(self) -> dict[str, int]:
+        """Begin a live re-exec (manager/reexec.py); raises RefusedError."""
+        ...
+
 
 #: Verbs that change something: refused while activator stops, and logged.
-MUTATING = frozenset({"start", "stop", "restart", "reload", "kill", "reset-failed"})
+MUTATING = frozenset(
+    {"start", "stop", "restart", "reload", "kill", "reset-failed", "daemon-reexec"}
+)
 
 
 _SUFFIXES = tuple(
@@ -73,6 +81,7 @@ class Verbs:
             "list-sockets": self.list_sockets, "start": self.start, "stop": self.stop,
             "restart": self.restart, "reload": self.reload, "kill": self.kill,
             "reset-failed": self.reset_failed, "cat": self.cat, "show": self.show,
+            "daemon-reexec": self.daemon_reexec,
         }  # fmt: skip
         assert set(self.table) == set(protocol.VERBS)
 
@@ -118,7 +127,12 @@ class Verbs:
 
     # ------------------------------------------------------------ reading
     async def ping(self, units: list[str], args: dict[str, Any]) -> dict[str, Any]:
-        return {"pid": os.getpid(), "protocol": protocol.VERSION, "since": self.m.started}
+        return {
+            "pid": os.getpid(),
+            "protocol": protocol.VERSION,
+            "since": self.m.started,
+            "generation": self.m.generation,
+        }
 
     async def status(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         if not units:
@@ -269,6 +283,13 @@ class Verbs:
         return [
             {"unit": t.name, "pid": t.kill(signum), "signal": signal_name(signum)} for t in targets
         ]
+
+    async def daemon_reexec(self, units: list[str], args: dict[str, Any]) -> dict[str, int]:
+        """Answered before the exec: the new program serves the next request (the control
+        socket, its queue included, is handed over)."""
+        if units:
+            raise ProtocolError("bad-request", "daemon-reexec takes no units")
+        return self.m.reexec()
 
     async def reset_failed(self, units: list[str], args: dict[str, Any]) -> list[str]:
         targets = await self._units(units) if units else self.m.all_units()

@@ -24,9 +24,9 @@ import signal
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from ..core.errors import ActivatorError, StartError
+from ..core.errors import ActivatorError, RefusedError, StartError
 from ..core.exitstatus import exit_of
 from ..core.log import EventLog
 from ..core.loops import loop_name
@@ -36,6 +36,7 @@ from ..runtime.hangup import HangupWatch
 from ..runtime.host import Host
 from ..runtime.lane import Conn
 from ..runtime.notify import NotifyServer, open_server
+from ..runtime.notify import default_path as notify_path
 from ..runtime.reaper import Reaper
 from ..runtime.service import Service
 from ..runtime.socket import SocketRuntime
@@ -46,7 +47,7 @@ from ..units.deps import Graph
 from ..units.discover import search_path
 from ..units.model import ServiceUnit, SocketUnit
 from ..units.names import parse_unit_name
-from . import generation, reload
+from . import generation, reexec, reload
 from .jobs import Engine, Job, JobType
 
 
@@ -55,11 +56,16 @@ class Server(Protocol):
 
     path: str
 
-    async def start(self) -> None:
-        """Bind and serve. Raises ActivatorError naming what and why."""
+    async def start(self, fd: int | None = None) -> None:
+        """Bind and serve (``fd``: the listening socket a re-exec handed over). Raises
+        ActivatorError naming what and why."""
         ...
 
     async def close(self) -> None: ...
+    def hold(self) -> None: ...
+    def release(self) -> None: ...
+    async def detach(self, timeout: float) -> int | None: ...
+    def reattach(self, fd: int) -> None: ...
 
 
 class Manager:
@@ -71,8 +77,13 @@ class Manager:
         log: EventLog,
         strict: bool = False,
         systemd: bool = False,
+        argv: Sequence[str] = (),
+        carried: dict[str, Any] | None = None,
     ) -> None:
         self.unit_dirs = list(unit_dirs)
+        self.argv = reexec.strip_flag(list(argv))  # what a re-exec runs again
+        self._carried = carried  # what the activator this process replaced handed over
+        self.generation = carried["generation"] if carried else 0  # re-execs so far
         self.systemd = systemd  # systemd's search path, and only what default.target wants
         self.control_path = control_path  # the notify socket goes beside it
         self.log = log
@@ -82,7 +93,7 @@ class Manager:
         self.sockets: dict[str, SocketRuntime] = {}
         self.services: dict[str, Service] = {}  # non-template services
         self.targets: dict[str, Target] = {}  # targets and placeholders
-        self.asked: set[str] = set()  # units loaded because an operator named them
+        self.asked: set[str] = set(carried["asked"]) if carried else set()  # named by operators
         self.graph: Graph
         self.engine: Engine
         self._reaper: Reaper | None = None
@@ -99,6 +110,7 @@ class Manager:
         self.operation_lock = asyncio.Lock()  # reloads and operators' start/stop/restart
         self._stopped = asyncio.Event()
         self._control: Server | None = None
+        self._reexec: asyncio.Task[None] | None = None
 
     @property
     def reaper(self) -> Reaper:
@@ -332,25 +344,43 @@ class Manager:
     async def run(self, control: Server | None = None) -> int:
         loop = asyncio.get_running_loop()
         self.log.nonblocking(loop)  # an unread log must not stop us
-        # before anything binds: what an activator that died here left running goes first
-        self.run_id, self._record = generation.begin(self.control_path, self.log)
+        carried = self._carried
+        if carried is None:
+            # before anything binds: what an activator that died here left running goes first
+            self.run_id, self._record = generation.begin(self.control_path, self.log)
+        else:  # the same process, the same run: the record stands as it is
+            self.run_id = carried["run_id"]
+            if generation.record_path(self.control_path) is not None:
+                self._record = generation.mine(self.run_id)
         self._reaper = Reaper(loop, on_orphan=self._orphan)
         self._hangups = HangupWatch(loop)
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
-        self.notify = open_server(self.control_path, self.log, loop)
+        if carried is None:
+            self.notify = open_server(self.control_path, self.log, loop)
+        else:
+            self.notify = NotifyServer(notify_path(self.control_path), self.log)
+            reexec.adopt_notify(carried, self.notify)
+            self.notify.start(loop)
         self.notify_socket_path = self.notify.path if self.notify is not None else None
         self.load()
+        if carried is not None:
+            self.units = reexec.add_instances(self.units, carried)
         self.build()
+        if carried is not None:
+            reexec.restore(self, carried)  # before the reaper's first look: no exit is missed
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: reload.in_background(self))
+        loop.add_signal_handler(signal.SIGUSR2, lambda: self._reexec_by_signal())
+        if carried is not None:
+            reexec.unblock_signals()
         if control is not None:
             try:
-                await control.start()
+                await control.start(carried["control"] if carried is not None else None)
                 self._control = control
             except ActivatorError as e:  # names the path or the group, and the cause
                 self.log("failed", None, reason=str(e))
-        if not await self._boot():
+        if carried is None and not await self._boot():
             await self.shutdown()
             return 0
         release_startup_memory()
@@ -362,10 +392,30 @@ class Manager:
             sockets=len(self.sockets),
             loop=loop_name(loop),
             control=self._control.path if self._control else None,
+            generation=self.generation or None,
         )
         await self._stopped.wait()
         await self.shutdown()
         return 0
+
+    # ------------------------------------------------------------ re-exec
+    def reexec(self) -> dict[str, int]:
+        """Begin a live re-exec (reexec.py): checked now (raises RefusedError), carried out
+        in the background once the caller has its answer."""
+        if self._reexec is not None and not self._reexec.done():
+            raise RefusedError("a daemon-reexec is already under way")
+        reexec.check(self)
+        if self._control is not None:
+            # the answer to this request goes out, the next one is the new program's
+            self._control.hold()
+        self._reexec = asyncio.ensure_future(reexec.run(self, self._control))
+        return {"pid": os.getpid(), "generation": self.generation + 1}
+
+    def _reexec_by_signal(self) -> None:
+        try:
+            self.reexec()
+        except ActivatorError as e:
+            self.log("failed", None, reason=str(e))
 
     async def _boot(self) -> bool:
         """The boot transaction: start default.target and what it needs, sockets before

@@ -83,8 +83,8 @@ def test_chaos_notify_flood_from_nobody(loop_kind, nfds):
         f"{d / 'ticker.py'} {reloads} {d / 'report'}\nUser=daemon\nNotifyAccess=main\n"
         "[Install]\nWantedBy=multi-user.target\n",
         # a service of nobody's, so that nobody has a socket to flood
-        "idle.service": "[Service]\nType=notify\nExecStart=/bin/sleep infinity\n"
-        "User=nobody\nTimeoutStartSec=infinity\n[Install]\nWantedBy=multi-user.target\n",
+        "idle.service": "[Service]\nExecStart=/bin/sleep infinity\nNotifyAccess=main\n"
+        "User=nobody\n[Install]\nWantedBy=multi-user.target\n",
     }
     with Activator(units, loop=loop_kind) as a:
         a.wait_for("start", unit="ticker.service")
