@@ -190,3 +190,36 @@ def test_issue_15_reexec_refused_when_a_running_unit_cannot_be_carried(loop_kind
         assert a.count("reexec") == 0 and ask(tport) == server
         r = a.ctl("--json", "status")
         assert r.returncode == 0  # still serving, the same program
+
+
+def test_issue_15_reexec_carries_timers_and_states_over(loop_kind):
+    """A service waiting to restart restarts when its RestartSec= is up, in the new
+    program; a failed one stays failed (nothing is re-run: no OnFailure=, no start)."""
+    units = {
+        "r.service": "[Unit]\nStartLimitBurst=100\n[Service]\nExecStart=/bin/sh -c 'exit 3'\n"
+        "Restart=always\nRestartSec=2\n[Install]\nWantedBy=multi-user.target\n",
+        "f.service": "[Unit]\nOnFailure=o.service\n[Service]\nExecStart=/bin/false\n"
+        "[Install]\nWantedBy=multi-user.target\n",
+        "o.service": "[Service]\nType=oneshot\nExecStart=/bin/true\n",
+        # running across the re-exec, then done: the new program's job engine follows it
+        "s.service": "[Unit]\nOnSuccess=p.service\n[Service]\nExecStart=/bin/sleep 4\n"
+        "[Install]\nWantedBy=multi-user.target\n",
+        "p.service": "[Service]\nType=oneshot\nExecStart=/bin/true\n",
+    }
+    with Activator(units, loop=loop_kind) as a:
+        a.wait_for("failed", unit="f.service")
+        a.wait_for("start", unit="o.service")
+        restart = a.wait_for("restart", unit="r.service")
+        mark = len(a.events)
+        assert a.ctl("daemon-reexec").returncode == 0
+        a.wait_for("ready", start=mark, generation=1)
+        assert a.status("r.service")["sub"] in ("auto-restart", "running", "start")
+        again = a.wait_for("start", unit="r.service", start=mark)
+        assert again["ts"] >= restart["ts"] + 2 - 0.05  # not earlier than RestartSec=
+        assert a.status("r.service")["restarts"] >= 1
+        f = a.status("f.service")
+        assert (f["active"], f["result"]) == ("failed", "exit-code")
+        assert a.count("start", unit="o.service") == 1  # OnFailure= ran once, before
+        assert a.count("start", unit="f.service") == 1
+        a.wait_for("exit", unit="s.service", start=mark, timeout=20)
+        a.wait_for("start", unit="p.service", start=mark)  # OnSuccess=, seen by the new engine
