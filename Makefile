@@ -1,10 +1,10 @@
-# activator — make install | run | test | lint | fuzz | bench
+# activator — make install | run | test | lint | fuzz | soak | chaos | bench
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: install run test test-fast lint fuzz bench bench-quick clean
+.PHONY: install run test test-fast lint fuzz soak chaos bench bench-quick clean
 
 install: $(STAMP)
 
@@ -37,6 +37,19 @@ FUZZ_SECONDS ?= 600
 fuzz: install
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -p no:cacheprovider \
 		--timeout=$$(( $(FUZZ_SECONDS) + 120 )) tests/fuzz
+
+# The reliability suites at full scale (root; hours for soak, see tests/soak/test_soak.py);
+# `make test` runs short versions of both. Figures go to RELIABILITY_RESULTS as JSON lines.
+RELIABILITY_RESULTS ?= $(CURDIR)/build/reliability-$(shell date +%Y%m%d-%H%M%S).jsonl
+soak: install
+	mkdir -p build
+	SOAK_SCALE=full RELIABILITY_RESULTS=$(RELIABILITY_RESULTS) $(PY) -m pytest -q \
+		-p no:cacheprovider --timeout=36000 -rA tests/soak
+
+chaos: install
+	mkdir -p build
+	CHAOS_SCALE=full RELIABILITY_RESULTS=$(RELIABILITY_RESULTS) $(PY) -m pytest -q \
+		-p no:cacheprovider --timeout=3600 -rA -m chaos tests
 
 # activator beside tcpserver, tcpsvd and systemd-socket-activate (root; installs the peers).
 bench: install

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import time
 
 FIGURES: list[tuple[str, dict]] = []
@@ -24,6 +26,17 @@ def full(suite: str) -> bool:
 
 def scale(suite: str, short: int, full_: int) -> int:
     return full_ if full(suite) else short
+
+
+def summary(terminalreporter, suite: str) -> None:
+    """The figures, after the tests (a conftest's pytest_terminal_summary)."""
+    if not FIGURES:
+        return
+    tr = terminalreporter
+    tr.section(f"reliability figures ({'full' if full(suite) else 'short'} scale)")
+    for name, values in FIGURES:
+        tr.write_line(f"{name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    FIGURES.clear()
 
 
 def record(name: str, **values) -> None:
@@ -86,3 +99,43 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+# ---------------------------------------------------------------- bench's C tools
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
+BUILD = os.path.join(BENCH, "build")  # git ignores it; bench/run.py builds there too
+_LIBS = {"loadgen": ["-lm"]}
+
+
+def tool(name: str, source: str | None = None) -> str:
+    """bench/NAME.c (or ``source``) built with gcc into bench/build, if stale; its path."""
+    src = source or os.path.join(BENCH, f"{name}.c")
+    out = os.path.join(BUILD, name)
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
+        os.makedirs(BUILD, exist_ok=True)
+        subprocess.run(
+            ["gcc", "-O2", "-Wall", "-Wextra", "-o", out, src, *_LIBS.get(name, [])],
+            check=True,
+            timeout=120,
+        )
+    return out
+
+
+def public_tool(name: str, where, source: str | None = None) -> str:
+    """The tool copied where nobody can run it (a public_dir())."""
+    dst = os.path.join(str(where), name)
+    shutil.copy(tool(name, source), dst)
+    os.chmod(dst, 0o755)
+    return dst
+
+
+def loadgen(port: int, n: int, c: int, tlimit: float, request: str | None = None) -> dict:
+    """bench/loadgen: n connections, c at once, each reads to EOF; its JSON summary
+    (``ok``, ``errors``, ``rate`` …). Bounded by ``tlimit`` seconds."""
+    argv = [tool("loadgen"), "-H", "127.0.0.1", "-p", str(port), "-n", str(n), "-c", str(c),
+            "-t", str(tlimit), "-T", "10000", "-j"]  # fmt: skip
+    if request is not None:
+        argv += ["-s", request]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=tlimit + 40)
+    return json.loads(r.stdout.replace(":nan", ":null"))

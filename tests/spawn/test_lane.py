@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from activator.exec._spawn import Lane
 from spawnprobe import reap
 
+from activator.exec._spawn import Lane
 from activator.exec.spec import ExecSpec, spawn_args
 from activator.runtime.lane import ACCEPT_ERROR, CONN_FD, FAILED, REFUSED, SPAWNED
 
