@@ -22,7 +22,7 @@ import pytest
 from harness import SYSTEM_PYTHON, Activator, public_dir
 from reliability import cpu_seconds, percentile, record, scale
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.chaos]
 
 # The real service: up, then N reloads by notification, each send time told to the test
 # through a datagram socket of its own.

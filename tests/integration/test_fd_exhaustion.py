@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from harness import Activator, free_port
+from reliability import record
 
-pytestmark = [pytest.mark.root, pytest.mark.slow]
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.chaos]
 
 N, C = 300, 150
 
@@ -49,5 +50,7 @@ def test_issue_15_ulimit_64_serves_every_connection(loop_kind, path):
         st = a.status("e.socket")
         assert path.split()[0] in (st["accept_path"] or ""), st["accept_path"]
         failed = [e for e in a.events if e.get("event") == "failed"]
+        record(f"ulimit -n 64, {N} at C={C}, {path} ({loop_kind})", served=f"{served}/{N}",
+               held_back=a.count("warning", unit="e.socket"))  # fmt: skip
         assert served == N, f"{served}/{N} served; {len(failed)} failed: {failed[:3]}"
         assert st["NAccepted"] == N

@@ -13,9 +13,11 @@ import json
 import os
 import signal
 import socket
+import time
 
 import pytest
 from harness import SYSTEM_PYTHON, Activator, free_port, public_dir
+from reliability import record
 
 pytestmark = pytest.mark.root
 
@@ -69,6 +71,7 @@ def units(d, port: int, eport: int) -> dict[str, str]:
     }
 
 
+@pytest.mark.chaos
 def test_issue_15_leftovers_of_a_dead_activator_are_stopped_and_the_port_bound(loop_kind):
     d = public_dir()
     (d / "server.py").write_text(SERVER)
@@ -76,8 +79,8 @@ def test_issue_15_leftovers_of_a_dead_activator_are_stopped_and_the_port_bound(l
     a = Activator(units(d, port, eport), loop=loop_kind)
     held = socket.create_connection(("127.0.0.1", eport), timeout=10)  # an instance, running
     try:
-        record = json.loads((a.dir / "generation.json").read_text())
-        assert record["pid"] == a.pid
+        rec = json.loads((a.dir / "generation.json").read_text())
+        assert rec["pid"] == a.pid
         server = ask(port)
         instance = a.wait_for("start", unit=f"e@0-127.0.0.1:{eport}-127.0.0.1:"
                               f"{held.getsockname()[1]}.service")["pid"]  # fmt: skip
@@ -86,7 +89,10 @@ def test_issue_15_leftovers_of_a_dead_activator_are_stopped_and_the_port_bound(l
         os.kill(a.pid, signal.SIGKILL)
         a.proc.wait(10)
         assert not any(gone(p) for p in [*left, instance])  # unsupervised now
+        began = time.monotonic()
         with Activator(units(d, port, eport), loop=loop_kind, control=a.control) as b:
+            record(f"kill -9 of activator, a new one ({loop_kind})",
+                   left=len(left) + 1, ready_after=f"{time.monotonic() - began:.2f}s")  # fmt: skip
             stopped = b.wait_for("stop", reason=f"left running by activator {a.pid}, which died")
             assert set(map(int, stopped["pids"].split())) == {*left, instance}
             assert all(gone(p) for p in [*left, instance])

@@ -15,7 +15,7 @@ import socket
 import pytest
 from harness import SYSTEM_PYTHON, Activator, free_port, public_dir, read_line
 
-pytestmark = pytest.mark.root
+pytestmark = [pytest.mark.root, pytest.mark.chaos]
 
 # Answers one connection, shuts the listener down, then exits or stays (waiting for a signal).
 SHUTTER = r"""

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from harness import SYSTEM_PYTHON, Activator, free_port, public_dir
+from reliability import record, scale
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -121,6 +122,7 @@ def fds_of(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+@pytest.mark.chaos
 def test_issue_15_reexec_under_a_stream_of_connections(loop_kind):
     d = public_dir()
     (d / "server.py").write_text(SERVER)
@@ -141,22 +143,29 @@ def test_issue_15_reexec_under_a_stream_of_connections(loop_kind):
         fds = fds_of(a.pid)
         stream = Stream(tport, eport, lport, server)
         try:
-            for i in range(1, 5):
+            rounds = scale("chaos", 4, 20)
+            took = []
+            for i in range(1, rounds + 1):
                 before = stream.done
                 mark = len(a.events)
-                if i < 4:
+                began = time.monotonic()
+                if i < rounds:
                     r = a.ctl("daemon-reexec")
                     assert r.returncode == 0, r.stderr
                 else:
                     os.kill(a.pid, signal.SIGUSR2)
                 ready = a.wait_for("ready", timeout=60, start=mark)
+                took.append(time.monotonic() - began)
                 assert ready["generation"] == i and ready["pid"] == a.pid
                 stream.wait_done(before + 30)  # the stream goes on through it
                 assert stream.done >= before + 30 or stream.failures
         finally:
             stream.close()
+        record(f"daemon-reexec under a stream of connections ({loop_kind})", reexecs=rounds,
+               connections=stream.done, failures=len(stream.failures),
+               exec_to_ready=f"{min(took):.2f}-{max(took):.2f}s")  # fmt: skip
         assert stream.failures == [], stream.failures[:5]
-        assert a.count("reexec") == 4
+        assert a.count("reexec") == rounds
         # no service restarted, nothing failed
         assert ask(tport) == server and a.status("t.service")["restarts"] == 0
         k = a.status("k.service")
