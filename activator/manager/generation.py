@@ -92,7 +92,7 @@ def read(path: str) -> Record | None:
         if len(run) != RUN_ID_HEX or not all(c in "0123456789abcdef" for c in run):
             return None
         return Record(int(d["pid"]), int(d["start"]), str(d["boot"]), run)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # torn or not ours
         return None
 
 

@@ -226,8 +226,8 @@ def read_state(fd: int) -> dict[str, Any]:
     try:
         with os.fdopen(fd, "rb") as f:
             state = json.loads(f.read())
-    except (OSError, ValueError) as e:
-        raise ActivatorError(f"unable to read the state of the re-exec from fd {fd}: {e}") from e
+    except (OSError, ValueError, RecursionError) as e:
+        raise ActivatorError(f"unable to read the state of the re-exec from fd {fd}: {e!r}") from e
     if not isinstance(state, dict) or state.get("version") != VERSION:
         raise ActivatorError(f"the state of the re-exec is not version {VERSION}")
     return state
