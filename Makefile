@@ -1,10 +1,10 @@
-# activator — make install | run | test | lint | fuzz | bench | wheel | sdist | docs
+# activator — make install | run | test | lint | fuzz | soak | chaos | mutate | bench | wheel | sdist | docs
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: install run test test-fast lint fuzz mutate mutate-ci bench bench-quick wheel sdist docs clean
+.PHONY: install example-users run test test-fast lint fuzz soak chaos mutate mutate-ci bench bench-quick wheel sdist docs clean
 
 install: $(STAMP)
 
@@ -15,7 +15,14 @@ $(STAMP): pyproject.toml setup.py $(wildcard activator/exec/*.c activator/exec/*
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: install
+# The example units run each as a user of its own (units/README.md): made here, once.
+EXAMPLE_USERS := activator-echo activator-hello activator-httpd activator-udpecho
+example-users:
+	@for u in $(EXAMPLE_USERS); do id -u $$u >/dev/null 2>&1 || \
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin --user-group $$u || exit 1; done
+
+run: install example-users
 	mkdir -p run
 	$(VENV)/bin/activator --units units --control run/control.sock
 
@@ -47,6 +54,19 @@ FUZZ_SECONDS ?= 600
 fuzz: install
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -p no:cacheprovider \
 		--timeout=$$(( $(FUZZ_SECONDS) + 120 )) tests/fuzz
+
+# The reliability suites at full scale (root; hours for soak, see tests/soak/test_soak.py);
+# `make test` runs short versions of both. Figures go to RELIABILITY_RESULTS as JSON lines.
+RELIABILITY_RESULTS ?= $(CURDIR)/build/reliability-$(shell date +%Y%m%d-%H%M%S).jsonl
+soak: install
+	mkdir -p build
+	SOAK_SCALE=full RELIABILITY_RESULTS=$(RELIABILITY_RESULTS) $(PY) -m pytest -q \
+		-p no:cacheprovider --timeout=36000 -rA tests/soak
+
+chaos: install
+	mkdir -p build
+	CHAOS_SCALE=full RELIABILITY_RESULTS=$(RELIABILITY_RESULTS) $(PY) -m pytest -q \
+		-p no:cacheprovider --timeout=3600 -rA -m chaos tests
 
 # activator beside tcpserver, tcpsvd and systemd-socket-activate (root; installs the peers).
 bench: install

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -116,6 +117,8 @@ class Activator:
         env=None,
         wrapper: list[str] | None = None,
         pass_fds: tuple[int, ...] = (),
+        nofile: int | None = None,
+        control: str | None = None,
     ) -> None:
         self.dir = public_dir()
         self.unit_dir = self.dir / "units"
@@ -124,7 +127,8 @@ class Activator:
             p = self.unit_dir / name
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
-        self.control = str(self.dir / "control.sock")
+        # control: another activator's path, to start where it stopped (its state record)
+        self.control = control or str(self.dir / "control.sock")
         cmd = [
             sys.executable,
             "-m",
@@ -143,6 +147,11 @@ class Activator:
             cmd = [*wrapper, *cmd]
         full_env = dict(os.environ)
         full_env.update(env or {})
+
+        def limit_fds() -> None:  # `ulimit -n` for activator alone
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -151,6 +160,7 @@ class Activator:
             env=full_env,
             start_new_session=True,
             pass_fds=pass_fds,
+            preexec_fn=limit_fds if nofile is not None else None,
         )
         with contextlib.suppress(OSError):  # room for a burst of lines (a chatty service)
             fcntl.fcntl(self.proc.stderr.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ

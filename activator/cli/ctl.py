@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import socket
+import struct
 import sys
 import time
 
@@ -50,8 +51,14 @@ def call(
     Raises ProtocolError for an error answer, OSError when activator cannot be reached.
     """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
+        # A blocking connect waits while activator's backlog is full (a burst of clients)
+        # instead of failing with EAGAIN as a non-blocking one does; SO_SNDTIMEO bounds it.
+        wait = _TIMEOUT if timeout is None else timeout
+        s.setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(wait), int(wait % 1 * 1e6))
+        )
         s.connect(path)
+        s.settimeout(timeout)
         try:
             s.sendall(protocol.request(verb, units, **args))
         except (BrokenPipeError, ConnectionResetError):
@@ -202,6 +209,8 @@ def _run(args) -> int:
         if offline:
             _say(args, {"state": "offline"}, "offline")  # as systemctl without its manager
         return _fail(args, "unreachable", _unreachable(path, e), EXIT_FAILURE, quiet=offline)
+    if args.verb == "daemon-reexec":
+        return _reexecuted(args, path, result)
     if args.verb == "show":
         result = [_select(props, args.property) for props in result]
     elif args.verb in ("list-units", "list-sockets"):
@@ -256,6 +265,26 @@ def _log_line(e: dict) -> str:
     if e.get("unit") is None:
         return f"{stamp}-- {e['text']}\n"
     return f"{stamp}{e['unit']}[{e.get('pid')}]: {e['text']}\n"
+
+
+def _reexecuted(args, path: str, result: dict) -> int:
+    """daemon-reexec was answered before the exec: the next request is the new program's
+    (the control socket's queue is handed over), so a ping says whether it took place."""
+    try:
+        pong = call(path, "ping", timeout=60)
+    except (ProtocolError, OSError) as e:
+        return _fail(args, "unreachable", f"no answer after daemon-reexec: {e}", EXIT_FAILURE)
+    if pong.get("generation") != result["generation"]:
+        return _fail(
+            args,
+            "failed",
+            "daemon-reexec did not take place; activator's log says why",
+            EXIT_FAILURE,
+        )
+    if args.json:
+        json.dump(pong, sys.stdout)
+        sys.stdout.write("\n")
+    return EXIT_OK
 
 
 def _fail(args, code: str, message: str, status: int, quiet: bool = False) -> int:
@@ -496,7 +525,8 @@ def _status_text(u: dict, now: float, color: bool, lines: int = 10, every: bool 
                 "Triggers", f"{_dot(u.get('triggers_active') or 'inactive', color)} {u['triggers']}"
             )
         for lst in u["listen"]:
-            row("Listen", f"{lst['address']} ({lst['type']}) as {lst['fdname']}")
+            closed = "" if lst.get("listening", True) else " (closed)"
+            row("Listen", f"{lst['address']} ({lst['type']}) as {lst['fdname']}{closed}")
         r = u["refused"]
         insts = u.get("instances") or []
         if u.get("accept"):  # an Accept=no socket accepts nothing itself: no counters

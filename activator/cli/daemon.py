@@ -112,6 +112,8 @@ def parser():  # -> argparse.ArgumentParser (imported here only: see parse_args)
         help="when ready, write a newline to fd N and close it (s6's notification-fd)",
     )
     p.add_argument("--version", action="version", version=f"activator {__version__}")
+    # what a live re-exec (SIGUSR2, activatorctl daemon-reexec) hands the new program
+    p.add_argument("--deserialize", type=int, metavar="FD", help=argparse.SUPPRESS)
     return p
 
 
@@ -169,8 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.log_format not in ("text", "json"):
         print(f"activator: ACTIVATOR_LOG_FORMAT={args.log_format!r}: text or json", file=sys.stderr)
         return EXIT_USAGE
+    from ..core.errors import ActivatorError
     from ..core.log import EventLog
     from ..core.loops import run
+    from ..manager import reexec
     from ..manager.manager import Manager
     from ..manager.policy import Policy
     from ..manager.upward import ReadyFdError, Upward, check_ready_fd
@@ -199,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         else args.default_timeout_stop_sec,
         stop_deadline=args.stop_deadline,
     )
+    carried = None
+    if args.deserialize is not None:
+        try:
+            carried = reexec.read_state(args.deserialize)
+        except ActivatorError as e:
+            log("failed", None, reason=str(e))
+            return EXIT_FAILURE
     manager = Manager(
         units,
         control_path=control,
@@ -207,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         systemd=args.systemd,
         upward=upward,
         policy=policy,
+        argv=sys.argv[1:] if argv is None else argv,
+        carried=carried,
     )
     server = None
     if control is not None:

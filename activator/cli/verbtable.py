@@ -62,6 +62,8 @@ VERBS: tuple[Verb, ...] = (
          UNITS),
     Verb("is-system-running", "", "print starting, running, degraded or stopping; 0 if running",
          SYSTEM),
+    Verb("daemon-reexec", "", "replace activator with a fresh exec of itself, handing "
+         "everything over", SYSTEM),
     Verb("verify", "PATH…", "check unit files, like systemd-analyze verify", OFFLINE,
          ("--strict",), where="offline"),
     Verb("import", "FILE…", "write the TOML form of unit files", OFFLINE,

@@ -53,6 +53,7 @@ VERBS = (
     "reset-failed",
     "is-system-running",
     "logs",
+    "daemon-reexec",
 )
 
 

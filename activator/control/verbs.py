@@ -57,9 +57,17 @@ class ManagerView(Protocol):
         """What services wrote to stdout/stderr (runtime/capture.py)."""
         ...
 
+    generation: int  # live re-execs so far
+
+    def reexec(self) -> dict[str, int]:
+        """Begin a live re-exec (manager/reexec.py); raises RefusedError."""
+        ...
+
 
 #: Verbs that change something: refused while activator stops, and logged.
-MUTATING = frozenset({"start", "stop", "restart", "reload", "kill", "reset-failed"})
+MUTATING = frozenset(
+    {"start", "stop", "restart", "reload", "kill", "reset-failed", "daemon-reexec"}
+)
 
 
 _SUFFIXES = tuple(
@@ -84,6 +92,7 @@ class Verbs:
             "reset-failed": self.reset_failed, "cat": self.cat, "show": self.show,
             "is-system-running": self.is_system_running,
             "logs": self.logs,
+            "daemon-reexec": self.daemon_reexec,
         }  # fmt: skip
         assert set(self.table) == set(protocol.VERBS)
 
@@ -126,7 +135,12 @@ class Verbs:
 
     # ------------------------------------------------------------ reading
     async def ping(self, units: list[str], args: dict[str, Any]) -> dict[str, Any]:
-        return {"pid": os.getpid(), "protocol": protocol.VERSION, "since": self.m.started}
+        return {
+            "pid": os.getpid(),
+            "protocol": protocol.VERSION,
+            "since": self.m.started,
+            "generation": self.m.generation,
+        }
 
     async def status(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
         if not units:
@@ -297,6 +311,13 @@ class Verbs:
         lines = [e for name in units for e in capture.tail(full_name(name), n)]
         lines.sort(key=lambda e: e[0])
         return [entry_dict(e) for e in lines]
+
+    async def daemon_reexec(self, units: list[str], args: dict[str, Any]) -> dict[str, int]:
+        """Answered before the exec: the new program serves the next request (the control
+        socket, its queue included, is handed over)."""
+        if units:
+            raise ProtocolError("bad-request", "daemon-reexec takes no units")
+        return self.m.reexec()
 
     async def reset_failed(self, units: list[str], args: dict[str, Any]) -> list[str]:
         targets = await self._units(units) if units else self.m.all_units()

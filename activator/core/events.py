@@ -62,6 +62,9 @@ FIELDS: dict[str, str] = {
     "deadline": "number",  # --stop-deadline, seconds
     "source": "string",  # the source a per-source rule counts: 10.1.2.3/32, 2001:db8::/64
     "suppressed": "integer",  # rejects not logged since the last line (a line rate limit)
+    "pids": "string",  # processes, space-separated: what a dead activator left behind
+    "generation": "integer",  # live re-execs so far
+    "fds": "integer",  # how many fds a re-exec hands over
 }
 
 
@@ -126,11 +129,11 @@ EVENTS: dict[str, Event] = {
     "restart": E("info", "result delay",
                  lambda f: "restarting" + _p(f, "delay", " in {}") + _p(f, "result", " after {}"),
                  "Restart= applies"),
-    "stop": E("info", "pid by result",
+    "stop": E("info", "pid by result pids reason",
               lambda f: "stopping" + _p(f, "pid", " pid {}") + _p(f, "by", " (by {})")
               + _p(f, "result", " (result: {})"),
               "a unit stops"),
-    "failed": E("error", "result reason pid step status", _failed,
+    "failed": E("error", "result reason pid step status address", _failed,
                 "a unit failed, with the result and the reason (result=dependency: a job "
                 "that failed for a dependency)"),
     "pause": E("warning", "result reason", lambda f: "paused" + _p(f, "reason", ": {}"),
@@ -138,20 +141,25 @@ EVENTS: dict[str, Event] = {
     "resume": E("info", "", lambda f: "listening again", "the pause is over"),
     "idle": E("info", "reason", lambda f: "stopping, idle" + _p(f, "reason", ": {}"),
               "a service stopped by X-Activator-IdleStopSec= (its sockets listen on)"),
+    "reexec": E("info", "pid generation fds",
+                lambda f: "re-executing in place" + _p(f, "generation", " (generation {})")
+                + _p(f, "fds", ", handing over {} fds"),
+                "activator execs itself, same pid (daemon-reexec, SIGUSR2)"),
     "reached": E("info", "", lambda f: "reached target", "a target is active"),
     "reap": E("info", "pid status signal",
               lambda f: f"reaped orphan {f.get('pid')}"
               + (f" (killed by {f['signal']})" if f.get("signal") else
                  f" (status {f.get('status')})"),
               "an orphan reaped (as PID 1 or subreaper)"),
-    "ready": E("info", "pid remain units sockets loop control metrics",
+    "ready": E("info", "pid remain units sockets loop control metrics generation",
                lambda f: "ready" + _p(f, "units", ": {} units") + _p(f, "sockets", ", {} sockets")
                + _p(f, "loop", ", {} loop") + _p(f, "pid", " (pid {})"),
                "a service is up by its own word; unit-less: activator after the boot job"),
     "shutdown": E("info", "reason status", lambda f: "shutting down" + _p(f, "reason", ": {}"),
                   "activator stops everything (a signal, or the failure policy)"),
-    "kill": E("warning", "pid signal reason",
-              lambda f: f"sent {f.get('signal')} to pid {f.get('pid')}" + _p(f, "reason", ": {}"),
+    "kill": E("warning", "pid signal reason pids",
+              lambda f: f"sent {f.get('signal')} to pid {f.get('pid') or f.get('pids')}"
+              + _p(f, "reason", ": {}"),
               "a process killed at the end of a stop timeout"),
     "timeout": E("warning", "phase reason deadline",
                  lambda f: "timed out" + _p(f, "phase", " in {}") + _p(f, "reason", ": {}"),
@@ -170,7 +178,7 @@ EVENTS: dict[str, Event] = {
                  "fds were stored or removed"),
     "skipped": E("info", "pid status reason", lambda f: "start skipped" + _p(f, "reason", ": {}"),
                  "a condition was not met"),
-    "warning": E("warning", "pid reason dropped", lambda f: str(f.get("reason")),
+    "warning": E("warning", "pid reason dropped uid control pids", lambda f: str(f.get("reason")),
                  "something to look at, in words"),
     "unit-error": E("error", "problem", lambda f: str(f.get("problem")),
                     "a unit file that cannot be loaded"),

@@ -190,6 +190,16 @@ class EventLog:
                 dq = self.recent[key] = collections.deque(maxlen=_KEEP_PER_UNIT)
             dq.append((now, event, unit, fields, msg))
 
+    def flush_now(self, timeout: float = 2.0) -> None:
+        """Write every line, waiting up to ``timeout`` for a slow reader (before an exec)."""
+        loop, self._loop = self._loop, None  # as at the end: write, do not queue
+        try:
+            self.flush()
+            if self._backlog:
+                self._finish(timeout)
+        finally:
+            self._loop = loop
+
     def flush(self) -> None:
         if not self._pending:
             if self._backlog and (self._loop is None or not self._loop.is_running()):

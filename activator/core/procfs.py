@@ -6,6 +6,8 @@ that cannot be read: a process can exit between any two looks at it.
 
 from __future__ import annotations
 
+import os
+
 
 def read_text(path: str) -> str:
     """The whole of a small file, "" when it cannot be read."""
@@ -61,3 +63,11 @@ def groups(pid: int) -> set[int]:
         return {int(g) for g in text.split()} if text else set()
     except ValueError:
         return set()
+
+
+def open_fds() -> int:
+    """How many fds this process has open (the listing's own included)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0

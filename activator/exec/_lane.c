@@ -87,6 +87,8 @@ typedef struct {
     long active;                /* live minus those seen dead */
     int refusing;               /* the last connection was refused */
     unsigned long long accepted; /* the thread's own */
+    char inv_prefix[33];        /* INVOCATION_ID starts with this (hex, up to 32) */
+    size_t inv_prefix_len;
     struct rec *q, *q2;
     size_t nq, capq, capq2;
     unsigned char ids[512];     /* random bytes for INVOCATION_ID=, 16 per connection */
@@ -209,6 +211,7 @@ static void describe(Lane *L, int li, int fd, const struct sockaddr_storage *sa,
     const unsigned char *id = L->ids + L->nids;
     static const char hex[] = "0123456789abcdef";
     for (int i = 0; i < 16; i++) r->inv[2 * i] = hex[id[i] >> 4], r->inv[2 * i + 1] = hex[id[i] & 15];
+    memcpy(r->inv, L->inv_prefix, L->inv_prefix_len); /* this run of activator's (generation.py) */
     r->inv[32] = '\0';
     if (L->has_var[V_INVOCATION_ID]) set_var(L, V_INVOCATION_ID, r->inv);
 }
@@ -347,17 +350,27 @@ static void lane_stop(Lane *L)
 static int Lane_init(Lane *L, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"spec", "listen_fds", "wake_fd", "max_connections", "conn_env",
-                            "accepted", "local", "deny", NULL};
+                            "accepted", "local", "deny", "invocation_prefix", NULL};
     PyObject *spec, *fds, *vars, *locals = NULL, *empty = NULL;
     Py_buffer deny_table = {0};
+    const char *prefix = "";
+    Py_ssize_t prefix_len = 0;
     if (L->parsed || L->keep) {
         PyErr_SetString(PyExc_RuntimeError, "Lane.__init__ called twice");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!ilO!|KO!y*", names, &PyDict_Type, &spec,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!ilO!|KO!y*s#", names, &PyDict_Type, &spec,
                                      &PyTuple_Type, &fds, &L->wake_fd, &L->max, &PyTuple_Type,
-                                     &vars, &L->accepted, &PyTuple_Type, &locals, &deny_table))
+                                     &vars, &L->accepted, &PyTuple_Type, &locals, &deny_table,
+                                     &prefix, &prefix_len))
         return -1;
+    if (prefix_len > 32 || strspn(prefix, "0123456789abcdef") != (size_t)prefix_len) {
+        PyBuffer_Release(&deny_table);
+        PyErr_SetString(PyExc_ValueError, "Lane: invocation_prefix is up to 32 hex digits");
+        return -1;
+    }
+    memcpy(L->inv_prefix, prefix, (size_t)prefix_len);
+    L->inv_prefix_len = (size_t)prefix_len;
     if (deny_table.buf) {
         int bad = deny_table.len % 32 != 0;
         if (!bad && deny_table.len && !(L->deny = PyMem_Malloc((size_t)deny_table.len))) bad = 2;
@@ -495,6 +508,32 @@ static PyObject *Lane_close(Lane *L, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* An instance spawned by the lane of the activator this process replaced (a re-exec):
+ * counted against MaxConnections= like our own until exited() hands it back. */
+static PyObject *Lane_adopt(Lane *L, PyObject *arg)
+{
+    long pid = PyLong_AsLong(arg);
+    if ((pid == -1 && PyErr_Occurred()) || !ready(L)) return NULL;
+    if (pid <= 0) {
+        PyErr_SetString(PyExc_ValueError, "Lane.adopt: pid must be positive");
+        return NULL;
+    }
+    pthread_mutex_lock(&L->lock);
+    if (L->nlive == L->caplive) {
+        size_t cap = L->caplive ? 2 * L->caplive : 64;
+        struct live *p = realloc(L->live, cap * sizeof *p);
+        if (p) L->live = p, L->caplive = cap;
+    }
+    int ok = L->nlive < L->caplive;
+    if (ok) {
+        L->live[L->nlive++] = (struct live){(pid_t)pid, 0};
+        L->active++;
+    }
+    pthread_mutex_unlock(&L->lock);
+    if (!ok) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
 static PyObject *Lane_exited(Lane *L, PyObject *arg)
 {
     long pid = PyLong_AsLong(arg);
@@ -582,6 +621,8 @@ static PyMethodDef Lane_methods[] = {
     {"drain", (PyCFunction)Lane_drain, METH_NOARGS,
      "the records since the last drain: (kind, pid, n, instance, remote, port, ...)"},
     {"exited", (PyCFunction)Lane_exited, METH_O, "exited(pid): that child is reaped; frees its slot"},
+    {"adopt", (PyCFunction)Lane_adopt, METH_O,
+     "adopt(pid): an instance of the activator this one replaced; counts until exited(pid)"},
     {NULL, NULL, 0, NULL}};
 
 static PyObject *Lane_get_spawning(Lane *L, void *closure)

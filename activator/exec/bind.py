@@ -166,6 +166,39 @@ def bind_unit(unit: str, section: SocketSection, *, ipv6: bool | None = None) ->
     return bound
 
 
+def adopt_listener(
+    unit: str, spec: Any, fd: int, section: SocketSection, symlinks: list[str]
+) -> Listener:
+    """A listener bound by the activator this process replaced (a re-exec), open here
+    under the same number: described again from the fd itself. Raises OSError."""
+    os.set_inheritable(fd, False)
+    st = os.fstat(fd)
+    node = getattr(spec, "path", None)
+    if node is not None and node.startswith("@"):
+        node = None  # abstract: no node to remove
+    if not stat.S_ISSOCK(st.st_mode):
+        return Listener(unit, spec, fd, node=node if isinstance(spec, FifoListen) else None)
+    # Not made non-blocking here: an Accept=no service may be accepting on this very open
+    # file description (socket.py does it when it reads the listener again).
+    s = socket.socket(fileno=fd)
+    local = None
+    if s.family in (socket.AF_INET, socket.AF_INET6):
+        local = s.getsockname()[:2]
+    lst = Listener(
+        unit,
+        spec,
+        fd,
+        s,
+        s.family,
+        s.type,
+        s.type in (socket.SOCK_STREAM, socket.SOCK_SEQPACKET),  # as bound: they listen
+        node if s.family == socket.AF_UNIX else None,
+        local=local,
+    )
+    lst.symlinks = list(symlinks)
+    return lst
+
+
 def close_listeners(listeners: list[Listener], section: SocketSection, *, remove: bool) -> None:
     """Close the fds; with RemoveOnStop= (``remove``) also unlink nodes and symlinks."""
     for lst in listeners:

@@ -314,8 +314,11 @@ def pass_fds(
     return PassedFds(fds, env, socket_fd, named, listen)
 
 
-def invocation_id() -> str:
-    return os.urandom(16).hex()  # secrets.token_hex, without hmac/hashlib/random in memory
+def invocation_id(prefix: str = "") -> str:
+    """systemd's 128-bit INVOCATION_ID as 32 hex digits; it begins with ``prefix`` (this
+    run of activator's, so that what a dead activator left running can be found)."""
+    # os.urandom: secrets.token_hex, without hmac/hashlib/random in memory
+    return prefix + os.urandom(16).hex()[len(prefix) :]
 
 
 # ---------------------------------------------------------------- stdio

@@ -401,6 +401,17 @@ class Engine:
             if not any(self._state(u) not in _INACTIVE for u in users):
                 self.stop_soon(name, "unneeded")
 
+    # ------------------------------------------------------------ a re-exec (reexec.py)
+    async def idle(self) -> None:
+        """Until no job is pending or running."""
+        while self.jobs:
+            await asyncio.wait({j.done for j in self.jobs.values()})
+
+    def prime(self, units: Iterable[RuntimeUnit]) -> None:
+        """These units are as they are (carried over by a re-exec): no change to follow."""
+        for unit in units:
+            self._states[unit.name] = unit.active_state
+
     # ------------------------------------------------------------ the end
     async def stop_everything(self, names: Iterable[str]) -> None:
         """Shutdown: stop every unit named, in reverse order of their After=/Before=."""

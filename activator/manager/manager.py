@@ -25,17 +25,19 @@ import signal
 import time
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..core.errors import ActivatorError, StartError
+from ..core.errors import ActivatorError, RefusedError, StartError
 from ..core.exitstatus import exit_fields, exit_of
 from ..core.log import EventLog
 from ..core.loops import loop_name
 from ..exec import _spawn, plan
 from ..runtime.context import ServiceRef
+from ..runtime.hangup import HangupWatch
 from ..runtime.host import Host
 from ..runtime.lane import Conn
 from ..runtime.notify import NotifyServer, open_server
+from ..runtime.notify import default_path as notify_path
 from ..runtime.reaper import Reaper
 from ..runtime.service import Service
 from ..runtime.socket import BuiltinServer, SocketRuntime
@@ -47,7 +49,7 @@ from ..units.deps import Graph
 from ..units.discover import search_path
 from ..units.model import ServiceUnit, SocketUnit
 from ..units.names import parse_unit_name
-from . import reload
+from . import generation, reexec, reload
 from .jobs import Engine, Job, JobType
 from .policy import Policy, kill_left
 from .upward import Upward
@@ -56,16 +58,29 @@ if TYPE_CHECKING:
     from ..runtime.capture import Capture
 
 
+class Sidecar(Protocol):
+    """A server beside the units that binds its own address (--metrics): started after
+    the control socket, closed at the end; a re-exec binds it afresh."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
 class Server(Protocol):
-    """A server the manager runs beside its units (the control socket)."""
+    """The control socket's server: a re-exec hands its listening socket over."""
 
     path: str
 
-    async def start(self) -> None:
-        """Bind and serve. Raises ActivatorError naming what and why."""
+    async def start(self, fd: int | None = None) -> None:
+        """Bind and serve (``fd``: the listening socket a re-exec handed over). Raises
+        ActivatorError naming what and why."""
         ...
 
     async def close(self) -> None: ...
+    def hold(self) -> None: ...
+    def release(self) -> None: ...
+    async def detach(self, timeout: float) -> int | None: ...
+    def reattach(self, fd: int) -> None: ...
 
 
 class Manager:
@@ -79,8 +94,13 @@ class Manager:
         systemd: bool = False,
         upward: Upward | None = None,
         policy: Policy | None = None,
+        argv: Sequence[str] = (),
+        carried: dict[str, Any] | None = None,
     ) -> None:
         self.unit_dirs = list(unit_dirs)
+        self.argv = reexec.strip_flag(list(argv))  # what a re-exec runs again
+        self._carried = carried  # what the activator this process replaced handed over
+        self.generation = carried["generation"] if carried else 0  # re-execs so far
         self.systemd = systemd  # systemd's search path, and only what default.target wants
         self.control_path = control_path  # the notify socket goes beside it
         self.log = log
@@ -90,16 +110,19 @@ class Manager:
         self.sockets: dict[str, SocketRuntime] = {}
         self.services: dict[str, Service] = {}  # non-template services
         self.targets: dict[str, Target] = {}  # targets and placeholders
-        self.asked: set[str] = set()  # units loaded because an operator named them
+        self.asked: set[str] = set(carried["asked"]) if carried else set()  # named by operators
         self.graph: Graph
         self.engine: Engine
         self._reaper: Reaper | None = None
+        self._hangups: HangupWatch | None = None
         self.stopping = False
         self.ready = False  # the `ready` line is out: is-system-running says running
         self.upward = upward if upward is not None else Upward(log)  # a supervisor above us
         self.started = time.time()
         self.notify_socket_path: str | None = None
         self.notify: NotifyServer | None = None
+        self.run_id = generation.new_run_id()  # INVOCATION_IDs begin with it
+        self._record: generation.Record | None = None  # ours, beside the control socket
         self.host = Host()  # the services' clock, timers, spawner, signals (faked in tests)
         self._capture: Capture | None = None  # services' stdout/stderr, made on first use
         self.tally = Tally()  # starts, ends, spawn times (metrics)
@@ -109,15 +132,20 @@ class Manager:
         self.operation_lock = asyncio.Lock()  # reloads and operators' start/stop/restart
         self._stopped = asyncio.Event()
         self._control: Server | None = None
-        self._servers: list[Server] = []  # beside the control socket: the metrics server
+        self._servers: list[Sidecar] = []  # beside the control socket: the metrics server
         self.policy = policy if policy is not None else Policy()
         self.booted = False  # the boot job is over
         self._force_stop = False  # FailureAction=exit-force: no stop timeouts
+        self._reexec: asyncio.Task[None] | None = None
 
     @property
     def reaper(self) -> Reaper:
         assert self._reaper is not None, "the reaper exists once run() has begun"
         return self._reaper
+
+    @property
+    def hangups(self) -> HangupWatch | None:
+        return self._hangups
 
     # ------------------------------------------------------------ logging helpers
     def log_exception(self, e: BaseException) -> None:
@@ -372,19 +400,35 @@ class Manager:
         self.host.orphan_exited()  # a service waiting for its process groups to empty
 
     # ------------------------------------------------------------ life
-    async def run(self, control: Server | None = None, servers: Sequence[Server] = ()) -> int:
+    async def run(self, control: Server | None = None, servers: Sequence[Sidecar] = ()) -> int:
         """Load, bind, boot, serve until SIGTERM (or the failure policy), stop everything;
         the exit status (policy.py)."""
         loop = asyncio.get_running_loop()
         self.log.nonblocking(loop)  # an unread log must not stop us
+        carried = self._carried
+        if carried is None:
+            # before anything binds: what an activator that died here left running goes first
+            self.run_id, self._record = generation.begin(self.control_path, self.log)
+        else:  # the same process, the same run: the record stands as it is
+            self.run_id = carried["run_id"]
+            if generation.record_path(self.control_path) is not None:
+                self._record = generation.mine(self.run_id)
         self._reaper = Reaper(loop, on_orphan=self._orphan)
         self._reaper.before_exit = self._exited
+        self._hangups = HangupWatch(loop)
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
-        self.notify = open_server(self.control_path, self.log, loop)
+        if carried is None:
+            self.notify = open_server(self.control_path, self.log, loop)
+        else:
+            self.notify = NotifyServer(notify_path(self.control_path), self.log)
+            reexec.adopt_notify(carried, self.notify)
+            self.notify.start(loop)
         self.notify_socket_path = self.notify.path if self.notify is not None else None
         self.upward.starting("loading units")
         self.load()
-        if self.policy.check_load(
+        if carried is not None:
+            self.units = reexec.add_instances(self.units, carried)
+        elif self.policy.check_load(
             self, self.problems, len(self.units.sockets) + len(self.units.services)
         ):
             if self.notify is not None:
@@ -394,12 +438,17 @@ class Manager:
             self.log("exit", None, pid=os.getpid(), command="activator", status=status)
             return status
         self.build()
+        if carried is not None:
+            reexec.restore(self, carried)  # before the reaper's first look: no exit is missed
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: reload.in_background(self))
+        loop.add_signal_handler(signal.SIGUSR2, lambda: self._reexec_by_signal())
+        if carried is not None:
+            reexec.unblock_signals()
         if control is not None:
             try:
-                await control.start()
+                await control.start(carried["control"] if carried is not None else None)
                 self._control = control
             except ActivatorError as e:  # names the path or the group, and the cause
                 self.log("failed", None, reason=str(e))
@@ -410,7 +459,7 @@ class Manager:
             except ActivatorError as e:
                 self.log("failed", None, reason=str(e))
         self.upward.starting("starting default.target")
-        if not await self._boot():
+        if carried is None and not await self._boot():
             await self.shutdown()
             return self.policy.exit_status()
         self.booted = True
@@ -423,12 +472,32 @@ class Manager:
             sockets=len(self.sockets),
             loop=loop_name(loop),
             control=self._control.path if self._control else None,
+            generation=self.generation or None,
         )
         self.ready = True
         self.upward.ready(f"sockets: {len(self.sockets)}, services: {len(self.services)}")
         await self._stopped.wait()
         await self.shutdown()
         return self.policy.exit_status()
+
+    # ------------------------------------------------------------ re-exec
+    def reexec(self) -> dict[str, int]:
+        """Begin a live re-exec (reexec.py): checked now (raises RefusedError), carried out
+        in the background once the caller has its answer."""
+        if self._reexec is not None and not self._reexec.done():
+            raise RefusedError("a daemon-reexec is already under way")
+        reexec.check(self)
+        if self._control is not None:
+            # the answer to this request goes out, the next one is the new program's
+            self._control.hold()
+        self._reexec = asyncio.ensure_future(reexec.run(self, self._control))
+        return {"pid": os.getpid(), "generation": self.generation + 1}
+
+    def _reexec_by_signal(self) -> None:
+        try:
+            self.reexec()
+        except ActivatorError as e:
+            self.log("failed", None, reason=str(e))
 
     async def _boot(self) -> bool:
         """The boot transaction: start default.target and what it needs, sockets before
@@ -523,6 +592,8 @@ class Manager:
                 self.log_exception(e)
         if self.notify is not None:
             self.notify.close()
+        if self._hangups is not None:
+            self._hangups.close()
         if self._capture is not None:
             self._capture.close()
         if self._control is not None:
@@ -533,6 +604,9 @@ class Manager:
             await self._reap_all()
         self.reaper.close()
         self.upward.close()
+        path = generation.record_path(self.control_path)
+        if path is not None and self._record is not None:
+            generation.remove(path, self._record)  # a clean stop: nothing left to find
         status = self.policy.exit_status()
         why = (
             f"services ended failed while stopping: {', '.join(self.policy.stop_failures)}"

@@ -5,6 +5,13 @@ that need the state machine from their first step (ExecStartPre=, Type=notify,
 MaxConnectionsPerSource=, per-connection socket options …). The work per connection is
 one accept, one Service with its connection handed over (systemd's
 service_set_socket_fd()), one start and one close of our copy of the connection.
+
+Out of fds (issue 15): an instance needs some to start (a duplicate of its connection,
+stdio, and above all of them room for the child to arrange its own), so a connection is
+set up only with ``HEADROOM`` fds to spare. Short of them, the connection just accepted
+is kept, the listeners are left alone (the rest wait in the kernel's backlog, as the
+accept lane leaves them) and it is set up when an instance ends or 100 ms later — never
+accepted and then failed.
 """
 
 from __future__ import annotations
@@ -12,18 +19,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
+import math
 import os
+import resource
 import socket
 import sys
+from collections import deque
 from collections.abc import Iterator
 from typing import Any, Protocol
 
+from ..core import procfs
 from ..core.errors import ActivatorError
 from ..core.log import EventLog
 from ..exec.bind import Listener, apply_options, fmt_peer, unmap
 from ..exec.plan import Handover
 from ..units import UnitSet
 from ..units.model import ServiceUnit, SocketSection
+from . import hangup
 from .admission import Admission
 from .books import AcceptBooks
 from .context import Connection, InstanceOwner, ServiceContext
@@ -32,6 +45,10 @@ from .service import Service
 # Errors that say the system is out of something: log, back off ~100 ms, retry (trio's list).
 _CAPACITY = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 _ACCEPT_BATCH = 32
+#: Free fds an instance's start may need (a duplicate of the connection, stdio, the
+#: child's copies of its fds above all of them).
+HEADROOM = 16
+_RETRY = 0.1
 
 
 class LoopContext(ServiceContext, Protocol):
@@ -60,6 +77,7 @@ class AcceptingSocket(InstanceOwner, Protocol):
     def refuse(self, why: str) -> None: ...
     def unwatch(self) -> None: ...
     def rewatch_later(self, delay: float) -> None: ...
+    def hung_up(self, lst: Listener, events: int) -> None: ...
     @property
     def watching(self) -> bool: ...
 
@@ -71,12 +89,15 @@ class Backoff(Protocol):
 
     def unwatch(self) -> None: ...
     def rewatch_later(self, delay: float) -> None: ...
+    def hung_up(self, lst: Listener, events: int) -> None: ...
 
 
 def accepted(lst: Listener, sock: Backoff, log: EventLog) -> Iterator[tuple[int, Any]]:
     """Up to _ACCEPT_BATCH connections (fd, peer address) from a readable listener. Out of
     fds or memory: log, stop reading it for 100 ms and end the batch; a connection gone
-    before it was accepted is skipped; anything else propagates."""
+    before it was accepted is skipped; a listener that does not listen any more (EINVAL:
+    shut down under us) is the socket's to handle (hangup.py); anything else is logged
+    and the listener rested for 100 ms."""
     accept = lst.accept_fd
     for _ in range(_ACCEPT_BATCH):
         try:
@@ -95,7 +116,14 @@ def accepted(lst: Listener, sock: Backoff, log: EventLog) -> Iterator[tuple[int,
                 return
             if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
                 continue  # that connection is gone; the next one may be fine
-            raise
+            events = hangup.hung_up(lst.fd)
+            if events:  # EINVAL: it does not listen any more
+                sock.hung_up(lst, events)
+                return
+            log("warning", sock.name, reason=f"unable to accept: {e.strerror}")
+            sock.unwatch()
+            sock.rewatch_later(0.1)
+            return
         yield conn
 
 
@@ -105,20 +133,77 @@ class AcceptLoop:
     def __init__(self, ctx: LoopContext, sock: AcceptingSocket) -> None:
         self.ctx = ctx
         self.sock = sock
+        self.pending: deque[tuple[Listener, int, Any]] = deque()  # accepted, not set up
+        self._retry: asyncio.TimerHandle | None = None
+        self._warned = -math.inf
 
     def on_connection(self, lst: Listener) -> None:
-        log = self.ctx.log
-        for fd, addr in accepted(lst, self.sock, log):
-            try:
-                self._handle(lst, fd, addr)
-            except Exception as e:  # one connection's failure drops that connection only
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-                log("reject", self.sock.name, reason=str(e))
-                if not isinstance(e, ActivatorError):
-                    self.ctx.log_exception(e)
+        if self.pending:  # short of fds: what is queued waits in the kernel
+            self.sock.unwatch()
+            return
+        for fd, addr in accepted(lst, self.sock, self.ctx.log):
+            if short_of_fds(fd):
+                self._keep(lst, fd, addr)
+                return
+            self._setup(lst, fd, addr)
             if not self.sock.watching:
                 return
+
+    def _setup(self, lst: Listener, fd: int, addr: Any) -> None:
+        try:
+            self._handle(lst, fd, addr)
+        except Exception as e:  # one connection's failure drops that connection only
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            self.ctx.log("reject", self.sock.name, reason=str(e))
+            if not isinstance(e, ActivatorError):
+                self.ctx.log_exception(e)
+
+    # ------------------------------------------------------------ short of fds
+    def _keep(self, lst: Listener, fd: int, addr: Any) -> None:
+        """Hold an accepted connection until an instance can be set up for it."""
+        now = asyncio.get_running_loop().time()
+        if not self.pending and now - self._warned >= 10:  # once in a while, not per episode
+            self._warned = now
+            self.ctx.log(
+                "warning",
+                self.sock.name,
+                reason=f"too few free fds to start an instance (fewer than {HEADROOM}); "
+                "connections wait in the backlog",
+            )
+        self.pending.append((lst, fd, addr))
+        self.sock.unwatch()
+        self.retry_later()
+
+    def retry_later(self, delay: float = _RETRY) -> None:
+        """Look at the held connections again (after ``delay``; 0: an instance ended)."""
+        if not self.pending:
+            return
+        if self._retry is not None:
+            if delay:
+                return
+            self._retry.cancel()
+        self._retry = asyncio.get_running_loop().call_later(delay, self._set_up_pending)
+
+    def _set_up_pending(self) -> None:
+        self._retry = None
+        while self.pending:
+            lst, fd, addr = self.pending[0]
+            if short_of_fds(fd):
+                self.retry_later()
+                return
+            self.pending.popleft()
+            self._setup(lst, fd, addr)
+        self.sock.rewatch_later(0)
+
+    def drop_pending(self) -> None:
+        """The socket stops: the held connections are closed (the client sees a reset)."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        while self.pending:
+            with contextlib.suppress(OSError):
+                os.close(self.pending.popleft()[1])
 
     def _handle(self, lst: Listener, fd: int, addr: Any) -> None:
         sock = self.sock
@@ -264,3 +349,23 @@ def _peer(lst: Listener, addr: Any) -> tuple[str | None, int]:
     if lst.family in (socket.AF_INET, socket.AF_INET6) and isinstance(addr, tuple):
         return unmap(addr[0]), addr[1]
     return None, 0
+
+
+def short_of_fds(fd: int) -> bool:
+    """Fewer than HEADROOM fds to spare? Linux hands fds out lowest first, so the table
+    fills from the bottom: if the slot HEADROOM below the limit is free (a probe with
+    F_DUPFD: the lowest free one at or above it), so are all above it. Only when it is
+    taken are the open fds counted (/proc/self/fd, which costs tens of microseconds)."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if limit == resource.RLIM_INFINITY or limit > 1 << 30:
+        return False
+    mark = max(0, limit - HEADROOM)
+    try:
+        probe = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, mark)
+    except OSError:
+        probe = -1  # nothing free up there at all
+    else:
+        os.close(probe)
+        if probe == mark:
+            return False
+    return limit - procfs.open_fds() < HEADROOM

@@ -52,16 +52,25 @@ Entry = tuple[float, str, int, str, str, str]
 class _Stream:
     __slots__ = ("key", "stream", "ident", "sock", "wfd", "partial")
 
-    def __init__(self, key: str, stream: str, ident: str) -> None:
+    def __init__(
+        self, key: str, stream: str, ident: str, fds: tuple[int, int] | None = None
+    ) -> None:
         self.key = key  # the unit (a template for the instances of an Accept=yes socket)
         self.stream = stream
         self.ident = ident
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        if fds is None:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            ours.shutdown(socket.SHUT_WR)  # nothing goes to the service this way
+            wfd = theirs.detach()
+        else:  # handed over by a re-exec: the services still hold the other end
+            ours = socket.socket(fileno=fds[0])
+            wfd = fds[1]
+            for fd in fds:
+                os.set_inheritable(fd, False)
         ours.setblocking(False)
-        ours.shutdown(socket.SHUT_WR)  # nothing goes to the service this way
         self.sock = ours
-        self.wfd = theirs.detach()  # close-on-exec here; the spawn core dup2()s it to 1 or 2
+        self.wfd = wfd  # close-on-exec here; the spawn core dup2()s it to 1 or 2
         self.partial: dict[int, bytes] = {}  # pid -> an unfinished line
 
 
@@ -255,6 +264,50 @@ class Capture:
                     del self._followers[key]
 
         return stop
+
+    # ------------------------------------------------------------ live re-exec
+    def serialize(self, carry: Callable[[int], int]) -> dict[str, Any]:
+        """What the next program needs to read on (manager/reexec.py): every stream's two
+        fds — a service writing to its stdout must never see the reader go away — with
+        the unfinished lines, who writes for whom, and the rings for `logs`."""
+        asyncio.get_running_loop()  # on the loop: no read runs meanwhile
+        streams = []
+        for s in self._streams.values():
+            self._read(s, None)  # what is queued now is read by us, not lost
+            streams.append(
+                [
+                    s.key,
+                    s.stream,
+                    s.ident,
+                    carry(s.sock.fileno()),
+                    carry(s.wfd),
+                    {str(pid): rest.decode("latin-1") for pid, rest in s.partial.items()},
+                ]
+            )
+        return {
+            "streams": streams,
+            "pids": {str(pid): list(v) for pid, v in self._pids.items()},
+            "rings": {key: [list(e) for e in ring.lines] for key, ring in self.rings.items()},
+            "lines": self.lines,
+            "bytes": self.bytes,
+        }
+
+    def restore(self, d: dict[str, Any]) -> None:
+        """Read on where the replaced program stopped (``serialize()``'s document)."""
+        loop = asyncio.get_running_loop()
+        for key, stream, ident, rfd, wfd, partial in d["streams"]:
+            s = _Stream(key, stream, ident, (rfd, wfd))
+            s.partial = {int(pid): rest.encode("latin-1") for pid, rest in partial.items()}
+            if s.partial:
+                self._pending.add(s)
+            self._streams[(key, stream)] = s
+            loop.add_reader(s.sock.fileno(), self._readable, s)
+        self._pids.update((int(pid), (unit, key)) for pid, (unit, key) in d["pids"].items())
+        for key, lines in d["rings"].items():
+            ring = self.rings.setdefault(key, _Ring())
+            for e in lines:
+                ring.add(tuple(e))
+        self.lines, self.bytes = d["lines"], d["bytes"]
 
     def stats(self) -> dict[str, Any]:
         return {"streams": len(self._streams), "lines": self.lines, "bytes": self.bytes}

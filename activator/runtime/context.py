@@ -60,6 +60,9 @@ class ServiceContext(Protocol):
     stopping: bool
     notify: NotifyServer | None
     notify_socket_path: str | None
+    #: this run of activator's (hex): every INVOCATION_ID begins with it, so what a dead
+    #: activator left running can be found by the next (manager/generation.py)
+    run_id: str
 
     @property
     def capture(self) -> Capture | None:

@@ -252,6 +252,17 @@ class Conn(RuntimeUnitBase):
     def _service(self) -> Service:
         return self.lane.materialize(self)
 
+    def serialize(self) -> dict[str, Any]:
+        """What a re-exec hands over of this record (AcceptLane.carry_on() takes it)."""
+        return {
+            "instance": self.instance,
+            "pid": self.main_pid,
+            "remote": self.remote,
+            "rport": self.rport,
+            "invocation": self.invocation,
+            "since": self.since,
+        }
+
     def observe(self, callback: Callable[[Any], None]) -> None:
         pass  # a record does not change: it becomes a Service first
 
@@ -307,6 +318,7 @@ class AcceptLane:
             tuple(lst.bound for lst in sock.listeners),  # None: the lane asks the connection
             # IPAddressAllow=/IPAddressDeny=: the connections queued before the BPF filter
             deny=b"" if sock.admission.rules is None else sock.admission.rules.table(),
+            invocation_prefix=ctx.run_id,  # INVOCATION_ID begins with it
         )
         self.conns: dict[int, Conn] = {}
         # the capture, when the instances' output goes to it: it learns their pids here
@@ -415,6 +427,22 @@ class AcceptLane:
                 tally.ended(template, Result.RESOURCES)
         if records:
             reaper.settle()
+
+    def carry_on(self, rec: dict[str, Any]) -> None:
+        """An instance the lane of the activator this process replaced spawned (a re-exec):
+        a record again, its exit watched, its slot counted against MaxConnections=."""
+        pid = rec["pid"]
+        name = f"{self.prefix}{rec['instance']}.service"
+        self.conns[pid] = Conn(
+            self, rec["instance"], name, pid, rec["remote"], rec["rport"], rec["invocation"],
+            rec["since"],
+        )  # fmt: skip
+        self.lane.adopt(pid)
+        self.sock.books.n_connections += 1
+        if not self._registered:
+            self.ctx.reaper.add_lane(self)
+            self._registered = True
+        self.ctx.reaper.watch(pid, self._exited)
 
     # ------------------------------------------------------------ exits
     def _release(self, pid: int) -> Conn | None:

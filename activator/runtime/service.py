@@ -233,6 +233,12 @@ class Service(RuntimeUnitBase):
         return ServiceType.SIMPLE if t in (ServiceType.IDLE, ServiceType.DBUS) else t
 
     @property
+    def wants_fds(self) -> bool:
+        """Its notifications may carry fds for the fd store (the notify server then takes
+        them; everyone else's are dropped unopened)."""
+        return self.svc.FileDescriptorStoreMax > 0
+
+    @property
     def notify_access(self) -> str:
         """NotifyAccess=, with systemd's default: main for notify, a watchdog or an fd store."""
         svc = self.svc
@@ -419,6 +425,121 @@ class Service(RuntimeUnitBase):
     def properties(self) -> dict[str, str]:
         return status.service_properties(self, " ".join(self._triggered_by()))
 
+    # ------------------------------------------------------------ a re-exec (manager/reexec.py)
+    def serialize(self, keep: Callable[[int], int]) -> dict[str, Any]:
+        """What the next activator needs to carry on with this service as it is (systemd's
+        service_serialize()): state, processes, timers as monotonic deadlines, the fds
+        (``keep`` marks each to be handed over and returns its number)."""
+        return {
+            "sub": str(self.sub),
+            "result": str(self.result),
+            "reload_result": str(self.reload_result),
+            "since": self.since,
+            "main_pid": self.main_pid,
+            "control_pid": self.control_pid,
+            "pidfd": self._pidfd is not None,
+            "last_exit": self.last_exit,
+            "main_exit": self._main_exit,
+            "n_restarts": self.n_restarts,
+            "status_text": self.status_text,
+            "status_errno": self.status_errno,
+            "invocation": self.invocation,
+            "instance": self._instance,
+            "owned_fd": None if self._owned_fd is None else keep(self._owned_fd),
+            "env": self._env,
+            "commands": [self._command_ref(c) for c in self._commands],
+            "control_cmd": self._command_ref(self._control_cmd),
+            "main_cmd": self._command_ref(self._main_cmd),
+            "groups": sorted(self._groups.ids),
+            "deadline": None if self._deadline == math.inf else self._deadline,
+            "runtime_deadline": None
+            if self._runtime_deadline == math.inf
+            else self._runtime_deadline,
+            "forbid_restart": self._forbid_restart,
+            "waiting_groups": self._waiting_groups,
+            "watchdog": self.watchdog.carried(),
+            "start_limit": [self.start_limit.begin, self.start_limit.count],
+            "fd_store": [[keep(i.fd), i.name, i.poll] for i in self.fd_store.items],
+        }
+
+    def _command_ref(self, cmd: ExecCommand | None) -> tuple[str, int] | None:
+        if cmd is None:
+            return None
+        for directive in EXEC_DIRECTIVE.values():
+            for i, c in enumerate(getattr(self.svc, directive)):
+                if c is cmd:
+                    return directive, i
+        return None
+
+    def _command(self, ref: Any) -> ExecCommand | None:
+        if not ref:
+            return None
+        commands = getattr(self.svc, ref[0], ())
+        return commands[ref[1]] if 0 <= ref[1] < len(commands) else None
+
+    def restore(self, d: dict[str, Any]) -> None:
+        """Carry on from ``serialize()``'s record (made by the activator this process
+        replaced): the same state, the same processes watched, the timers armed at the
+        same deadlines, the fds (open in this process under the same numbers) taken back.
+        Nothing is logged and no listener hears of it: nothing changed."""
+        host, reaper = self.ctx.host, self.ctx.reaper
+        self.sub = U(d["sub"])
+        self.state = PUBLIC[self.sub]
+        self.result = Result(d["result"])
+        self.reload_result = Result(d["reload_result"])
+        self.since = d["since"]
+        self.last_exit = tuple(d["last_exit"]) if d["last_exit"] else None
+        self._main_exit = tuple(d["main_exit"]) if d["main_exit"] else None
+        self.n_restarts = d["n_restarts"]
+        self.status_text, self.status_errno = d["status_text"], d["status_errno"]
+        self.invocation = d["invocation"]
+        self._instance = d["instance"]
+        self._env = dict(d["env"])
+        self._commands = [c for c in map(self._command, d["commands"]) if c is not None]
+        self._control_cmd = self._command(d["control_cmd"])
+        self._main_cmd = self._command(d["main_cmd"])
+        self._forbid_restart = d["forbid_restart"]
+        self.start_limit.begin, self.start_limit.count = d["start_limit"]
+        self._prepared = self.ctx.prepared(self.unit)
+        self.fd_store.limit = self.svc.FileDescriptorStoreMax
+        for fd, name, poll in d["fd_store"]:
+            os.set_inheritable(fd, False)
+            _added, rest = self.fd_store.add([fd], name, poll)
+            for extra in rest:
+                os.close(extra)
+        if d["owned_fd"] is not None:
+            os.set_inheritable(d["owned_fd"], False)
+            self._owned_fd = d["owned_fd"]
+            self._handover = Handover(connection=self._owned_fd)
+        elif self.active and self.connection is None:
+            self._handover = self.ctx.collect_fds(self)  # the listeners, as handed over
+        for g in d["groups"]:
+            self._groups.add(g)
+        pid = d["main_pid"]
+        if pid is not None:
+            self.main_pid = pid
+            self._track(pid)
+            reaper.watch(pid, self._on_main_exit)
+            if d["pidfd"]:  # not our child: its pidfd says when it exits
+                fd = host.open_pidfd(pid)
+                if fd is None:
+                    host.call_at(host.clock(), lambda: self._on_pidfd(pid))  # gone already
+                else:
+                    self._pidfd = fd
+                    host.add_reader(fd, lambda: self._on_pidfd(pid))
+        if d["control_pid"] is not None:
+            self.control_pid = d["control_pid"]
+            self._track(self.control_pid)
+            reaper.watch(self.control_pid, self._on_control_exit)
+        if d["deadline"] is not None:
+            self._arm_at(d["deadline"])
+        if d["runtime_deadline"] is not None:
+            self._runtime_deadline = d["runtime_deadline"]
+        if d["waiting_groups"]:
+            self._wait_for_groups(True)
+        if self.sub in _WATCHDOG_STATES:
+            self.watchdog.carry_on(*d["watchdog"])
+
     # ------------------------------------------------------------ the start sequence
     def _begin(self, handover: Handover | None) -> None:
         if not self.start_limit.below():
@@ -480,12 +601,20 @@ class Service(RuntimeUnitBase):
                 "Type=dbus: there is no D-Bus here; running it as Type=simple "
                 "(BusName= is ignored)",
             )
-        self.invocation = plan.invocation_id()
+        self.invocation = plan.invocation_id(self.ctx.run_id)
         env = {"INVOCATION_ID": self.invocation}
         self._prepared = None
         self._prepared = self.ctx.prepared(self.unit)
         if self.notify_access != "none":
             path = self.ctx.notify_socket_path
+            notify = self.ctx.notify
+            if notify is not None:
+                # the socket of the user it runs as: nobody else may write to it
+                creds = self._prepared.creds
+                try:
+                    path = notify.path_for(*((creds.uid, creds.gid) if creds else (0, 0)))
+                except OSError as e:
+                    raise StartError(f"unable to bind NOTIFY_SOCKET: {e.strerror}") from None
             if path:
                 env["NOTIFY_SOCKET"] = path
             elif svc.Type in _NOTIFY_TYPES:

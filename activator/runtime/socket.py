@@ -11,11 +11,17 @@ connection, named as systemd names instances. Who accepts is decided at the firs
 connection: an accept lane (lane.py, a C thread) when the instance's start is one
 exec, else the event loop (acceptloop.py). Both keep the socket's ``AcceptBooks``
 (books.py); the instances are the socket's (``instances``, and the lane's records).
+
+A listener that stops listening (its service called shutdown() on it) fails the socket
+at once, as systemd fails it (Result: resources), rather than being re-bound behind the
+back of a service that holds the dead one: hangup.py watches every bound listener.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
 import socket
 import time
@@ -26,14 +32,23 @@ from ..core.errors import ActivatorError, AlreadyActiveError, NotActiveError, Re
 from ..core.ratelimit import RateLimit
 from ..core.states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubState, SocketState
 from ..core.states import check as check_transition
-from ..exec.bind import Listener, bind_unit, close_listeners, options_needed, set_filter
+from ..exec.bind import (
+    Listener,
+    adopt_listener,
+    bind_unit,
+    close_listeners,
+    fmt_peer,
+    options_needed,
+    set_filter,
+)
 from ..units.model import SocketUnit
+from . import hangup, status
 from . import lane as lanes
-from . import status
 from .acceptloop import AcceptLoop, LoopContext
 from .admission import Admission
 from .books import AcceptBooks
-from .context import ServiceRef
+from .context import Connection, ServiceRef
+from .hangup import HangupWatch
 from .lane import AcceptLane, Conn
 from .service import Service
 from .unit import RuntimeUnitBase
@@ -66,6 +81,11 @@ class SocketContext(LoopContext, Protocol):
 
     def activate(self, service: str, socket: str) -> None:
         """Start ``service`` for traffic on ``socket`` (with what it needs: a job)."""
+        ...
+
+    @property
+    def hangups(self) -> HangupWatch | None:
+        """Where bound listeners are watched for hang-ups (None: not watched, in tests)."""
         ...
 
 
@@ -159,6 +179,29 @@ class SocketRuntime(RuntimeUnitBase):
         self._filtered = self.admission.rules is not None
         for lst in self.listeners:
             self.ctx.log("listen", self.name, address=lst.address, fd=lst.fd)
+        self._watch_hangups()
+
+    def _watch_hangups(self) -> None:
+        watch = self.ctx.hangups
+        if watch is not None:
+            for lst in self.listeners:
+                if lst.sock is not None:
+                    watch.watch(lst.fd, functools.partial(self.hung_up, lst))
+
+    def hung_up(self, lst: Listener, events: int) -> None:
+        """A listener stopped listening (a service shut it down): fail the socket, as
+        systemd does. Its service keeps running with its own, dead, copies."""
+        if lst not in self.listeners or self.state in (K.INACTIVE, K.FAILED):
+            return
+        self.unwatch()
+        self.ctx.log(
+            "failed",
+            self.name,
+            result=Result.RESOURCES,
+            address=lst.address,
+            reason=hangup.describe(events),
+        )
+        asyncio.ensure_future(self.stop(result=Result.RESOURCES, stop_instances=False))
 
     def start(self) -> None:
         """Start watching; binds first if needed. Raises ActivatorError (state FAILED), or
@@ -200,6 +243,7 @@ class SocketRuntime(RuntimeUnitBase):
         already accepted running.
         """
         self.unwatch()
+        self._loop_path.drop_pending()
         if self._resume is not None:
             self._resume.cancel()
             self._resume = None
@@ -214,6 +258,10 @@ class SocketRuntime(RuntimeUnitBase):
         if svc is not None and svc.idle_stop is not None:
             svc.idle_stop.detach(self)
         self.lane, self._lane_unfit = None, None
+        watch = self.ctx.hangups
+        if watch is not None:
+            for lst in self.listeners:
+                watch.unwatch(lst.fd)
         close_listeners(self.listeners, self.section, remove=True)
         self.listeners = []
         if self.state != K.INACTIVE or result != Result.SUCCESS:
@@ -223,6 +271,120 @@ class SocketRuntime(RuntimeUnitBase):
     async def restart(self) -> None:
         await self.stop()
         self.start()
+
+    # ------------------------------------------------------------ a re-exec (manager/reexec.py)
+    def serialize(self, keep: Callable[[int], int]) -> dict[str, Any]:
+        """State, listeners (``keep`` marks each fd to be handed over), the books, and the
+        instances: Services as Service.serialize() says, the lane's records as records."""
+        books = self.books
+        return {
+            "state": str(self.state),
+            "result": str(self.result),
+            "since": self.since,
+            "listeners": [[lst.address, keep(lst.fd), lst.symlinks] for lst in self.listeners],
+            "books": [
+                books.n_accepted,
+                books.n_refused,
+                books.refused_limit,
+                books.refused_per_source,
+                books.refused_trigger,
+            ],
+            "lane": self.lane is not None,
+            "instances": {
+                name: {
+                    **svc.serialize(keep),
+                    "peer": svc.connection.peer if svc.connection else None,
+                    "remote": svc.connection.remote if svc.connection else None,
+                    "lane_pid": svc.connection.lane_pid if svc.connection else None,
+                }
+                for name, svc in self.instances.items()
+            },
+            "records": [c.serialize() for c in self.lane.conns.values()] if self.lane else [],
+            "pending": [[lst.address, keep(fd), addr] for lst, fd, addr in self._loop_path.pending],
+        }
+
+    def restore(self, d: dict[str, Any]) -> list[int]:
+        """Carry on from ``serialize()``: the listeners adopted (by address; one the unit no
+        longer has is closed, one it has anew is bound), state, books, instances. Returns
+        the fds it did not take (to be closed)."""
+        unused: list[int] = []
+        carried = {address: (fd, links) for address, fd, links in d["listeners"]}
+        state = K(d["state"])
+        if carried or state in (K.LISTENING, K.RUNNING, K.PAUSED):
+            listeners = []
+            for spec in self.section.Listen:
+                got = carried.pop(spec.text, None)
+                if got is not None:
+                    listeners.append(adopt_listener(self.name, spec, got[0], self.section, got[1]))
+            unused += [fd for fd, _ in carried.values()]
+            if len(listeners) == len(self.section.Listen):
+                self.listeners = listeners
+                self._watch_hangups()
+            else:  # the unit's listeners changed meanwhile: bind them as a start would
+                close_listeners(listeners, self.section, remove=False)
+                with contextlib.suppress(ActivatorError):
+                    self.bind()
+        self.state = state if self.listeners or state in (K.INACTIVE, K.FAILED) else K.FAILED
+        if self.state == K.PAUSED:
+            self.state = K.LISTENING  # the trigger limit starts afresh
+        self.result = Result(d["result"])
+        self.since = d["since"]
+        b = self.books
+        (b.n_accepted, b.n_refused, b.refused_limit, b.refused_per_source, b.refused_trigger) = d[
+            "books"
+        ]
+        if d["lane"] and self.listeners:
+            self._plan_lane()
+        for name, sd in d["instances"].items():
+            svc = self._restore_instance(name, sd)
+            if svc is None:
+                unused += [fd for fd in (sd["owned_fd"],) if fd is not None]
+                unused += [fd for fd, _n, _p in sd["fd_store"]]
+        for rec in d["records"]:
+            if self.lane is not None:
+                self.lane.carry_on(rec)
+            else:  # no lane for it now: the instance becomes a Service
+                self._restore_record(rec)
+        by_address = {lst.address: lst for lst in self.listeners}
+        for address, fd, addr in d["pending"]:
+            lst = by_address.get(address)
+            if lst is None:
+                unused.append(fd)
+            else:
+                self._loop_path.pending.append(
+                    (lst, fd, tuple(addr) if isinstance(addr, list) else addr)
+                )
+        self._loop_path.retry_later()
+        if self.state == K.LISTENING:
+            self._watch()
+        return unused
+
+    def _restore_instance(self, name: str, d: dict[str, Any]) -> Service | None:
+        instance = name[name.index("@") + 1 : name.rindex(".")]
+        try:
+            unit = self.ctx.units.instantiate(self.service_name, instance)
+        except (KeyError, ActivatorError):
+            return None
+        lane_pid = d["lane_pid"] if self.lane is not None else None
+        conn = Connection(self, d["peer"], d["remote"], self.lane if lane_pid else None, lane_pid)
+        svc = Service(self.ctx, unit, conn)
+        svc.restore(d)
+        self.instances[name] = svc
+        self.books.connected(d["remote"])
+        if lane_pid and self.lane is not None:
+            self.lane.lane.adopt(lane_pid)
+        return svc
+
+    def _restore_record(self, rec: dict[str, Any]) -> None:
+        try:
+            unit = self.ctx.units.instantiate(self.service_name, rec["instance"])
+        except (KeyError, ActivatorError):
+            return
+        peer = fmt_peer(rec["remote"], rec["rport"])
+        svc = Service(self.ctx, unit, Connection(self, peer, rec["remote"]))
+        self.instances[unit.name] = svc
+        self.books.connected(rec["remote"])
+        svc.adopt_instance(rec["pid"], rec["invocation"], rec["since"])
 
     # ------------------------------------------------------------ the unit interface
     def check(self, verb: str) -> None:
@@ -442,6 +604,10 @@ class SocketRuntime(RuntimeUnitBase):
         return svc.unit.Service.TimeoutStartSec if svc is not None else 90.0
 
     def _on_traffic(self, lst: Listener) -> None:
+        events = hangup.hung_up(lst.fd)
+        if events:  # not traffic: the listener is dead (its hang-up watch may come second)
+            self.hung_up(lst, events)
+            return
         if not self.trigger_allowed():
             return
         self.unwatch()
@@ -597,6 +763,7 @@ class SocketRuntime(RuntimeUnitBase):
             self.books.gone(c.remote)
             if c.lane is not None and c.lane_pid is not None:  # the lane's slot is free now
                 c.lane.gone(c.lane_pid)
+            self._loop_path.retry_later(0)  # its fds are free: a held connection may go on
 
     def find_instance(self, name: str) -> Service | None:
         """An instance by name; one the lane keeps as a record becomes a Service now."""

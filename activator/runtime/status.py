@@ -60,9 +60,15 @@ def service_properties(s: Any, triggered_by: str) -> dict[str, str]:
 
 def describe_socket(sock: Any, triggers_active: str, instances: list) -> dict[str, Any]:
     sec = sock.section
+    bound = {lst.address for lst in sock.listeners}  # what activator holds open right now
     d: dict[str, Any] = {
         "listen": [
-            {"address": spec.text, "type": listen_type(spec), "fdname": sock.fdname}
+            {
+                "address": spec.text,
+                "type": listen_type(spec),
+                "fdname": sock.fdname,
+                "listening": spec.text in bound,
+            }
             for spec in sec.Listen
         ],
         "accept": sec.Accept,

@@ -53,6 +53,11 @@ class Target(RuntimeUnitBase):
     def sub_state(self) -> str:
         return "active" if self.state == TargetState.ACTIVE else "dead"
 
+    def restore(self, state: str, since: float) -> None:
+        """As the activator this process replaced had it (a re-exec); nobody is told."""
+        self.state = TargetState(state)
+        self.since = since
+
     def check(self, verb: str) -> None:
         super().check(verb)
         if verb == "reload":

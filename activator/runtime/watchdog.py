@@ -57,6 +57,15 @@ class Watchdog:
         self.override = math.inf if usec <= 0 else usec / 1_000_000
         self.start()
 
+    def carried(self) -> list[float | None]:
+        """The last ping and WATCHDOG_USEC= (what a re-exec hands over)."""
+        return [self._last, self.override]
+
+    def carry_on(self, last: float, override: float | None) -> None:
+        """Go on from ``carried()`` of the activator this process replaced."""
+        self._last, self.override = last, override
+        self.start()
+
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -68,7 +68,7 @@ def test_status_exit_codes_and_fields(probe, loop_kind):
         assert any("event=start" in e["text"] and str(rep["pid"]) in e["text"] for e in svc["log"])
         assert (sock["active"], sock["sub"]) == ("active", "running")  # the service holds the fds
         assert sock["listen"] == [
-            {"address": f"127.0.0.1:{port}", "type": "Stream", "fdname": "http"}
+            {"address": f"127.0.0.1:{port}", "type": "Stream", "fdname": "http", "listening": True}
         ]
         assert sock["triggers"] == "web.service" and sock["triggers_active"] == "active"
 

@@ -35,6 +35,7 @@ WEIGHTS: dict[str, float] = {
     "protocol": 0.75,
     "cli-daemon": 0.25,
     "cli-ctl": 0.25,
+    "records": 0.25,
 }
 COUNTS: dict[str, int] = {}
 SPENT: dict[str, float] = {}

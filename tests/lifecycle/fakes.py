@@ -201,6 +201,7 @@ class FakeDaemon:
         self.tally = Tally()
         self.default_timeout_stop = 90.0
         self.bounds = (float("inf"), float("inf"))  # --stop-deadline: (SIGKILL, the end)
+        self.run_id = "0123456789abcdef"
         self.services: dict[str, Service] = {}
         self.instances: dict[str, Service] = {}
         self.handover = Handover()

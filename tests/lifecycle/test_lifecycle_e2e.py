@@ -66,7 +66,12 @@ def test_notify_active_only_after_ready(notifier, loop_kind):
             c.close()
         assert a.wait_for("ready", unit="n.service")["pid"] == started["pid"] == rep["pid"]
         env = rep["env"]
-        assert env["NOTIFY_SOCKET"] == os.path.join(a.dir, "notify") and rep["uid"] == NOBODY.pw_uid
+        # its user's own socket (issue 15): 0600, nobody's; root's socket is not for it
+        path = os.path.join(a.dir, "notify.d", str(NOBODY.pw_uid))
+        assert env["NOTIFY_SOCKET"] == path and rep["uid"] == NOBODY.pw_uid
+        st = os.stat(path)
+        assert (st.st_uid, st.st_mode & 0o777) == (NOBODY.pw_uid, 0o600)
+        assert os.stat(os.path.join(a.dir, "notify")).st_mode & 0o777 == 0o600
         st = a.status("n.service")
         assert (st["state"], st["sub"], st["status_text"]) == ("active", "running", "serving")
         assert converse(("127.0.0.1", port), b"exit 0\n") == b""

@@ -24,8 +24,9 @@ def test_default_path():
 
 
 class Owner:
-    def __init__(self) -> None:
+    def __init__(self, wants_fds: bool = False) -> None:
         self.got: list[tuple[int, int, dict, list[int]]] = []
+        self.wants_fds = wants_fds
 
     def notify_message(self, pid, uid, fields, fds):
         self.got.append((pid, uid, fields, list(fds)))
@@ -50,7 +51,7 @@ def _send(path: str, payload: bytes, fds: list[int] = ()) -> None:
 
 def test_socket_mode_and_attribution(server):
     st = os.stat(server.path)
-    assert st.st_mode & 0o777 == 0o666  # any User= may send
+    assert st.st_mode & 0o777 == 0o600 and st.st_uid == 0  # root's: root's services only
     assert os.stat(os.path.dirname(server.path)).st_mode & 0o777 == 0o755
     owner = Owner()
     _send(server.path, b"READY=1\n")
@@ -75,7 +76,7 @@ def test_socket_mode_and_attribution(server):
 
 
 def test_fds_are_passed_or_closed(server):
-    owner = Owner()
+    owner = Owner(wants_fds=True)
     r, w = os.pipe()
     _send(server.path, b"FDSTORE=1", [r])  # nobody's: the fd is closed on receipt
     server.drain()
@@ -129,3 +130,161 @@ def test_rate_limit_with_a_fake_clock():
     rl.reset()
     assert [rl.below() for _ in range(3)] == [True] * 3
     assert RateLimit(0, 3).below() and RateLimit(10, 0).below()  # 0 disables
+
+
+# ---------------------------------------------------------------- issue 15 item 3: floods
+
+
+class Recording:
+    """The server's socket, recording how much room for ancillary data each receive had."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.rooms: list[int] = []
+
+    def recvmsg(self, bufsize, ancbufsize=0, flags=0):
+        got = self.sock.recvmsg(bufsize, ancbufsize, flags)
+        if not flags & socket.MSG_PEEK:
+            self.rooms.append(ancbufsize)
+        return got
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+
+def test_issue_15_fds_are_taken_only_from_a_sender_that_may_store_them(server):
+    creds_only = socket.CMSG_SPACE(12)
+    rec = server._socks[0].sock = Recording(server.sock)
+    r, w = os.pipe()
+    try:
+        # nobody's process: its fds never enter activator (no room for them: MSG_CTRUNC)
+        _send(server.path, b"READY=1", [r] * 200)
+        server.drain()
+        assert rec.rooms == [creds_only]
+        # a service without an fd store: the text counts, the fds are dropped by the kernel
+        plain = Owner()
+        server.track(os.getpid(), plain)
+        _send(server.path, b"STATUS=up", [r] * 200)
+        server.drain()
+        assert plain.got == [(os.getpid(), os.getuid(), {"STATUS": "up"}, [])]
+        assert rec.rooms[-1] == creds_only
+        # one with an fd store gets them
+        server.untrack(os.getpid(), plain)
+        keeper = Owner(wants_fds=True)
+        server.track(os.getpid(), keeper)
+        _send(server.path, b"FDSTORE=1", [r])
+        server.drain()
+        ((_, _, fields, fds),) = keeper.got
+        assert fields == {"FDSTORE": "1"} and len(fds) == 1
+        assert os.fstat(fds[0]).st_ino == os.fstat(r).st_ino
+        os.close(fds[0])
+        assert rec.rooms[-1] > creds_only
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_issue_15_a_sender_over_its_budget_is_dropped_and_said_once(server):
+    from activator.runtime import notify
+
+    owner = Owner()
+    server.track(os.getpid(), owner)
+    sent = 0
+    while sent < 2 * notify.BURST:  # the kernel queues ~10 datagrams: send and drain in turns
+        for _ in range(8):
+            _send(server.path, b"STATUS=%d" % sent)
+            sent += 1
+        server.drain()
+    got = len(owner.got)
+    assert notify.BURST <= got < sent, (got, sent)  # the burst, plus what refilled meanwhile
+    assert server.dropped == sent - got
+    warnings = [k for _a, k in server.logged if "over budget" in k.get("reason", "")]
+    assert len(warnings) == 1 and warnings[0]["pid"] == os.getpid()
+    # a new process with that pid (reused) starts with a full budget
+    server.track(os.getpid(), owner)
+    _send(server.path, b"READY=1")
+    server.drain()
+    assert owner.got[-1][2] == {"READY": "1"}
+
+
+def test_issue_15_a_batch_with_junk_pauses_reading(server):
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        server.start(loop)
+        owner = Owner()
+        _send(server.path, b"READY=1")  # nobody's: junk
+        server.drain()
+        assert server._socks[0].held is not None  # the reader is off until the pause ends
+        assert server.dropped == 1
+        server.track(os.getpid(), owner)
+        _send(server.path, b"READY=1")
+        server.drain()  # a main process's exit still drains at once
+        assert [f for _, _, f, _ in owner.got] == [{"READY": "1"}]
+        root = server._socks[0]
+        fd = root.sock.fileno()
+        assert not loop.remove_reader(fd)  # paused: no reader
+        held = root.held
+        assert held is not None and held.when() > loop.time()
+        held.cancel()
+        server._resume(root)  # what the timer does when the pause is over
+        assert root.held is None and loop.remove_reader(fd)  # reading again
+        loop.add_reader(fd, server.drain_one, root)
+    finally:
+        server.close()
+        loop.close()
+
+
+SEND_AS = r"""
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+try:
+    s.sendto(b"READY=1", sys.argv[1])
+    print("sent")
+except OSError as e:
+    print(e.errno)
+"""
+
+
+def _send_as(uid: int, path: str) -> str:
+    import subprocess
+
+    r = subprocess.run(
+        ["/usr/bin/python3", "-c", SEND_AS, path],
+        user=uid,
+        group=uid,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return r.stdout.strip()
+
+
+@pytest.mark.root
+def test_issue_15_each_user_writes_to_its_own_socket_only():
+    import errno
+
+    from harness import public_dir
+
+    server = NotifyServer(str(public_dir() / "notify"), lambda *a, **k: None)
+    server.bind()
+    try:
+        _each_user_writes_to_its_own_socket_only(server, errno)
+    finally:
+        server.close()
+
+
+def _each_user_writes_to_its_own_socket_only(server, errno):
+    nobody = 65534
+    mine = server.path_for(nobody, nobody)
+    theirs = server.path_for(1, 1)  # daemon's
+    assert mine == f"{server.path}.d/{nobody}" and server.path_for(nobody, nobody) == mine
+    st = os.stat(mine)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (nobody, nobody, 0o600)
+    assert os.stat(os.path.dirname(mine)).st_mode & 0o777 == 0o755
+    assert _send_as(nobody, mine) == "sent"
+    assert _send_as(nobody, theirs) == str(errno.EACCES)
+    assert _send_as(nobody, server.path) == str(errno.EACCES)  # root's services' socket
+    server.drain()
+    assert server.dropped == 1  # the one that got in: nobody's, from no service

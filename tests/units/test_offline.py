@@ -34,8 +34,15 @@ def test_example_units_content() -> None:
         for x in s.Socket.Listen
     }
     assert ("UnixListen", "stream") in kinds and ("InetListen", "datagram") in kinds
+    # hardened (issue 15): each example its own user (make run creates them), no new
+    # privileges, a process limit; no two share a user, none runs as root or nobody
+    users = [svc.Service.User for svc in units.services.values()]
+    assert len(set(users)) == len(users) == 4, users
+    makefile = (REPO / "Makefile").read_text()
     for svc in units.services.values():
-        assert svc.Service.User == "nobody"
+        s = svc.Service
+        assert s.User and s.User.startswith("activator-") and s.User in makefile
+        assert s.NoNewPrivileges and s.LimitNPROC is not None and s.UMask == 0o077
     ini = [p for p in (REPO / "units").iterdir() if p.suffix in (".socket", ".service")]
     assert len(ini) >= 2  # at least one pair in systemd's own syntax
 
