@@ -5,7 +5,7 @@
 Verbs: start|stop|restart UNIT… [--no-block], reload [UNIT…|--dry-run], status [UNIT…],
 list-units, list-sockets, cat UNIT…, show UNIT… [-p PROP] [--value],
 kill [--signal SIG] UNIT…, reset-failed [UNIT…], and the offline verify PATH…
-[--strict] and import FILE… [-o DIR]. A unit name without a suffix is a service.
+[--strict] and import FILE… [-o DIR] [--format toml|ini]. A unit name without a suffix is a service.
 
 Exit codes, as systemctl's: 0 success (status: every unit named is active; status
 without units: 0 whenever activator answers); 3 status of an inactive or failed
@@ -127,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
     i = verb("import", "write the TOML form of unit files (offline)")
     i.add_argument("files", nargs="+", metavar="FILE")
     i.add_argument("-o", "--output", metavar="DIR")
+    i.add_argument(
+        "--format",
+        choices=("toml", "ini"),
+        default="toml",
+        help="write TOML (default) or systemd's INI syntax",
+    )
     return p
 
 
@@ -156,7 +162,7 @@ def _run(args) -> int:
     if args.verb == "import":
         from .offline import run_import
 
-        return run_import(args.files, args.output)
+        return run_import(args.files, args.output, fmt=args.format)
     path = args.control or os.environ.get("ACTIVATOR_CONTROL") or DEFAULT_CONTROL
     units = getattr(args, "units", None) or []
     extra: dict = {}

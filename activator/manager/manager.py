@@ -31,6 +31,7 @@ from ..core.exitstatus import exit_of
 from ..core.log import EventLog
 from ..core.loops import loop_name
 from ..exec import _spawn, plan
+from ..exec.preflight import Preflight
 from ..runtime.context import ServiceRef
 from ..runtime.host import Host
 from ..runtime.lane import Conn
@@ -76,6 +77,9 @@ class Manager:
         self.control_path = control_path  # the notify socket goes beside it
         self.log = log
         self.strict = strict
+        # as root: a warning for each service that would run as root; rootless: units
+        # that name another user are refused (exec/preflight.py)
+        self.checks = Preflight.for_daemon()
         self.units: UnitSet
         self.problems: list[Problem] = []
         self.sockets: dict[str, SocketRuntime] = {}
@@ -122,6 +126,7 @@ class Manager:
             also=self.asked,
             install=not self.systemd,
             plumbing=self.systemd,
+            checks=self.checks,
         )
 
     def load(self) -> None:
@@ -402,7 +407,11 @@ class Manager:
             elif self.systemd:
                 self.asked.add(name)
                 more, probs = load_units(
-                    self.load_paths(), strict=self.strict, roots={name}, plumbing=True
+                    self.load_paths(),
+                    strict=self.strict,
+                    roots={name},
+                    plumbing=True,
+                    checks=self.checks,
                 )
                 units = units.with_units(more)
                 problems += [x for x in probs if x.unit and self.units.get(x.unit) is None]

@@ -340,12 +340,12 @@ _CGROUP = re.compile(
 
 
 def ignored_reason(name: str) -> str:
-    """The warning text for a directive systemd knows but activator does not carry out."""
+    """Why activator does not carry out a directive systemd knows (for the load warning)."""
     if _SANDBOX.match(name):
-        return "ignored: activator does not sandbox services"
+        return "sandboxing"
     if _CGROUP.match(name):
-        return "ignored: activator does no cgroup resource control"
-    return "ignored: not supported by activator"
+        return "cgroup resource control"
+    return "not supported"
 
 
 IGNORED: dict[str, frozenset[str]] = {
