@@ -29,7 +29,7 @@ import time
 from ..control import protocol
 from ..control.protocol import ProtocolError
 
-DEFAULT_CONTROL = "/run/activator/control.sock"
+DEFAULT_CONTROL = "/run/activator/control.sock"  # as root; rootless: see _default_control()
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INACTIVE, EXIT_NO_UNIT = 0, 1, 2, 3, 4
 # What `status` counts as running (exit 0), as systemctl: activating, deactivating and
 # waiting to restart are not (exit 3).
@@ -66,6 +66,16 @@ def call(
     return protocol.decode_answer(buf)
 
 
+def _default_control() -> str:
+    """The daemon's default: /run/activator/control.sock as root, else the user's run
+    directory (core/rundir.py; imported only here, so a status call stays light)."""
+    if os.geteuid() == 0:
+        return DEFAULT_CONTROL
+    from ..core.rundir import run_dir
+
+    return os.path.join(run_dir(), "control.sock")
+
+
 def _parser() -> argparse.ArgumentParser:
     # --json and --control are accepted before and after the verb, as systemctl's options.
     common = argparse.ArgumentParser(add_help=False)
@@ -73,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         "--control",
         metavar="PATH",
         default=argparse.SUPPRESS,
-        help=f"control socket (default $ACTIVATOR_CONTROL or {DEFAULT_CONTROL})",
+        help=f"control socket (default $ACTIVATOR_CONTROL, or {DEFAULT_CONTROL}; not as root "
+        "$XDG_RUNTIME_DIR/activator/control.sock or /tmp/activator-UID/control.sock)",
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     p = argparse.ArgumentParser(
@@ -163,7 +174,7 @@ def _run(args) -> int:
         from .offline import run_import
 
         return run_import(args.files, args.output, fmt=args.format)
-    path = args.control or os.environ.get("ACTIVATOR_CONTROL") or DEFAULT_CONTROL
+    path = args.control or os.environ.get("ACTIVATOR_CONTROL") or _default_control()
     units = getattr(args, "units", None) or []
     extra: dict = {}
     if args.verb == "kill":

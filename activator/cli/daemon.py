@@ -31,7 +31,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--control",
         metavar="PATH",
-        help=f"control socket (default $ACTIVATOR_CONTROL or {DEFAULT_CONTROL}); "
+        help=f"control socket (default $ACTIVATOR_CONTROL, or {DEFAULT_CONTROL}; not as "
+        "root $XDG_RUNTIME_DIR/activator/control.sock or /tmp/activator-UID/control.sock); "
         "'none' disables it",
     )
     p.add_argument(
@@ -64,10 +65,22 @@ def main(argv: list[str] | None = None) -> int:
     units = args.units or (
         [] if args.systemd else os.environ.get("ACTIVATOR_UNITS", DEFAULT_UNITS).split(":")
     )
-    control = args.control or os.environ.get("ACTIVATOR_CONTROL", DEFAULT_CONTROL)
+    control = args.control or os.environ.get("ACTIVATOR_CONTROL")
+    log = EventLog(args.log_format)
+    if os.geteuid() != 0 and (control is None or control == "none"):
+        # Rootless: the user's run directory instead of /run/activator (core/rundir.py)
+        from ..core.errors import ActivatorError
+        from ..core.rundir import ensure_private, run_dir
+
+        try:
+            ensure_private(run_dir())
+        except ActivatorError as e:
+            log("failed", None, reason=str(e))
+            return EXIT_FAILURE
+        control = control or os.path.join(run_dir(), "control.sock")
+    control = control or DEFAULT_CONTROL
     if control == "none":
         control = None
-    log = EventLog(args.log_format)
     manager = Manager(
         units, control_path=control, log=log, strict=args.strict, systemd=args.systemd
     )

@@ -144,7 +144,8 @@ def bind_unit(unit: str, section: SocketSection, *, ipv6: bool | None = None) ->
             try:
                 bound.append(_bind_one(unit, spec, section, ipv6))
             except OSError as e:
-                raise BindError(f"{unit}: unable to bind {spec.text}: {_strerror(e)}") from None
+                why = f"{unit}: unable to bind {spec.text}: {_strerror(e)}"
+                raise BindError(why + _privileged_port_hint(spec, e)) from None
         _make_symlinks(unit, section, bound)
     except BaseException:
         close_listeners(bound, section, remove=False)
@@ -164,6 +165,24 @@ def close_listeners(listeners: list[Listener], section: SocketSection, *, remove
 
 def _strerror(e: OSError) -> str:
     return e.strerror or str(e)
+
+
+def _privileged_port_hint(spec, e: OSError) -> str:
+    """What a refused bind of a low port needs: the capability, or a lower sysctl."""
+    if not isinstance(spec, InetListen) or e.errno != errno.EACCES:
+        return ""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            start = int(f.read())
+    except (OSError, ValueError):
+        start = 1024
+    if spec.port >= start:
+        return ""
+    return (
+        f"; ports below {start} need CAP_NET_BIND_SERVICE (run activator as root, or "
+        "setcap cap_net_bind_service=+ep on its interpreter, or --cap-add=NET_BIND_SERVICE) "
+        f"or a lower net.ipv4.ip_unprivileged_port_start (now {start})"
+    )
 
 
 def _bind_one(unit, spec, section: SocketSection, ipv6: bool) -> Listener:

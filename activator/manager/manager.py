@@ -30,7 +30,9 @@ from ..core.errors import ActivatorError, StartError
 from ..core.exitstatus import exit_of
 from ..core.log import EventLog
 from ..core.loops import loop_name
+from ..core.rundir import run_dir
 from ..exec import _spawn, plan
+from ..exec.dynamic import DynamicCreds, DynamicUsers
 from ..exec.preflight import Preflight
 from ..runtime.context import ServiceRef
 from ..runtime.host import Host
@@ -80,6 +82,9 @@ class Manager:
         # as root: a warning for each service that would run as root; rootless: units
         # that name another user are refused (exec/preflight.py)
         self.checks = Preflight.for_daemon()
+        # DynamicUser=: the lock files of the uids held, beside the control socket
+        run = os.path.dirname(os.path.abspath(control_path)) if control_path else run_dir()
+        self.dynamic_users = DynamicUsers(os.path.join(run, "dynamic-uid"))
         self.units: UnitSet
         self.problems: list[Problem] = []
         self.sockets: dict[str, SocketRuntime] = {}
@@ -206,6 +211,11 @@ class Manager:
             entry = self._prepared[id(section)] = (section, plan.prepare(section))
         return entry[1]
 
+    def acquire_dynamic(self, unit: ServiceUnit | SocketUnit) -> DynamicCreds | None:
+        if self.checks.rootless_uid is not None:
+            return None  # rootless: a user of its own is activator's (README)
+        return self.dynamic_users.acquire(unit.name, unit.section)
+
     def invalidate_prepared(self) -> None:
         """Users, limits or unit files changed (a reload): resolve again on next use."""
         self._prepared.clear()
@@ -331,6 +341,8 @@ class Manager:
         self.log.nonblocking(loop)  # an unread log must not stop us
         self._reaper = Reaper(loop, on_orphan=self._orphan)
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
+        if self.checks.rootless_uid is not None:
+            self._say_rootless()
         self.notify = open_server(self.control_path, self.log, loop)
         self.notify_socket_path = self.notify.path if self.notify is not None else None
         self.load()
@@ -360,6 +372,25 @@ class Manager:
         await self._stopped.wait()
         await self.shutdown()
         return 0
+
+    def _say_rootless(self) -> None:
+        """Once at start-up: what not being root means (README, "Rootless")."""
+        import pwd
+
+        uid = os.geteuid()
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        self.log(
+            "rootless",
+            None,
+            uid=uid,
+            user=user,
+            reason=f"not root: every service runs as {user}, a unit naming another user is "
+            "refused, ports below net.ipv4.ip_unprivileged_port_start need "
+            "CAP_NET_BIND_SERVICE",
+        )
 
     async def _boot(self) -> bool:
         """The boot transaction: start default.target and what it needs, sockets before
@@ -449,6 +480,7 @@ class Manager:
             await self._control.close()
         if os.getpid() == 1:
             await self._reap_all()
+        self.dynamic_users.close()
         self.reaper.close()
         self.log("exit", None, pid=os.getpid(), status=0)
 

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.rundir import run_dir
+
 #: systemd's NOTIFY_BUFFER_MAX: longer datagrams are dropped.
 BUFFER_MAX = 4096
 _SCM_MAX_FD = 253  # the most fds the kernel passes in one message
@@ -293,10 +295,10 @@ class FdStore:
 
 def default_path(control_path: str | None) -> str:
     """Beside the control socket (``/run/activator/notify``), so each daemon has its own;
-    without a control socket, ``/run/activator/notify-<pid>``."""
+    without a control socket, ``notify-<pid>`` in the run directory (core/rundir.py)."""
     if control_path:
         return os.path.join(os.path.dirname(os.path.abspath(control_path)), "notify")
-    return f"/run/activator/notify-{os.getpid()}"
+    return os.path.join(run_dir(), f"notify-{os.getpid()}")
 
 
 def open_server(control_path: str | None, log: Callable[..., None], loop) -> NotifyServer | None:

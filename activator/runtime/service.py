@@ -56,6 +56,7 @@ from ..core.states import ServiceSubState as U
 from ..exec import plan
 from ..exec.conditions import failed_condition
 from ..exec.directories import make_directories, remove_runtime_directories
+from ..exec.dynamic import DynamicCreds
 from ..exec.pidfile import PidFileError, read_pidfile
 from ..exec.plan import Handover
 from ..exec.spec import SpawnError
@@ -134,6 +135,7 @@ class Service(RuntimeUnitBase):
         self._owned_fd: int | None = None  # our duplicate of an Accept=yes connection
         self._instance = False
         self._prepared: plan.Prepared | None = None
+        self._dynamic: DynamicCreds | None = None  # DynamicUser=: held until stopped for good
         self._env: dict[str, str] = {}  # INVOCATION_ID, NOTIFY_SOCKET, *_DIRECTORY, REMOTE_* …
         self._commands: list[ExecCommand] = []  # the rest of the current Exec*= list
         self._control_cmd: ExecCommand | None = None
@@ -275,6 +277,10 @@ class Service(RuntimeUnitBase):
         self._instance = True
         self.invocation = invocation
         self._prepared = self.ctx.prepared(self.unit)
+        if self.svc.DynamicUser and self._dynamic is None:
+            # its own hold on the user it runs as (the lane holds it too: this only counts)
+            with contextlib.suppress(StartError):
+                self._dynamic = self.ctx.acquire_dynamic(self.unit)
         self._enter(U.START_PRE)
         self._enter(U.START)
         self._main_cmd = self.svc.ExecStart[0]
@@ -466,6 +472,12 @@ class Service(RuntimeUnitBase):
         env = {"INVOCATION_ID": self.invocation}
         self._prepared = None
         self._prepared = self.ctx.prepared(self.unit)
+        if svc.DynamicUser:
+            if self._dynamic is None:  # kept across automatic restarts, as in systemd
+                self._dynamic = self.ctx.acquire_dynamic(self.unit)
+            if self._dynamic is not None:
+                creds = self._dynamic.credentials
+                self._prepared = dataclasses.replace(self._prepared, creds=creds)
         if self.notify_access != "none":
             path = self.ctx.notify_socket_path
             if path:
@@ -724,6 +736,9 @@ class Service(RuntimeUnitBase):
         preserve = self.svc.RuntimeDirectoryPreserve
         if preserve == "no" or (preserve == "restart" and not restarting):
             remove_runtime_directories(self.svc)
+        if not restarting and self._dynamic is not None:
+            self._dynamic.release()  # after the directories: nothing runs as it now
+            self._dynamic = None
 
     # ------------------------------------------------------------ control processes
     def _run_phase(self, state: U, commands, timeout: float) -> None:

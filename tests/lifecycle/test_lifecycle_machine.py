@@ -788,3 +788,32 @@ def test_failed_condition_skips_and_counts_against_the_start_limit(tmp_path):
     svc.start()
     svc.start()
     assert svc.sub == U.FAILED and svc.result == Result.START_LIMIT_HIT
+
+
+# ---------------------------------------------------------------- DynamicUser= (issue 12)
+
+
+def test_dynamic_user_is_held_across_restarts_and_released_when_stopped():
+    d = FakeDaemon()
+    svc = d.service("web.service", DynamicUser=True, Restart="always", RestartSec=0.5)
+    svc.start()
+    spec = d.host.procs[svc.main_pid].spec
+    assert (spec.uid, spec.gid, list(spec.groups)) == (61184, 61184, [61184])
+    env = dict(e.decode().split("=", 1) for e in spec.env)
+    # systemd 252: the name, but no home or shell (no passwd entry); no new privileges
+    assert env["USER"] == env["LOGNAME"] == "web.service" and "HOME" not in env
+    assert spec.no_new_privs
+    d.exit(svc.main_pid, 1)
+    assert svc.sub == U.AUTO_RESTART
+    d.host.advance(0.5)
+    assert svc.sub == U.RUNNING and d.dynamic == [("acquire", "web.service")]
+    pid = svc.main_pid
+    svc.request_stop()
+    d.exit(pid, sig=signal.SIGTERM)
+    assert svc.sub == U.DEAD
+    assert d.dynamic == [("acquire", "web.service"), ("release", "web.service")]
+    once = d.service("once.service", DynamicUser=True)  # no Restart=: released at its end
+    once.start()
+    d.exit(once.main_pid, 3)
+    assert once.sub == U.FAILED
+    assert d.dynamic[2:] == [("acquire", "once.service"), ("release", "once.service")]
