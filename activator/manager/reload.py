@@ -97,6 +97,7 @@ SOCKET_STATE = (
     "observers",  # the manager's: they stay
     "books",  # the counters carry on
     "instances",  # connections already accepted keep their instances
+    "exec",  # a control process (ExecStartPre= …) runs on; it reads the section anew
     "_watching",
     "_resume",
     "_loop_path",

@@ -59,13 +59,13 @@ from ..exec.directories import make_directories, remove_runtime_directories
 from ..exec.dynamic import DynamicCreds
 from ..exec.pidfile import PidFileError, read_pidfile
 from ..exec.plan import Handover
-from ..exec.spec import SpawnError
 from ..units.model import ExecCommand, RestartPolicy, ServiceType, ServiceUnit
 from ..units.values import signal_name
 from . import notifying, status
 from .context import Connection, ServiceContext
 from .notify import FdStore
 from .processes import ProcessGroups, orphan_children
+from .spawning import SpawnFailed, spawn_command
 from .unit import RuntimeUnitBase
 from .watchdog import Watchdog
 
@@ -77,14 +77,6 @@ _USEC = 1_000_000
 #: What a Service derives from its unit (a reload of the unit files replaces these);
 #: every other attribute is run-time state.
 CONFIG_ATTRS = ("unit", "start_limit")
-
-
-class _Failed(Exception):
-    """A process of this start could not be spawned (already logged)."""
-
-    def __init__(self, result: Result) -> None:
-        super().__init__(str(result))
-        self.result = result
 
 
 class Service(RuntimeUnitBase):
@@ -514,7 +506,7 @@ class Service(RuntimeUnitBase):
         self._main_cmd = cmd
         try:
             pid = self._spawn(cmd, main=True)
-        except _Failed as f:
+        except SpawnFailed as f:
             self._enter_signal(U.STOP_SIGTERM, f.result)
             return
         if t == ServiceType.FORKING:
@@ -537,7 +529,7 @@ class Service(RuntimeUnitBase):
             self._main_cmd = cmd
             try:
                 pid = self._spawn(cmd, main=True)
-            except _Failed as f:
+            except SpawnFailed as f:
                 if cmd.ignore_failure:
                     continue
                 self._enter_signal(U.STOP_SIGTERM, f.result)
@@ -755,7 +747,7 @@ class Service(RuntimeUnitBase):
             cmd = self._commands.pop(0)
             try:
                 pid = self._spawn(cmd, main=False, extra=self._phase_env())
-            except _Failed as f:
+            except SpawnFailed as f:
                 if cmd.ignore_failure:
                     continue
                 self._commands = []
@@ -1184,7 +1176,7 @@ class Service(RuntimeUnitBase):
 
     # ------------------------------------------------------------ spawning
     def _spawn(self, cmd: ExecCommand, *, main: bool, extra: dict[str, str] | None = None) -> int:
-        """Spawn one process of this start; its pid. Raises _Failed (logged)."""
+        """Spawn one process of this start; its pid. Raises SpawnFailed (logged)."""
         svc = self.svc
         generated = dict(self._env)
         try:
@@ -1207,50 +1199,29 @@ class Service(RuntimeUnitBase):
                 prepared = self._prepared = self.ctx.prepared(self.unit)
             if not main and svc.PermissionsStartOnly:
                 prepared = dataclasses.replace(prepared, creds=None)
-            env = plan.build_environment(svc, prepared.creds, generated)
-            stdio, opened = plan.open_stdio(svc, passed.socket, passed.named)
         except StartError as e:
             self.ctx.log("failed", self.name, result=Result.RESOURCES, reason=str(e))
-            raise _Failed(Result.RESOURCES) from None
+            raise SpawnFailed(Result.RESOURCES) from None
         try:
-            spec = plan.make_spec(
+            pid = spawn_command(
+                self.ctx,
+                self.name,
                 svc,
                 prepared,
                 cmd,
-                env,
-                fds=passed.fds,
-                stdio=stdio,
-                listen_pid=passed.listen_pid,
+                generated,
+                passed=passed,
                 watchdog_pid=watchdog,
                 nonblocking=svc.NonBlocking,
+                peer=self.peer,
             )
-            pid = self.ctx.host.spawn(spec)
-        except SpawnError as e:
-            self.ctx.reaper.watch(e.pid, lambda _pid, _status: None)
-            self.ctx.log(
-                "failed", self.name, pid=e.pid, step=e.step, status=e.exit_code, reason=str(e)
-            )
-            if main:
-                self.last_exit = self._main_exit = ("exited", e.exit_code)
-            raise _Failed(Result.EXIT_CODE) from None
-        except StartError as e:
-            self.ctx.log("failed", self.name, result=Result.RESOURCES, reason=str(e))
-            raise _Failed(Result.RESOURCES) from None
-        except (OSError, ValueError) as e:
-            self.ctx.log(
-                "failed",
-                self.name,
-                result=Result.RESOURCES,
-                reason=f"unable to spawn {cmd.path}: {e}",
-            )
-            raise _Failed(Result.RESOURCES) from None
-        finally:
-            for fd in opened:
-                os.close(fd)
+        except SpawnFailed as f:
+            if main and f.exit_code is not None:
+                self.last_exit = self._main_exit = ("exited", f.exit_code)
+            raise
         self._groups.add(pid)  # it leads its own session and process group
         if not main or self.svc.Type == ServiceType.FORKING:
             self._track(pid)
-        self.ctx.log("start", self.name, pid=pid, command=cmd.path, peer=self.peer)
         return pid
 
     def warn_once(self, key: str, message: str) -> None:

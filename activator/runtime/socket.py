@@ -16,6 +16,7 @@ exec, else the event loop (acceptloop.py). Both keep the socket's ``AcceptBooks`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -24,7 +25,14 @@ from typing import Any, Protocol
 
 from ..core.errors import ActivatorError, AlreadyActiveError, NotActiveError, RefusedError
 from ..core.ratelimit import RateLimit
-from ..core.states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubState, SocketState
+from ..core.states import (
+    SOCKET_PUBLIC,
+    SOCKET_TRANSITIONS,
+    Result,
+    ServiceState,
+    ServiceSubState,
+    SocketState,
+)
 from ..core.states import check as check_transition
 from ..exec.bind import Listener, bind_unit, close_listeners, options_needed
 from ..units.model import SocketUnit
@@ -35,6 +43,7 @@ from .books import AcceptBooks
 from .context import ServiceRef
 from .lane import AcceptLane, Conn
 from .service import Service
+from .socketexec import SocketExec, has_commands
 from .unit import RuntimeUnitBase
 
 K = SocketState
@@ -92,6 +101,8 @@ class SocketRuntime(RuntimeUnitBase):
         # Accept=yes: the C accept lane for these listeners, if the service can take it
         self.lane: AcceptLane | None = None
         self._lane_unfit: str | None = None  # why not, once decided
+        # the socket's own Exec*= lines (socketexec.py), made when first needed
+        self.exec: SocketExec | None = None
 
     # ------------------------------------------------------------ state
     def _set(self, new: SocketState, result: Result | None = None) -> None:
@@ -111,8 +122,7 @@ class SocketRuntime(RuntimeUnitBase):
 
     @property
     def active_state(self) -> str:
-        s = self.state
-        return "active" if s in (K.LISTENING, K.RUNNING, K.PAUSED) else str(s)
+        return SOCKET_PUBLIC[self.state]
 
     @property
     def sub_state(self) -> str:
@@ -134,9 +144,10 @@ class SocketRuntime(RuntimeUnitBase):
 
     def start(self) -> None:
         """Start watching; binds first if needed. Raises ActivatorError (state FAILED), or
-        AlreadyActiveError when its Accept=no service runs without it."""
-        if self.state in (K.LISTENING, K.RUNNING, K.PAUSED):
-            return
+        AlreadyActiveError when its Accept=no service runs without it. With ExecStartPre=/
+        ExecStartPost= the start goes on in the background (socketexec.py; settle())."""
+        if self.state not in (K.INACTIVE, K.FAILED):
+            return  # up, or on its way up or down
         svc = self._service()
         if not self.section.Accept:
             # systemd's socket_start(): the service holds (or is about to get) fds we would
@@ -146,12 +157,19 @@ class SocketRuntime(RuntimeUnitBase):
                 raise AlreadyActiveError(
                     f"{self.name}: socket service {self.service_name} already active, refusing"
                 )
+        if not self.listeners and (self.section.ExecStartPre or self.section.ExecStartPost):
+            self._commands().begin_start(self.bind, self._enter_listening, self._close)
+            return
         if not self.listeners:
             try:
                 self.bind()
             except ActivatorError:
                 self._set(K.FAILED, Result.RESOURCES)
                 raise
+        self._enter_listening()
+
+    def _enter_listening(self) -> None:
+        svc = self._service()
         self.result = Result.SUCCESS
         self._set(K.LISTENING)
         self.trigger_limit.reset()
@@ -175,11 +193,24 @@ class SocketRuntime(RuntimeUnitBase):
         if self.lane is not None:  # its thread is gone (unwatch); these listeners go now
             self.lane.dispose()
         self.lane, self._lane_unfit = None, None
-        close_listeners(self.listeners, self.section, remove=True)
-        self.listeners = []
+        busy = self.state not in (K.INACTIVE, K.FAILED)
+        if (busy and has_commands(self.section)) or (self.exec is not None and self.exec.starting):
+            self.ctx.log("stop", self.name, result=None if result == Result.SUCCESS else result)
+            await self._commands().stop(result, self._close)  # ExecStopPre=, close, ExecStopPost=
+            return
+        self._close()
         if self.state != K.INACTIVE or result != Result.SUCCESS:
             self.ctx.log("stop", self.name, result=None if result == Result.SUCCESS else result)
             self._set(K.FAILED if result != Result.SUCCESS else K.INACTIVE, result)
+
+    def _commands(self) -> SocketExec:
+        if self.exec is None:
+            self.exec = SocketExec(self.ctx, self)
+        return self.exec
+
+    def _close(self) -> None:
+        close_listeners(self.listeners, self.section, remove=True)
+        self.listeners = []
 
     async def restart(self) -> None:
         await self.stop()
@@ -210,7 +241,17 @@ class SocketRuntime(RuntimeUnitBase):
         return was
 
     async def settle(self, verb: str) -> str | None:
-        return None  # a socket's start and stop are done when they return
+        """A start with ExecStartPre=/ExecStartPost= goes on after start() returns; every
+        other start and stop is done when it returns."""
+        if self.exec is not None and self.exec.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self.exec.task)
+        if verb in ("start", "restart") and self.state == K.FAILED:
+            return (
+                f"{self.name} failed to {verb} (result: {self.result}); "
+                f"see 'activatorctl status {self.name}'"
+            )
+        return None
 
     def describe(self) -> dict[str, Any]:
         svc = self._service()
