@@ -71,8 +71,8 @@ class Registry(SocketContext, Protocol):
 # options …, and any setting added to the model later) means a rebind — the safe side.
 _RUNTIME_SOCKET_KEYS = frozenset(ExecContext.model_fields) | {
     "Service", "MaxConnections", "MaxConnectionsPerSource", "FlushPending", "RemoveOnStop",
-    "FileDescriptorName", "TriggerLimitIntervalSec", "TriggerLimitBurst", "PollLimitIntervalSec",
-    "PollLimitBurst", "ExecStartPre", "ExecStartPost", "ExecStopPre", "ExecStopPost", "TimeoutSec",
+    "FileDescriptorName", "TriggerLimitIntervalSec", "TriggerLimitBurst",
+    "ExecStartPre", "ExecStartPost", "ExecStopPre", "ExecStopPost", "TimeoutSec",
     "UCSPI",
 }  # fmt: skip
 

@@ -32,6 +32,7 @@ from ..core.errors import ActivatorError, StartError
 from ..core.exitstatus import exit_of, failure, fmt_exit
 from ..core.states import Result, SocketState
 from ..exec import plan
+from ..exec.directories import make_directories, remove_runtime_directories
 from ..exec.dynamic import DynamicCreds
 from ..units.model import ExecCommand, SocketSection, SocketUnit
 from .context import ServiceContext
@@ -120,6 +121,7 @@ class SocketExec:
         if self._dynamic is not None:
             self._prepared = _with_creds(self._prepared, self._dynamic)
         self._env = {"INVOCATION_ID": plan.invocation_id()}
+        self._env.update(make_directories(sec, self._prepared.creds))  # RuntimeDirectory= …
 
     # ------------------------------------------------------------ stop
     async def stop(self, result: Result, close: Callable[[], None]) -> Result:
@@ -151,7 +153,10 @@ class SocketExec:
         """What is left of the control processes' groups: KillSignal=, then SIGKILL."""
         sec = self.sock.section
         if sec.KillMode in ("control-group", "mixed") and self._groups.alive():
-            for state, sig in ((K.FINAL_SIGTERM, sec.KillSignal), (K.FINAL_SIGKILL, 9)):
+            for state, sig in (
+                (K.FINAL_SIGTERM, sec.KillSignal),
+                (K.FINAL_SIGKILL, sec.FinalKillSignal),
+            ):
                 self.sock._set(state)
                 self._groups.signal(sig, sec.SendSIGHUP and state == K.FINAL_SIGTERM)
                 if await self._groups_gone(sec.TimeoutSec):
@@ -160,6 +165,8 @@ class SocketExec:
                 if not sec.SendSIGKILL:
                     break
         self._groups.clear()
+        if sec.RuntimeDirectoryPreserve != "yes":
+            remove_runtime_directories(sec)
         if self._dynamic is not None:
             self._dynamic.release()
             self._dynamic = None
@@ -231,7 +238,9 @@ class SocketExec:
         sec = self.sock.section
         exited = self.ctx.reaper.wait(pid)
         steps: list[tuple[SocketState | None, int]] = (
-            [(term, sec.KillSignal), (kill, signal.SIGKILL)] if term else [(None, signal.SIGKILL)]
+            [(term, sec.KillSignal), (kill, sec.FinalKillSignal)]
+            if term
+            else [(None, signal.SIGKILL)]
         )
         for state, sig in steps:
             if state is not None:

@@ -21,6 +21,7 @@ from .directives import (
     RESET,
     SECTIONS,
     TABLES,
+    UNJUDGED_CONDITIONS,
     Directive,
     all_caps,
     home_section_of,
@@ -224,7 +225,12 @@ class _Builder:
             return
         why: dict[str, list[str]] = {}
         for entry in self.ignored:
-            why.setdefault(ignored_reason(entry.key), []).append(entry.key + "=")
+            reason = (
+                "not judged in a container: it holds"
+                if entry.key.startswith(("Condition", "Assert"))
+                else ignored_reason(entry.key)
+            )
+            why.setdefault(reason, []).append(entry.key + "=")
         parts = [f"{', '.join(keys)} ({reason})" for reason, keys in why.items()]
         self.problems.append(
             UnitError(
@@ -304,6 +310,10 @@ class _Builder:
             vals.setdefault(d.field, []).append((d.name, parsed))
             self.items.setdefault(key, []).append(entry)
             self.origin[key] = entry
+            kind = d.name.removeprefix("Condition").removeprefix("Assert")
+            if kind in UNJUDGED_CONDITIONS and d.name not in self.ignored_seen:
+                self.ignored_seen.add(d.name)
+                self.ignored.append(entry)  # it holds: said with the ignored ones
 
     # ------------------------------------------------------------ models
 
@@ -362,7 +372,14 @@ def _group_conditions(conds: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _verify_socket(b: _Builder, sock: SocketSection) -> None:
-    """systemd's socket_verify(): refusals at load time."""
+    """systemd's socket_verify(): refusals at load time; and the kill settings a socket
+    has no use for said so (its control processes are stopped, never restarted or
+    watched)."""
+    for name in ("RestartKillSignal", "WatchdogSignal"):
+        entry = b.origin.get(("Socket", name))
+        if entry is not None:
+            b.problem(entry, "has no effect on a socket (as in systemd): its commands are "
+                      "never restarted or watched", "warning")  # fmt: skip
     listen_entry = b.origin.get(("Socket", "Listen"))
     if not sock.Listen and "Listen" not in b.bad_fields:
         b.unit_problem(
