@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: install example-users run test test-fast lint fuzz soak chaos mutate mutate-ci bench bench-quick wheel sdist docs clean
+.PHONY: install run test test-fast lint fuzz soak chaos mutate mutate-ci bench bench-quick wheel sdist docs clean
 
 install: $(STAMP)
 
@@ -15,14 +15,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard activator/exec/*.c activator/exec/*
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# The example units run each as a user of its own (units/README.md): made here, once.
-EXAMPLE_USERS := activator-echo activator-hello activator-httpd activator-udpecho
-example-users:
-	@for u in $(EXAMPLE_USERS); do id -u $$u >/dev/null 2>&1 || \
-		useradd --system --no-create-home --home-dir /nonexistent \
-			--shell /usr/sbin/nologin --user-group $$u || exit 1; done
-
-run: install example-users
+run: install
 	mkdir -p run
 	$(VENV)/bin/activator --units units --control run/control.sock
 

@@ -118,8 +118,14 @@ class Activator:
         wrapper: list[str] | None = None,
         pass_fds: tuple[int, ...] = (),
         nofile: int | None = None,
+        user: int | None = None,
+        python: str | None = None,
         control: str | None = None,
     ) -> None:
+        """``user``: run activator as that uid (and its primary group, no others): rootless;
+        its directory becomes its own. ``python``: the interpreter (one ``user`` may run,
+        with ``env`` giving PYTHONPATH: see ``rootless_env()``). ``control``: where the
+        control socket will be without ``--control`` (activator's default is tested)."""
         self.dir = public_dir()
         self.unit_dir = self.dir / "units"
         self.unit_dir.mkdir()
@@ -127,16 +133,16 @@ class Activator:
             p = self.unit_dir / name
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(text)
-        # control: another activator's path, to start where it stopped (its state record)
+        if user is not None:
+            os.chown(self.dir, user, -1)
         self.control = control or str(self.dir / "control.sock")
         cmd = [
-            sys.executable,
+            python or sys.executable,
             "-m",
             "activator",
             "--units",
             str(self.unit_dir),
-            "--control",
-            self.control,
+            *(() if control else ("--control", self.control)),
             "--loop",
             loop,
             "--log-format",
@@ -152,6 +158,11 @@ class Activator:
             if nofile is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
+        ids = {}
+        if user is not None:
+            import pwd
+
+            ids = {"user": user, "group": pwd.getpwuid(user).pw_gid, "extra_groups": []}
         self.proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -161,6 +172,7 @@ class Activator:
             start_new_session=True,
             pass_fds=pass_fds,
             preexec_fn=limit_fds if nofile is not None else None,
+            **ids,
         )
         with contextlib.suppress(OSError):  # room for a burst of lines (a chatty service)
             fcntl.fcntl(self.proc.stderr.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
@@ -344,6 +356,33 @@ class Activator:
                 "activator wrote log lines its schema does not allow:\n"
                 + "\n".join(self.log_problems)
             )
+
+
+def rootless_env() -> dict[str, str] | None:
+    """PYTHONPATH for running this checkout's activator under Debian's /usr/bin/python3 as
+    another user (the venv's interpreter may live where only root can run it); None when
+    that user could not read the checkout or the interpreter is another minor version."""
+    import site
+    import sysconfig
+
+    root = str(Path(__file__).resolve().parent.parent)
+    paths = [root, *site.getsitepackages()]
+    if (
+        not os.path.exists(SYSTEM_PYTHON)
+        or sysconfig.get_python_version()
+        != subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import sysconfig; print(sysconfig.get_python_version())"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    ):
+        return None
+    for p in paths:  # every directory up to / must be enterable by others
+        while p != "/":
+            if not os.stat(p).st_mode & 0o001:
+                return None
+            p = os.path.dirname(p)
+    return {"PYTHONPATH": ":".join(paths)}
 
 
 def read_line(addr, timeout: float = 10.0, send: bytes | None = None, family=None) -> bytes:

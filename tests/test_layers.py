@@ -137,4 +137,5 @@ def test_ctl_imports_only_the_protocol():
         "activator.control",
         "activator.cli.offline",
         "activator.cli.verbtable",
+        "activator.core.rundir",  # lazily, not as root: where the daemon's socket is
     }

@@ -275,6 +275,7 @@ _VALUES = {
     ' -- "$cur"))',
     "property": 'COMPREPLY=($(compgen -W "Id ActiveState SubState MainPID NAccepted '
     'NConnections Result" -- "$cur"))',
+    "format": 'COMPREPLY=($(compgen -W "toml ini" -- "$cur"))',
     "": "COMPREPLY=()",
 }
 

@@ -32,7 +32,7 @@ from ..control import protocol
 from ..control.protocol import ProtocolError
 from . import verbtable
 
-DEFAULT_CONTROL = "/run/activator/control.sock"
+DEFAULT_CONTROL = "/run/activator/control.sock"  # as root; rootless: see _default_control()
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INACTIVE, EXIT_NO_UNIT = 0, 1, 2, 3, 4
 # What `status` counts as running (exit 0), as systemctl: activating, deactivating and
 # waiting to restart are not (exit 3).
@@ -75,6 +75,16 @@ def call(
     return protocol.decode_answer(buf)
 
 
+def _default_control() -> str:
+    """The daemon's default: /run/activator/control.sock as root, else the user's run
+    directory (core/rundir.py; imported only here, so a status call stays light)."""
+    if os.geteuid() == 0:
+        return DEFAULT_CONTROL
+    from ..core.rundir import run_dir
+
+    return os.path.join(run_dir(), "control.sock")
+
+
 def _parser() -> argparse.ArgumentParser:
     """Made from cli/verbtable.py. The options every verb takes are accepted before and
     after the verb, as systemctl's; -h and --version are answered in main()."""
@@ -108,6 +118,8 @@ def _add(p: argparse.ArgumentParser, o: verbtable.Option, default=argparse.SUPPR
             kw["action"] = "append"
         elif o.long == "--lines":
             kw["type"] = int
+        elif o.long == "--format":
+            kw["choices"] = ("toml", "ini")
     p.add_argument(*o.flags, **kw)
 
 
@@ -169,8 +181,8 @@ def _run(args) -> int:
     if args.verb == "import":
         from .offline import run_import
 
-        return run_import(args.files, args.output)
-    path = args.control or os.environ.get("ACTIVATOR_CONTROL") or DEFAULT_CONTROL
+        return run_import(args.files, args.output, fmt=args.format)
+    path = args.control or os.environ.get("ACTIVATOR_CONTROL") or _default_control()
     units = getattr(args, "units", None) or []
     if args.verb in CLIENT_VERBS:
         return _client_verb(args, path, units)

@@ -44,7 +44,8 @@ def parser():  # -> argparse.ArgumentParser (imported here only: see parse_args)
     p.add_argument(
         "--control",
         metavar="PATH",
-        help=f"control socket (default $ACTIVATOR_CONTROL or {DEFAULT_CONTROL}); "
+        help=f"control socket (default $ACTIVATOR_CONTROL, or {DEFAULT_CONTROL}; not as "
+        "root $XDG_RUNTIME_DIR/activator/control.sock or /tmp/activator-UID/control.sock); "
         "'none' disables it",
     )
     p.add_argument(
@@ -191,10 +192,21 @@ def main(argv: list[str] | None = None) -> int:
     units = args.units or (
         [] if args.systemd else os.environ.get("ACTIVATOR_UNITS", DEFAULT_UNITS).split(":")
     )
-    control = args.control or os.environ.get("ACTIVATOR_CONTROL", DEFAULT_CONTROL)
+    control = args.control or os.environ.get("ACTIVATOR_CONTROL")
+    log = EventLog(args.log_format, timestamps=args.log_time == "yes", level=args.log_level)
+    if os.geteuid() != 0 and (control is None or control == "none"):
+        # Rootless: the user's run directory instead of /run/activator (core/rundir.py)
+        from ..core.rundir import ensure_private, run_dir
+
+        try:
+            ensure_private(run_dir())
+        except ActivatorError as e:
+            log("failed", None, reason=str(e))
+            return EXIT_FAILURE
+        control = control or os.path.join(run_dir(), "control.sock")
+    control = control or DEFAULT_CONTROL
     if control == "none":
         control = None
-    log = EventLog(args.log_format, timestamps=args.log_time == "yes", level=args.log_level)
     upward = Upward.from_environ(log, ready_fd=ready_fd)
     policy = Policy(
         on_failure=args.on_failure,

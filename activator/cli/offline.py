@@ -12,8 +12,8 @@ import sys
 from typing import TextIO
 
 from ..units import Problem, load_units
-from ..units.export import unit_to_toml
-from ..units.loader import load_one
+from ..units.errors import in_causal_order
+from ..units.export import Format
 
 
 def _summary(loaded: int, problems: list[Problem]) -> tuple[int, int, str]:
@@ -40,9 +40,12 @@ def run_verify(
     Exit code: 0 when every unit loads (warnings allowed, unless ``strict`` makes them
     errors), 1 otherwise (some unit refused or a path unreadable).
     """
+    from ..exec.preflight import Preflight
+
     out = out or sys.stdout
-    units, problems = load_units(paths, strict=strict)
-    problems = [*problems, *_start_problems(units, strict)]
+    checks = Preflight(root_warning=True, users=True, programs=True)
+    units, problems = load_units(paths, strict=strict, checks=checks)
+    problems = in_causal_order([*problems, *_start_problems(units, strict)])
     errors, warnings, line = _summary(len(units), problems)
     if json:
         doc = {
@@ -74,17 +77,28 @@ def _start_problems(units, strict: bool) -> list[Problem]:
     return out
 
 
-def run_import(files: list[str], outdir: str | None = None, *, out: TextIO | None = None) -> int:
-    """Write the TOML form of each unit file (drop-ins beside it merged) into ``outdir``.
+def run_import(
+    files: list[str],
+    outdir: str | None = None,
+    *,
+    fmt: Format = "toml",
+    out: TextIO | None = None,
+) -> int:
+    """Write each unit file (drop-ins beside it merged) as TOML, or with ``fmt="ini"`` in
+    systemd's syntax, into ``outdir``; the text of every value is kept (units/export.py).
 
-    Output names are ``NAME.socket.toml`` / ``NAME.service.toml`` in ``outdir`` (default:
-    the current directory, created if missing). An existing file is **never
+    Output names are ``NAME.socket.toml`` … (``NAME.socket`` for INI) in ``outdir``
+    (default: the current directory, created if missing). An existing file is **never
     overwritten**: that unit is reported and skipped (remove the file first). Units are
     converted one by one, without pairing checks, so a socket can be imported without
-    its service. Directives activator ignores are reported as warnings and left out.
+    its service. Problems are printed; a unit with errors is not written.
 
     Exit code: 0 when every file was written, 1 if any was refused or failed.
     """
+    from ..units.errors import UnitError
+    from ..units.export import export_unit
+    from ..units.loader import load_source
+
     out = out or sys.stdout
     outdir = outdir or "."
     status = 0
@@ -94,15 +108,20 @@ def run_import(files: list[str], outdir: str | None = None, *, out: TextIO | Non
         print(f"{outdir}: cannot create directory: {e.strerror}", file=out)
         return 1
     for path in files:
-        unit, problems = load_one(path)
+        unit, problems, entries = load_source(path)
         for p in problems:
             print(p, file=out)
         if unit is None:
             print(f"{path}: not imported (fix the errors above)", file=out)
             status = 1
             continue
-        target = os.path.join(outdir, unit.name + ".toml")
-        text = unit_to_toml(unit, source=path)
+        target = os.path.join(outdir, unit.name + (".toml" if fmt == "toml" else ""))
+        try:
+            text = export_unit(unit.name, entries, fmt, source=path)
+        except UnitError as e:
+            print(f"{e}; {path}: not imported", file=out)
+            status = 1
+            continue
         try:
             # "x": exclusive creation, so an existing file is never clobbered (no race).
             with open(target, "x", encoding="utf-8") as f:

@@ -66,8 +66,8 @@ VERBS: tuple[Verb, ...] = (
          "everything over", SYSTEM),
     Verb("verify", "PATH…", "check unit files, like systemd-analyze verify", OFFLINE,
          ("--strict",), where="offline"),
-    Verb("import", "FILE…", "write the TOML form of unit files", OFFLINE,
-         ("--output",), where="offline"),
+    Verb("import", "FILE…", "write unit files as TOML (or INI), their text kept", OFFLINE,
+         ("--output", "--format"), where="offline"),
 )  # fmt: skip
 
 #: The verb when none is given, as systemctl's.
@@ -98,7 +98,8 @@ class Option(NamedTuple):
 OPTIONS: tuple[Option, ...] = (
     # Accepted by every verb, before or after it, as systemctl's.
     Option(("--control",), "PATH",
-           "the control socket (default $ACTIVATOR_CONTROL or /run/activator/control.sock)",
+           "the control socket (default $ACTIVATOR_CONTROL, or /run/activator/control.sock; not "
+           "as root $XDG_RUNTIME_DIR/activator/control.sock or /tmp/activator-UID/control.sock)",
            values="file"),
     Option(("--json",), None, "print the answer as JSON (an error as {\"error\", \"message\"})"),
     Option(("-q", "--quiet"), None, "print nothing for is-active, is-failed, is-enabled, "
@@ -128,6 +129,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(("-o", "--output"), "DIR", "import: write the files here (default: the current "
            "directory)",
            values="dir"),
+    Option(("--format",), "toml|ini", "import: write TOML (default) or systemd's INI syntax",
+           default="toml", values="format"),
 )  # fmt: skip
 
 #: The options every verb takes; the others belong to the verbs that name them.

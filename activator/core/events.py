@@ -65,6 +65,7 @@ FIELDS: dict[str, str] = {
     "pids": "string",  # processes, space-separated: what a dead activator left behind
     "generation": "integer",  # live re-execs so far
     "fds": "integer",  # how many fds a re-exec hands over
+    "user": "string",  # a user's name
 }
 
 
@@ -141,6 +142,8 @@ EVENTS: dict[str, Event] = {
     "resume": E("info", "", lambda f: "listening again", "the pause is over"),
     "idle": E("info", "reason", lambda f: "stopping, idle" + _p(f, "reason", ": {}"),
               "a service stopped by X-Activator-IdleStopSec= (its sockets listen on)"),
+    "rootless": E("warning", "uid user reason", lambda f: str(f.get("reason")),
+                  "activator is not root: what that changes (once, at start-up)"),
     "reexec": E("info", "pid generation fds",
                 lambda f: "re-executing in place" + _p(f, "generation", " (generation {})")
                 + _p(f, "fds", ", handing over {} fds"),

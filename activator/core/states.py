@@ -56,10 +56,23 @@ class TargetState(StrEnum):
 
 
 class SocketState(StrEnum):
-    INACTIVE = "inactive"  # not bound (stopped, or never started)
+    """systemd's socket states (socket.c), those a container can have, and activator's
+    ``paused``. The ones between a start and listening and between listening and the end
+    run the socket's own Exec*= lines (runtime/socketexec.py), one control process at a
+    time; ``*-sigterm``/``*-sigkill``: what is left of one that timed out is killed."""
+
+    INACTIVE = "inactive"  # not bound (stopped, or never started): systemd's "dead"
+    START_PRE = "start-pre"  # ExecStartPre=, not bound yet
+    START_POST = "start-post"  # bound; ExecStartPost=
     LISTENING = "listening"  # watched by activator
     RUNNING = "running"  # Accept=no: handed to a running service, not watched
     PAUSED = "paused"  # trigger limit hit: not watched until the interval is over
+    STOP_PRE = "stop-pre"  # ExecStopPre=, still bound
+    STOP_PRE_SIGTERM = "stop-pre-sigterm"
+    STOP_PRE_SIGKILL = "stop-pre-sigkill"
+    STOP_POST = "stop-post"  # closed; ExecStopPost=
+    FINAL_SIGTERM = "final-sigterm"
+    FINAL_SIGKILL = "final-sigkill"
     FAILED = "failed"
 
 
@@ -182,12 +195,46 @@ EXEC_DIRECTIVE = {
 }
 
 K = SocketState
+# Stopping moves forward only (stop-pre → its kills → stop-post → the final kills → the end),
+# skipping what has nothing to do; a start that fails goes there from where it is.
+_SOCKET_STOPPING = (
+    K.STOP_PRE,
+    K.STOP_PRE_SIGTERM,
+    K.STOP_PRE_SIGKILL,
+    K.STOP_POST,
+    K.FINAL_SIGTERM,
+    K.FINAL_SIGKILL,
+)
+_SOCKET_END = frozenset({K.INACTIVE, K.FAILED})
+
+
+def _socket_after(state: SocketState) -> frozenset[SocketState]:
+    return frozenset(_SOCKET_STOPPING[_SOCKET_STOPPING.index(state) + 1 :]) | _SOCKET_END
+
+
+_SOCKET_UP = frozenset({K.LISTENING, K.RUNNING, K.PAUSED})
+_SOCKET_BEGIN = frozenset({K.START_PRE, K.START_POST, K.LISTENING, K.FAILED})
+# a start that fails before anything ran (its user, its bind) ends through the stop's tail
+_SOCKET_TAIL = frozenset({K.STOP_POST, K.FINAL_SIGTERM, K.FINAL_SIGKILL})
 SOCKET_TRANSITIONS: dict[SocketState, frozenset[SocketState]] = {
-    K.INACTIVE: frozenset({K.LISTENING, K.FAILED}),
-    K.LISTENING: frozenset({K.RUNNING, K.PAUSED, K.INACTIVE, K.FAILED}),
-    K.RUNNING: frozenset({K.LISTENING, K.PAUSED, K.INACTIVE, K.FAILED}),
-    K.PAUSED: frozenset({K.LISTENING, K.INACTIVE, K.FAILED}),
-    K.FAILED: frozenset({K.LISTENING, K.INACTIVE}),
+    K.INACTIVE: _SOCKET_BEGIN | _SOCKET_TAIL,
+    K.FAILED: _SOCKET_BEGIN | _SOCKET_TAIL | {K.INACTIVE},
+    # a failed ExecStartPre=: nothing bound, straight to the final kills or the end
+    K.START_PRE: frozenset({K.START_POST, K.LISTENING, K.FINAL_SIGTERM, K.STOP_POST}) | _SOCKET_END,
+    K.START_POST: frozenset({K.LISTENING, *_SOCKET_STOPPING}) | _SOCKET_END,
+    K.LISTENING: frozenset({K.RUNNING, K.PAUSED, *_SOCKET_STOPPING}) | _SOCKET_END,
+    K.RUNNING: frozenset({K.LISTENING, K.PAUSED, *_SOCKET_STOPPING}) | _SOCKET_END,
+    K.PAUSED: frozenset({K.LISTENING, *_SOCKET_STOPPING}) | _SOCKET_END,
+    **{s: _socket_after(s) for s in _SOCKET_STOPPING},
+}
+#: ActiveState of each socket state (systemd's socket state_translation_table).
+SOCKET_PUBLIC: dict[SocketState, str] = {
+    K.INACTIVE: "inactive",
+    K.START_PRE: "activating",
+    K.START_POST: "activating",
+    **{s: "active" for s in _SOCKET_UP},
+    **{s: "deactivating" for s in _SOCKET_STOPPING},
+    K.FAILED: "failed",
 }
 
 

@@ -157,7 +157,10 @@ def bind_unit(unit: str, section: SocketSection, *, ipv6: bool | None = None) ->
             try:
                 bound.append(_bind_one(unit, spec, section, ipv6, rules))
             except (OSError, ValueError) as e:  # ValueError: ipfilter.FilterError
-                why = _strerror(e) if isinstance(e, OSError) else str(e)
+                if isinstance(e, OSError):
+                    why = _strerror(e) + _privileged_port_hint(spec, e)
+                else:
+                    why = str(e)
                 raise BindError(f"{unit}: unable to bind {spec.text}: {why}") from None
         _make_symlinks(unit, section, bound)
     except BaseException:
@@ -213,7 +216,27 @@ def _strerror(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-def _bind_one(unit, spec, section: SocketSection, ipv6: bool, rules: AddressRules | None):
+def _privileged_port_hint(spec, e: OSError) -> str:
+    """What a refused bind of a low port needs: the capability, or a lower sysctl."""
+    if not isinstance(spec, InetListen) or e.errno != errno.EACCES:
+        return ""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            start = int(f.read())
+    except (OSError, ValueError):
+        start = 1024
+    if spec.port >= start:
+        return ""
+    return (
+        f"; ports below {start} need CAP_NET_BIND_SERVICE (run activator as root, or "
+        "setcap cap_net_bind_service=+ep on its interpreter, or --cap-add=NET_BIND_SERVICE) "
+        f"or a lower net.ipv4.ip_unprivileged_port_start (now {start})"
+    )
+
+
+def _bind_one(
+    unit, spec, section: SocketSection, ipv6: bool, rules: AddressRules | None
+) -> Listener:
     if isinstance(spec, InetListen):
         return _bind_inet(unit, spec, section, ipv6, rules)
     if isinstance(spec, UnixListen):

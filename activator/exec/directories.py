@@ -31,6 +31,9 @@ DIRECTORIES = (
     ("ConfigurationDirectory", "/etc", "CONFIGURATION_DIRECTORY"),
 )
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: Where a dynamic user's directories live below private/ (systemd's EXEC_DIRECTORY_*
+#: types with a private variant; the runtime one is removed at stop anyway).
+_PRIVATE = frozenset({"StateDirectory", "CacheDirectory", "LogsDirectory"})
 
 
 class _Refused(Exception):
@@ -86,9 +89,17 @@ def _open_parent(root: str, path: str, *, create: bool) -> Iterator[tuple[int, s
 def make_directories(svc, creds) -> dict[str, str]:
     """Set up every *Directory= of a [Service] section ``svc`` for a process running with
     ``creds`` (None: root). Returns RUNTIME_DIRECTORY= … for the environment.
-    Raises StartError naming the directive, the path and the cause."""
+    Raises StartError naming the directive, the path and the cause.
+
+    A dynamic user's (DynamicUser=) state, cache and logs live below ``private/`` of
+    their root, reached through a symlink where the unit names them (systemd's layout):
+    /var/lib/foo → private/foo. The uid is recycled once the service stops, and ``private``
+    keeps the next owner of the number out of a directory it did not make — systemd by
+    mode 0700 and a mount namespace; activator, without a namespace, by 0711 (the service
+    must pass through, nobody may list it)."""
     env: dict[str, str] = {}
     uid, gid = (creds.uid, creds.gid) if creds is not None else (0, 0)
+    private = creds is not None and creds.dynamic
     for field_name, root, var in DIRECTORIES:
         names = getattr(svc, field_name)
         if not names:
@@ -98,7 +109,11 @@ def make_directories(svc, creds) -> dict[str, str]:
         for name in names:
             path = below(root, name)
             try:
-                _make_one(root, path, mode, (uid, gid), own=field_name != "ConfigurationDirectory")
+                if private and field_name in _PRIVATE:
+                    _make_private(root, path, mode, (uid, gid))
+                else:
+                    own = field_name != "ConfigurationDirectory"
+                    _make_one(root, path, mode, (uid, gid), own=own)
             except OSError as e:
                 raise StartError(f"unable to create {field_name}= {path}: {e.strerror}") from None
             except _Refused as e:
@@ -126,6 +141,46 @@ def _make_one(root: str, path: str, mode: int, owner: tuple[int, int], *, own: b
                 os.fchmod(fd, mode)
         finally:
             os.close(fd)
+
+
+def _make_private(root: str, path: str, mode: int, owner: tuple[int, int]) -> None:
+    """``path`` (below ``root``) as a symlink to the same name below ``root``/private, where
+    the directory is made as ``_make_one`` makes it. A directory already at ``path`` (the
+    service ran without DynamicUser= before) moves there first, as systemd moves it."""
+    proot = root + "/private"
+    ppath = proot + path[len(root) :]
+    with _open_parent(root, root + "/private", create=True) as (rootfd, name):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o711, dir_fd=rootfd)
+        fd = _open_dir(name, rootfd)
+        try:
+            if os.fstat(fd).st_uid == 0:
+                os.fchmod(fd, 0o711)
+        finally:
+            os.close(fd)
+    target = os.path.relpath(ppath, os.path.dirname(path))
+    with _open_parent(root, path, create=True) as (parent, last):
+        try:
+            st: os.stat_result | None = os.lstat(last, dir_fd=parent)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            with _open_parent(proot, ppath, create=True) as (pparent, plast):
+                try:
+                    os.lstat(plast, dir_fd=pparent)
+                except FileNotFoundError:
+                    os.rename(last, plast, src_dir_fd=parent, dst_dir_fd=pparent)
+                    st = None
+                else:
+                    raise _Refused(f"exists as a directory, and so does {ppath}: remove one")
+        _make_one(proot, ppath, mode, owner, own=True)
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            if os.readlink(last, dir_fd=parent) == target:
+                return
+            os.unlink(last, dir_fd=parent)
+        elif st is not None:
+            raise _Refused("exists and is not a directory")
+        os.symlink(target, last, dir_fd=parent)
 
 
 def _chown_tree(fd: int, uid: int, gid: int) -> None:

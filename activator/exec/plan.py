@@ -20,10 +20,10 @@ from ..units.directives import CAPABILITIES
 from ..units.errors import BadValue
 from ..units.model import ExecCommand, ExecContext
 from ..units.values import read_environment_file
+from .paths import DEFAULT_PATH
 from .spec import ExecSpec
 from .users import Credentials, resolve
 
-DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _SEARCH_PATH = DEFAULT_PATH.split(":")
 
 _RLIMITS = {
@@ -133,7 +133,11 @@ def build_environment(
     env: dict[str, str] = {"PATH": DEFAULT_PATH}
     if "LANG" in sup:
         env["LANG"] = sup["LANG"]
-    if creds is not None and ctx.User is not None:
+    if creds is not None and creds.dynamic:
+        # systemd 252's exec_child(): a dynamic user has a name, but no passwd entry that
+        # would give it a home or a shell (README: no NSS module here)
+        env["USER"] = env["LOGNAME"] = creds.user
+    elif creds is not None and ctx.User is not None:
         env["USER"] = env["LOGNAME"] = creds.user
         env["HOME"] = creds.home
         env["SHELL"] = creds.shell
@@ -180,8 +184,11 @@ class Prepared:
 
 
 def prepare(ctx: ExecContext) -> Prepared:
-    """Resolve users, limits and capabilities of a unit. Raises StartError."""
-    creds = resolve(ctx.User, ctx.Group, ctx.SupplementaryGroups)
+    """Resolve users, limits and capabilities of a unit. Raises StartError.
+
+    With DynamicUser= there are no credentials yet: the start acquires them (dynamic.py)
+    and puts them in (``dataclasses.replace(prepared, creds=…)``)."""
+    creds = None if ctx.DynamicUser else resolve(ctx.User, ctx.Group, ctx.SupplementaryGroups)
     limits = []
     for directive, res in _RLIMITS.items():
         lim = getattr(ctx, directive)
@@ -195,7 +202,7 @@ def prepare(ctx: ExecContext) -> Prepared:
     if wd is not None and wd.startswith("-"):
         optional, wd = True, wd[1:]
     if wd == "~":
-        wd = creds.home if creds is not None else "/root"
+        wd = "/" if ctx.DynamicUser else creds.home if creds is not None else "/root"
     cwd = os.fsencode(wd if wd else "/")
     bounding = (
         None if ctx.CapabilityBoundingSet is None else tuple(cap_numbers(ctx.CapabilityBoundingSet))
@@ -243,7 +250,8 @@ def make_spec(
         rlimits=prepared.rlimits,
         nice=ctx.Nice,
         oom_score_adj=ctx.OOMScoreAdjust,
-        no_new_privs=ctx.NoNewPrivileges and not cmd.privileged,
+        # DynamicUser= implies NoNewPrivileges= (systemd's unit_patch_contexts())
+        no_new_privs=(ctx.NoNewPrivileges or ctx.DynamicUser) and not cmd.privileged,
         capability_bounding=None if cmd.privileged else prepared.bounding,
         ambient_capabilities=() if cmd.privileged else prepared.ambient,
         ignore_sigpipe=ctx.IgnoreSIGPIPE,

@@ -18,10 +18,11 @@ from ..core.errors import StartError
 class Credentials:
     uid: int
     gid: int
-    groups: tuple[int, ...]
+    groups: tuple[int, ...] | None  # None: keep activator's own (rootless: it may not set them)
     user: str
     home: str
     shell: str
+    dynamic: bool = False  # DynamicUser= (dynamic.py): no passwd entry, so no HOME/SHELL
 
 
 def lookup_user(name: str) -> pwd.struct_passwd:
@@ -69,4 +70,8 @@ def resolve(
         gg = lookup_group(g)
         if gg not in groups:
             groups.append(gg)
+    if os.geteuid() != 0:
+        # Rootless: setgroups() needs CAP_SETGID, and the load refused any group but ours
+        # (preflight.py); the process keeps activator's groups.
+        return Credentials(uid, gid, None, uname, home, shell)
     return Credentials(uid, gid, tuple(dict.fromkeys(groups)), uname, home, shell)

@@ -31,7 +31,10 @@ from ..core.errors import ActivatorError, RefusedError, StartError
 from ..core.exitstatus import exit_fields, exit_of
 from ..core.log import EventLog
 from ..core.loops import loop_name
+from ..core.rundir import run_dir
 from ..exec import _spawn, plan
+from ..exec.dynamic import DynamicCreds, DynamicUsers
+from ..exec.preflight import Preflight
 from ..runtime.context import ServiceRef
 from ..runtime.hangup import HangupWatch
 from ..runtime.host import Host
@@ -105,6 +108,12 @@ class Manager:
         self.control_path = control_path  # the notify socket goes beside it
         self.log = log
         self.strict = strict
+        # as root: a warning for each service that would run as root; rootless: units
+        # that name another user are refused (exec/preflight.py)
+        self.checks = Preflight.for_daemon()
+        # DynamicUser=: the lock files of the uids held, beside the control socket
+        run = os.path.dirname(os.path.abspath(control_path)) if control_path else run_dir()
+        self.dynamic_users = DynamicUsers(os.path.join(run, "dynamic-uid"))
         self.units: UnitSet
         self.problems: list[Problem] = []
         self.sockets: dict[str, SocketRuntime] = {}
@@ -168,6 +177,7 @@ class Manager:
             also=self.asked,
             install=not self.systemd,
             plumbing=self.systemd,
+            checks=self.checks,
         )
 
     def load(self) -> None:
@@ -247,6 +257,11 @@ class Manager:
                 self._prepared.clear()
             entry = self._prepared[id(section)] = (section, plan.prepare(section))
         return entry[1]
+
+    def acquire_dynamic(self, unit: ServiceUnit | SocketUnit) -> DynamicCreds | None:
+        if self.checks.rootless_uid is not None:
+            return None  # rootless: a user of its own is activator's (README)
+        return self.dynamic_users.acquire(unit.name, unit.section)
 
     def invalidate_prepared(self) -> None:
         """Users, limits or unit files changed (a reload): resolve again on next use."""
@@ -417,6 +432,8 @@ class Manager:
         self._reaper.before_exit = self._exited
         self._hangups = HangupWatch(loop)
         self.host.become_subreaper()  # forking daemons and leftovers come back to the reaper
+        if self.checks.rootless_uid is not None:
+            self._say_rootless()
         if carried is None:
             self.notify = open_server(self.control_path, self.log, loop)
         else:
@@ -499,6 +516,25 @@ class Manager:
         except ActivatorError as e:
             self.log("failed", None, reason=str(e))
 
+    def _say_rootless(self) -> None:
+        """Once at start-up: what not being root means (README, "Rootless")."""
+        import pwd
+
+        uid = os.geteuid()
+        try:
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            user = str(uid)
+        self.log(
+            "rootless",
+            None,
+            uid=uid,
+            user=user,
+            reason=f"not root: every service runs as {user}, a unit naming another user is "
+            "refused, ports below net.ipv4.ip_unprivileged_port_start need "
+            "CAP_NET_BIND_SERVICE",
+        )
+
     async def _boot(self) -> bool:
         """The boot transaction: start default.target and what it needs, sockets before
         the services ordered after them. False: asked to stop meanwhile."""
@@ -549,7 +585,11 @@ class Manager:
             elif self.systemd:
                 self.asked.add(name)
                 more, probs = load_units(
-                    self.load_paths(), strict=self.strict, roots={name}, plumbing=True
+                    self.load_paths(),
+                    strict=self.strict,
+                    roots={name},
+                    plumbing=True,
+                    checks=self.checks,
                 )
                 units = units.with_units(more)
                 problems += [x for x in probs if x.unit and self.units.get(x.unit) is None]
@@ -602,6 +642,7 @@ class Manager:
             await server.close()
         if os.getpid() == 1:
             await self._reap_all()
+        self.dynamic_users.close()
         self.reaper.close()
         self.upward.close()
         path = generation.record_path(self.control_path)

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import ActivatorError, RefusedError
 from ..core.log import EventLog
+from ..exec.dynamic import DynamicUsers
 from ..runtime.notify import NotifyServer
 from ..runtime.service import Service
 from ..runtime.socket import SocketRuntime
@@ -94,6 +95,7 @@ class Registry(Protocol):
     engine: Engine
     notify: NotifyServer | None
     operation_lock: asyncio.Lock
+    dynamic_users: DynamicUsers
 
     @property
     def capture(self) -> Capture:
@@ -194,6 +196,7 @@ def serialize(m: Registry, control_fd: int | None, keep: set[int]) -> dict[str, 
         "control": control_fd,
         "notify": {str(uid): [path, fd] for uid, (path, fd) in notify.items()},
         "capture": m.captured.serialize(carry) if m.captured is not None else None,
+        "dynamic": m.dynamic_users.serialize(carry),
         "recent": {unit: list(lines) for unit, lines in m.log.recent.items()},
         "sockets": {name: s.serialize(carry) for name, s in m.sockets.items()},
         "services": {name: s.serialize(carry) for name, s in m.services.items()},
@@ -287,6 +290,7 @@ def restore(m: Registry, state: dict[str, Any], close: Callable[[int], None] = o
     m.started = state["started"]
     if state.get("capture") is not None:  # before any unit: their processes write on
         m.capture.restore(state["capture"])
+    m.dynamic_users.adopt(state.get("dynamic", {}))  # the services take theirs again below
     m.log.recent.update(
         (unit, collections.deque(lines, maxlen=10)) for unit, lines in state["recent"].items()
     )
@@ -319,6 +323,7 @@ def restore(m: Registry, state: dict[str, Any], close: Callable[[int], None] = o
     for fd in unused:
         with contextlib.suppress(OSError):
             close(fd)
+    m.dynamic_users.drop_unused()
     m.engine.prime([*m.sockets.values(), *m.services.values(), *m.targets.values()])
 
 

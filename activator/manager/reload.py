@@ -71,8 +71,8 @@ class Registry(SocketContext, Protocol):
 # options …, and any setting added to the model later) means a rebind — the safe side.
 _RUNTIME_SOCKET_KEYS = frozenset(ExecContext.model_fields) | {
     "Service", "MaxConnections", "MaxConnectionsPerSource", "FlushPending", "RemoveOnStop",
-    "FileDescriptorName", "TriggerLimitIntervalSec", "TriggerLimitBurst", "PollLimitIntervalSec",
-    "PollLimitBurst", "ExecStartPre", "ExecStartPost", "ExecStopPre", "ExecStopPost", "TimeoutSec",
+    "FileDescriptorName", "TriggerLimitIntervalSec", "TriggerLimitBurst",
+    "ExecStartPre", "ExecStartPost", "ExecStopPre", "ExecStopPost", "TimeoutSec",
     "UCSPI", "IPAddressAllow", "IPAddressDeny", "PerSourcePrefix", "ConnectionRate",
     "ConnectionRateTotal",
 }  # fmt: skip
@@ -99,6 +99,7 @@ SOCKET_STATE = (
     "observers",  # the manager's: they stay
     "books",  # the counters carry on
     "instances",  # connections already accepted keep their instances
+    "exec",  # a control process (ExecStartPre= …) runs on; it reads the section anew
     "_watching",
     "_resume",
     "_loop_path",

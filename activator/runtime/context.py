@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.log import EventLog
 from ..exec import plan
+from ..exec.dynamic import DynamicCreds
 from ..exec.spec import ExecSpec, Spawned
-from ..units.model import ServiceUnit
+from ..units.model import ServiceUnit, SocketUnit
 from .notify import NotifyServer
 from .reaper import Reaper
 from .tally import Tally
@@ -87,6 +88,11 @@ class ServiceContext(Protocol):
     def reaper(self) -> Reaper: ...
     def prepared(self, unit: ServiceUnit) -> plan.Prepared:
         """Users, limits and capabilities of a unit, resolved once. Raises StartError."""
+        ...
+
+    def acquire_dynamic(self, unit: ServiceUnit | SocketUnit) -> DynamicCreds | None:
+        """DynamicUser=: the unit's dynamic user, held until released (None: rootless, the
+        unit runs as activator's own user). Raises StartError."""
         ...
 
     def collect_fds(self, svc: ServiceRef) -> plan.Handover:

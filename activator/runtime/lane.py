@@ -23,6 +23,7 @@ the lane off (for comparison and debugging).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -37,6 +38,7 @@ from ..core.states import Result, ServiceState, ServiceSubState
 from ..exec import plan
 from ..exec._spawn import Lane
 from ..exec.bind import Listener, fmt_peer
+from ..exec.dynamic import DynamicCreds
 from ..exec.spec import spawn_args
 from ..units import UnitSet
 from ..units.model import RestartPolicy, ServiceType, ServiceUnit, SocketSection
@@ -149,10 +151,11 @@ def unfit(ctx: LaneContext, sock: LaneSocket) -> str | None:
 
 
 def plan_spec(
-    ctx: LaneContext, sock: LaneSocket
+    ctx: LaneContext, sock: LaneSocket, dynamic: DynamicCreds | None = None
 ) -> tuple[dict[str, Any], tuple[tuple[int, int], ...]]:
     """The spawn arguments every connection shares, with CONN_FD for the connection, and
-    where in the environment the per-connection variables go. Raises StartError."""
+    where in the environment the per-connection variables go; ``dynamic``: the template's
+    dynamic user (DynamicUser=), which every instance shares. Raises StartError."""
     template = ctx.units.services[sock.service_name]
     svc = template.Service
     inetd = "socket" in (svc.StandardInput, svc.StandardOutput, svc.StandardError)
@@ -164,6 +167,8 @@ def plan_spec(
         generated["LISTEN_FDS"] = "1"
         generated["LISTEN_FDNAMES"] = "connection"
     prepared = ctx.prepared(template)
+    if dynamic is not None:
+        prepared = dataclasses.replace(prepared, creds=dynamic.credentials)
     env = plan.build_environment(svc, prepared.creds, generated)
     stdio, opened = plan.open_stdio(svc, CONN_FD, {}, journal_fds(ctx, template))
     for fd in opened:
@@ -301,8 +306,16 @@ class AcceptLane:
     def __init__(self, ctx: LaneContext, sock: LaneSocket) -> None:
         self.ctx = ctx
         self.sock = sock
-        args, slots = plan_spec(ctx, sock)
         template = ctx.units.services[sock.service_name]
+        # DynamicUser=: one user for every instance, held while the lane or one of its
+        # instances is there (released in _free_if_done)
+        self.dynamic = ctx.acquire_dynamic(template) if template.Service.DynamicUser else None
+        try:
+            args, slots = plan_spec(ctx, sock, self.dynamic)
+        except BaseException:
+            if self.dynamic is not None:
+                self.dynamic.release()
+            raise
         self.svc = template.Service
         self.command = self.svc.ExecStart[0].path
         self.path = os.fsdecode(args["path"])
@@ -357,6 +370,9 @@ class AcceptLane:
         if self._disposed and not self.conns and self._registered:
             self.ctx.reaper.remove_lane(self)
             self._registered = False
+        if self._disposed and not self.conns and self.dynamic is not None:
+            self.dynamic.release()
+            self.dynamic = None
 
     def resolve(self, pid: int) -> bool:
         """The reaper met a pid it does not know: it may be ours, its record not drained

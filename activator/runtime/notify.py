@@ -1,13 +1,17 @@
-"""sd_notify(3) for services: one NOTIFY_SOCKET for the whole daemon, and the fd store.
+"""sd_notify(3) for services: the NOTIFY_SOCKETs (one per user services run as), and the
+fd store.
 
 The design is systemd's (reference/systemd.md §4): AF_UNIX datagram sockets with
 SO_PASSCRED, every datagram attributed to a service by the sender's pid, which the
 kernel vouches for (SCM_CREDENTIALS). Unlike systemd's one world-writable socket,
 activator has one per user that services run as, writable by that user alone (see
-``NotifyServer``). A pid is a service's when it is one of the processes activator
-spawned for it (main, ExecStartPre= …), or when it lives in the session or process
-group of one of them (every process activator spawns leads its own session), which
-is how ``NotifyAccess=all`` reaches a grandchild. Which of those may actually speak
+``NotifyServer``) — except root's: a service started as root may drop privileges before
+it notifies (Debian's rpcbind becomes _rpc, then sends READY=1), so root's socket is
+writable by everyone, as systemd's is, and only the pid decides whose a datagram is.
+A pid is a service's when it is one of the processes activator spawned for it (main,
+ExecStartPre= …), or when it lives in the session or process group of one of them
+(every process activator spawns leads its own session), which is how
+``NotifyAccess=all`` reaches a grandchild. Which of those may actually speak
 (``NotifyAccess=main|exec|all|none``) is the service's decision (service.py).
 
 The sockets live beside the control socket (``/run/activator/notify`` for root's
@@ -43,6 +47,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from ..core.rundir import run_dir
 
 #: systemd's NOTIFY_BUFFER_MAX: longer datagrams are dropped.
 BUFFER_MAX = 4096
@@ -135,9 +141,12 @@ class NotifyServer:
 
     # ------------------------------------------------------------ sockets
     def bind(self) -> None:
-        """Create root's socket (mode 0600, its directory 0755). Raises OSError."""
+        """Create root's socket (mode 0666: see the module's docstring; its directory
+        0755). Raises OSError."""
         os.makedirs(os.path.dirname(self.path) or ".", mode=0o755, exist_ok=True)
-        self._add(0, self.path, _bind(self.path, 0, 0))
+        sock = _bind(self.path, 0, 0)
+        os.chmod(self.path, 0o666)
+        self._add(0, self.path, sock)
 
     def path_for(self, uid: int, gid: int) -> str:
         """The NOTIFY_SOCKET of a service running as ``uid``, made now if need be (as
@@ -147,7 +156,10 @@ class NotifyServer:
             return s.path
         path = self.path if uid == 0 else f"{self.path}.d/{uid}"
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        self._add(uid, path, _bind(path, uid, gid))
+        sock = _bind(path, uid, gid)
+        if uid == 0:
+            os.chmod(path, 0o666)
+        self._add(uid, path, sock)
         return path
 
     def adopt(self, uid: int, path: str, fd: int) -> None:
@@ -482,10 +494,10 @@ class FdStore:
 
 def default_path(control_path: str | None) -> str:
     """Beside the control socket (``/run/activator/notify``), so each daemon has its own;
-    without a control socket, ``/run/activator/notify-<pid>``."""
+    without a control socket, ``notify-<pid>`` in the run directory (core/rundir.py)."""
     if control_path:
         return os.path.join(os.path.dirname(os.path.abspath(control_path)), "notify")
-    return f"/run/activator/notify-{os.getpid()}"
+    return os.path.join(run_dir(), f"notify-{os.getpid()}")
 
 
 def open_server(control_path: str | None, log: Callable[..., None], loop) -> NotifyServer | None:

@@ -57,15 +57,16 @@ from ..core.states import ServiceSubState as U
 from ..exec import plan
 from ..exec.conditions import failed_condition
 from ..exec.directories import make_directories, remove_runtime_directories
+from ..exec.dynamic import DynamicCreds
 from ..exec.pidfile import PidFileError, read_pidfile
 from ..exec.plan import Handover
-from ..exec.spec import SpawnError
 from ..units.model import ExecCommand, RestartPolicy, ServiceType, ServiceUnit
 from ..units.values import signal_name
 from . import notifying, status
 from .context import Connection, ServiceContext
 from .notify import FdStore
 from .processes import ProcessGroups, orphan_children
+from .spawning import SpawnFailed, spawn_command
 from .unit import RuntimeUnitBase
 from .watchdog import Watchdog
 
@@ -82,14 +83,6 @@ _USEC = 1_000_000
 #: What a Service derives from its unit (a reload of the unit files replaces these);
 #: every other attribute is run-time state.
 CONFIG_ATTRS = ("unit", "start_limit")
-
-
-class _Failed(Exception):
-    """A process of this start could not be spawned (already logged)."""
-
-    def __init__(self, result: Result) -> None:
-        super().__init__(str(result))
-        self.result = result
 
 
 class Service(RuntimeUnitBase):
@@ -141,6 +134,7 @@ class Service(RuntimeUnitBase):
         self._owned_fd: int | None = None  # our duplicate of an Accept=yes connection
         self._instance = False
         self._prepared: plan.Prepared | None = None
+        self._dynamic: DynamicCreds | None = None  # DynamicUser=: held until stopped for good
         self._env: dict[str, str] = {}  # INVOCATION_ID, NOTIFY_SOCKET, *_DIRECTORY, REMOTE_* …
         self._commands: list[ExecCommand] = []  # the rest of the current Exec*= list
         self._control_cmd: ExecCommand | None = None
@@ -299,6 +293,10 @@ class Service(RuntimeUnitBase):
         self._instance = True
         self.invocation = invocation
         self._prepared = self.ctx.prepared(self.unit)
+        if self.svc.DynamicUser and self._dynamic is None:
+            # its own hold on the user it runs as (the lane holds it too: this only counts)
+            with contextlib.suppress(StartError):
+                self._dynamic = self.ctx.acquire_dynamic(self.unit)
         self._enter(U.START_PRE)
         self._enter(U.START)
         self._main_cmd = self.svc.ExecStart[0]
@@ -460,6 +458,7 @@ class Service(RuntimeUnitBase):
             "watchdog": self.watchdog.carried(),
             "start_limit": [self.start_limit.begin, self.start_limit.count],
             "fd_store": [[keep(i.fd), i.name, i.poll] for i in self.fd_store.items],
+            "dynamic": self._dynamic is not None,  # DynamicUser=: the user is held
         }
 
     def _command_ref(self, cmd: ExecCommand | None) -> tuple[str, int] | None:
@@ -485,6 +484,8 @@ class Service(RuntimeUnitBase):
         host, reaper = self.ctx.host, self.ctx.reaper
         self.sub = U(d["sub"])
         self.state = PUBLIC[self.sub]
+        if d.get("dynamic"):  # hold the user again (reexec.py carried its lock over)
+            self._dynamic = self.ctx.acquire_dynamic(self.unit)
         self.result = Result(d["result"])
         self.reload_result = Result(d["reload_result"])
         self.since = d["since"]
@@ -605,6 +606,12 @@ class Service(RuntimeUnitBase):
         env = {"INVOCATION_ID": self.invocation}
         self._prepared = None
         self._prepared = self.ctx.prepared(self.unit)
+        if svc.DynamicUser:
+            if self._dynamic is None:  # kept across automatic restarts, as in systemd
+                self._dynamic = self.ctx.acquire_dynamic(self.unit)
+            if self._dynamic is not None:
+                dynamic = self._dynamic.credentials
+                self._prepared = dataclasses.replace(self._prepared, creds=dynamic)
         if self.notify_access != "none":
             path = self.ctx.notify_socket_path
             notify = self.ctx.notify
@@ -649,7 +656,7 @@ class Service(RuntimeUnitBase):
         self._main_cmd = cmd
         try:
             pid = self._spawn(cmd, main=True)
-        except _Failed as f:
+        except SpawnFailed as f:
             self._enter_signal(U.STOP_SIGTERM, f.result)
             return
         if t == ServiceType.FORKING:
@@ -672,7 +679,7 @@ class Service(RuntimeUnitBase):
             self._main_cmd = cmd
             try:
                 pid = self._spawn(cmd, main=True)
-            except _Failed as f:
+            except SpawnFailed as f:
                 if cmd.ignore_failure:
                     continue
                 self._enter_signal(U.STOP_SIGTERM, f.result)
@@ -874,6 +881,9 @@ class Service(RuntimeUnitBase):
         preserve = self.svc.RuntimeDirectoryPreserve
         if preserve == "no" or (preserve == "restart" and not restarting):
             remove_runtime_directories(self.svc)
+        if not restarting and self._dynamic is not None:
+            self._dynamic.release()  # after the directories: nothing runs as it now
+            self._dynamic = None
 
     # ------------------------------------------------------------ control processes
     def _run_phase(self, state: U, commands, timeout: float) -> None:
@@ -890,7 +900,7 @@ class Service(RuntimeUnitBase):
             cmd = self._commands.pop(0)
             try:
                 pid = self._spawn(cmd, main=False, extra=self._phase_env())
-            except _Failed as f:
+            except SpawnFailed as f:
                 if cmd.ignore_failure:
                     continue
                 self._commands = []
@@ -1329,7 +1339,7 @@ class Service(RuntimeUnitBase):
 
     # ------------------------------------------------------------ spawning
     def _spawn(self, cmd: ExecCommand, *, main: bool, extra: dict[str, str] | None = None) -> int:
-        """Spawn one process of this start; its pid. Raises _Failed (logged)."""
+        """Spawn one process of this start; its pid. Raises SpawnFailed (logged)."""
         svc = self.svc
         generated = dict(self._env)
         try:
@@ -1352,59 +1362,34 @@ class Service(RuntimeUnitBase):
                 prepared = self._prepared = self.ctx.prepared(self.unit)
             if not main and svc.PermissionsStartOnly:
                 prepared = dataclasses.replace(prepared, creds=None)
-            env = plan.build_environment(svc, prepared.creds, generated)
-            stdio, opened = plan.open_stdio(svc, passed.socket, passed.named, self._journal())
         except StartError as e:
             self.ctx.log("failed", self.name, result=Result.RESOURCES, reason=str(e))
-            raise _Failed(Result.RESOURCES) from None
+            raise SpawnFailed(Result.RESOURCES) from None
         try:
-            spec = plan.make_spec(
+            pid = spawn_command(
+                self.ctx,
+                self.name,
                 svc,
                 prepared,
                 cmd,
-                env,
-                fds=passed.fds,
-                stdio=stdio,
-                listen_pid=passed.listen_pid,
+                generated,
+                passed=passed,
                 watchdog_pid=watchdog,
                 nonblocking=svc.NonBlocking,
+                peer=self.peer,
+                journal=self._journal(),
             )
-            began = time.perf_counter()
-            spawned = self.ctx.host.spawn(spec)
-            self.ctx.tally.spawned(time.perf_counter() - began)
-        except SpawnError as e:
-            self.ctx.reaper.watch(e.pid, lambda _pid, _status: None)
-            self.ctx.log(
-                "failed", self.name, pid=e.pid, step=e.step, status=e.exit_code, reason=str(e)
-            )
-            if main:
-                self.last_exit = self._main_exit = ("exited", e.exit_code)
-            raise _Failed(Result.EXIT_CODE) from None
-        except StartError as e:
-            self.ctx.log("failed", self.name, result=Result.RESOURCES, reason=str(e))
-            raise _Failed(Result.RESOURCES) from None
-        except (OSError, ValueError) as e:
-            self.ctx.log(
-                "failed",
-                self.name,
-                result=Result.RESOURCES,
-                reason=f"unable to spawn {cmd.path}: {e}",
-            )
-            raise _Failed(Result.RESOURCES) from None
-        finally:
-            for fd in opened:
-                os.close(fd)
-        pid = spawned.pid
+        except SpawnFailed as f:
+            if main and f.exit_code is not None:
+                self.last_exit = self._main_exit = ("exited", f.exit_code)
+            raise
         if main:
             self.ctx.tally.started(template_key(self.name))
-        for note in spawned.notes:  # what systemd logs at debug level in a container too
-            self.ctx.log("leniency", self.name, pid=pid, reason=note)
         if self._journal_key is not None and self.ctx.capture is not None:
             self.ctx.capture.attribute(pid, self.name, self._journal_key)
         self._groups.add(pid)  # it leads its own session and process group
         if not main or self.svc.Type == ServiceType.FORKING:
             self._track(pid)
-        self.ctx.log("start", self.name, pid=pid, command=cmd.path, peer=self.peer)
         return pid
 
     def _journal(self) -> tuple[int, int]:

@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import ActivatorError, AlreadyActiveError, NotActiveError, RefusedError
 from ..core.ratelimit import RateLimit
-from ..core.states import SOCKET_TRANSITIONS, Result, ServiceState, ServiceSubState, SocketState
+from ..core.states import (
+    SOCKET_PUBLIC,
+    SOCKET_TRANSITIONS,
+    Result,
+    ServiceState,
+    ServiceSubState,
+    SocketState,
+)
 from ..core.states import check as check_transition
 from ..exec.bind import (
     Listener,
@@ -51,6 +58,7 @@ from .context import Connection, ServiceRef
 from .hangup import HangupWatch
 from .lane import AcceptLane, Conn
 from .service import Service
+from .socketexec import SocketExec, has_commands
 from .unit import RuntimeUnitBase
 
 if TYPE_CHECKING:  # imported where used: most daemons proxy nothing (idle RSS)
@@ -139,6 +147,8 @@ class SocketRuntime(RuntimeUnitBase):
         self._idle_mark = 0.0  # the proxy's activity up to here was seen
         self._idle_warned = False
         self._filtered = bool(sec.IPAddressAllow or sec.IPAddressDeny)  # a BPF filter is on
+        # the socket's own Exec*= lines (socketexec.py), made when first needed
+        self.exec: SocketExec | None = None
 
     # ------------------------------------------------------------ state
     def _set(self, new: SocketState, result: Result | None = None) -> None:
@@ -158,8 +168,7 @@ class SocketRuntime(RuntimeUnitBase):
 
     @property
     def active_state(self) -> str:
-        s = self.state
-        return "active" if s in (K.LISTENING, K.RUNNING, K.PAUSED) else str(s)
+        return SOCKET_PUBLIC[self.state]
 
     @property
     def sub_state(self) -> str:
@@ -205,9 +214,10 @@ class SocketRuntime(RuntimeUnitBase):
 
     def start(self) -> None:
         """Start watching; binds first if needed. Raises ActivatorError (state FAILED), or
-        AlreadyActiveError when its Accept=no service runs without it."""
-        if self.state in (K.LISTENING, K.RUNNING, K.PAUSED):
-            return
+        AlreadyActiveError when its Accept=no service runs without it. With ExecStartPre=/
+        ExecStartPost= the start goes on in the background (socketexec.py; settle())."""
+        if self.state not in (K.INACTIVE, K.FAILED):
+            return  # up, or on its way up or down
         svc = self._service()
         if self.section.ProxyTo is not None and self.proxy is None:
             from .proxy import Proxy
@@ -221,12 +231,19 @@ class SocketRuntime(RuntimeUnitBase):
                 raise AlreadyActiveError(
                     f"{self.name}: socket service {self.service_name} already active, refusing"
                 )
+        if not self.listeners and (self.section.ExecStartPre or self.section.ExecStartPost):
+            self._commands().begin_start(self.bind, self._enter_listening, self._close)
+            return
         if not self.listeners:
             try:
                 self.bind()
             except ActivatorError:
                 self._set(K.FAILED, Result.RESOURCES)
                 raise
+        self._enter_listening()
+
+    def _enter_listening(self) -> None:
+        svc = self._service()
         self.result = Result.SUCCESS
         self._set(K.LISTENING)
         self.trigger_limit.reset()
@@ -258,15 +275,28 @@ class SocketRuntime(RuntimeUnitBase):
         if svc is not None and svc.idle_stop is not None:
             svc.idle_stop.detach(self)
         self.lane, self._lane_unfit = None, None
+        busy = self.state not in (K.INACTIVE, K.FAILED)
+        if (busy and has_commands(self.section)) or (self.exec is not None and self.exec.starting):
+            self.ctx.log("stop", self.name, result=None if result == Result.SUCCESS else result)
+            await self._commands().stop(result, self._close)  # ExecStopPre=, close, ExecStopPost=
+            return
+        self._close()
+        if self.state != K.INACTIVE or result != Result.SUCCESS:
+            self.ctx.log("stop", self.name, result=None if result == Result.SUCCESS else result)
+            self._set(K.FAILED if result != Result.SUCCESS else K.INACTIVE, result)
+
+    def _commands(self) -> SocketExec:
+        if self.exec is None:
+            self.exec = SocketExec(self.ctx, self)
+        return self.exec
+
+    def _close(self) -> None:
         watch = self.ctx.hangups
         if watch is not None:
             for lst in self.listeners:
                 watch.unwatch(lst.fd)
         close_listeners(self.listeners, self.section, remove=True)
         self.listeners = []
-        if self.state != K.INACTIVE or result != Result.SUCCESS:
-            self.ctx.log("stop", self.name, result=None if result == Result.SUCCESS else result)
-            self._set(K.FAILED if result != Result.SUCCESS else K.INACTIVE, result)
 
     async def restart(self) -> None:
         await self.stop()
@@ -411,7 +441,17 @@ class SocketRuntime(RuntimeUnitBase):
         return was
 
     async def settle(self, verb: str) -> str | None:
-        return None  # a socket's start and stop are done when they return
+        """A start with ExecStartPre=/ExecStartPost= goes on after start() returns; every
+        other start and stop is done when it returns."""
+        if self.exec is not None and self.exec.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self.exec.task)
+        if verb in ("start", "restart") and self.state == K.FAILED:
+            return (
+                f"{self.name} failed to {verb} (result: {self.result}); "
+                f"see 'activatorctl status {self.name}'"
+            )
+        return None
 
     def describe(self) -> dict[str, Any]:
         svc = self._service()

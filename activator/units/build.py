@@ -15,11 +15,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .checks import ExecFacts, Located, UnitChecks
 from .directives import (
     IGNORED,
     RESET,
     SECTIONS,
     TABLES,
+    UNJUDGED_CONDITIONS,
     Directive,
     all_caps,
     home_section_of,
@@ -44,6 +46,7 @@ from .model import (
     UnixListen,
 )
 from .specifiers import Specifiers, UnknownSpecifier
+from .suggest import closest
 
 Unit = SocketUnit | ServiceUnit | TargetUnit
 
@@ -86,9 +89,11 @@ class _Builder:
         self.items: dict[tuple[str, str], list[Entry]] = {}  # who added each list item
         self.problems: list[UnitError] = []
         self.ignored_seen: set[str] = set()
+        self.ignored: list[Entry] = []  # the first entry of each ignored directive
         # fields with a refused value: checks that would only repeat the error skip them
         self.bad_fields: set[str] = set()
         self.list_refused: set[tuple[str, str]] = set()  # TOML lists for scalars, said once
+        self.headers: dict[str, Entry] = {}  # the first header line of each section
 
     def problem(self, entry: Entry, message: str, severity: str = "error") -> None:
         self.problems.append(
@@ -124,6 +129,7 @@ class _Builder:
     def feed(self, entry: Entry, ctx: _Ctx) -> None:
         section, key = entry.section, entry.key
         if not key:  # a section header
+            self.headers.setdefault(section, entry)
             if section not in self.valid_sections:
                 where = _KIND_SECTION.get(self.kind, "")
                 if self.kind == "target":
@@ -135,9 +141,12 @@ class _Builder:
                         f"(expected [{where}])"
                     )
                 else:
+                    guess = closest(section, self.valid_sections)
                     msg = (
-                        f"unknown section [{section}] (expected [Unit], [{where}] or [Install]; "
-                        "X-… sections are ignored)"
+                        f"unknown section [{section}] (did you mean [{guess}]?)"
+                        if guess
+                        else f"unknown section [{section}] (expected [Unit], [{where}] or "
+                        "[Install]; X-… sections are ignored)"
                     )
                 self.problem(entry, msg)
             return
@@ -191,7 +200,7 @@ class _Builder:
         if key in IGNORED[section]:
             if key not in self.ignored_seen:
                 self.ignored_seen.add(key)
-                self.problem(entry, ignored_reason(key), "warning")
+                self.ignored.append(entry)
             return
         if key.startswith("X-Activator-"):
             known = ", ".join(f"{k}=" for k in TABLES[section] if k.startswith("X-Activator-"))
@@ -203,8 +212,36 @@ class _Builder:
         if key.startswith("X-"):
             return  # systemd ignores X- keys: they are for other programs
         home = home_section_of(key)
-        hint = f" (it belongs in [{home}])" if home and home != section else ""
+        if home and home != section:
+            hint = f" (it belongs in [{home}])"
+        else:
+            guess = closest(key, (*TABLES[section], *IGNORED[section]))
+            hint = f" (did you mean {guess}=?)" if guess else ""
         self.problem(entry, f"unknown directive in [{section}]{hint}")
+
+    def summarise_ignored(self) -> None:
+        """One warning per unit for the directives it sets that activator does not carry
+        out, grouped by why, at the first one's line (one line each would bury the rest)."""
+        if not self.ignored:
+            return
+        why: dict[str, list[str]] = {}
+        for entry in self.ignored:
+            reason = (
+                "not judged in a container: it holds"
+                if entry.key.startswith(("Condition", "Assert"))
+                else ignored_reason(entry.key)
+            )
+            why.setdefault(reason, []).append(entry.key + "=")
+        parts = [f"{', '.join(keys)} ({reason})" for reason, keys in why.items()]
+        self.problems.append(
+            UnitError(
+                "ignored, not carried out by activator: " + "; ".join(parts),
+                path=self.ignored[0].path,
+                where=self.ignored[0].where,
+                unit=self.name,
+                severity="warning",
+            )
+        )
 
     def reset(self, d: Directive, entry: Entry) -> None:
         sec = d.section or entry.section
@@ -274,6 +311,10 @@ class _Builder:
             vals.setdefault(d.field, []).append((d.name, parsed))
             self.items.setdefault(key, []).append(entry)
             self.origin[key] = entry
+            kind = d.name.removeprefix("Condition").removeprefix("Assert")
+            if kind in UNJUDGED_CONDITIONS and d.name not in self.ignored_seen:
+                self.ignored_seen.add(d.name)
+                self.ignored.append(entry)  # it holds: said with the ignored ones
 
     # ------------------------------------------------------------ models
 
@@ -332,7 +373,14 @@ def _group_conditions(conds: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def _verify_socket(b: _Builder, sock: SocketSection) -> None:
-    """systemd's socket_verify(): refusals at load time."""
+    """systemd's socket_verify(): refusals at load time; and the kill settings a socket
+    has no use for said so (its control processes are stopped, never restarted or
+    watched)."""
+    for name in ("RestartKillSignal", "WatchdogSignal"):
+        entry = b.origin.get(("Socket", name))
+        if entry is not None:
+            b.problem(entry, "has no effect on a socket (as in systemd): its commands are "
+                      "never restarted or watched", "warning")  # fmt: skip
     listen_entry = b.origin.get(("Socket", "Listen"))
     if not sock.Listen and "Listen" not in b.bad_fields:
         b.unit_problem(
@@ -411,6 +459,59 @@ def _verify_service(b: _Builder, svc: ServiceSection) -> None:
         b.unit_problem("Type=dbus needs BusName=", o(("Service", "Type")))
 
 
+# ---------------------------------------------------------------- facts for checks.py
+
+_EXEC_DIRECTIVES = {
+    "Service": ("ExecCondition", "ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload",
+                "ExecStop", "ExecStopPost"),
+    "Socket": ("ExecStartPre", "ExecStartPost", "ExecStopPre", "ExecStopPost"),
+}  # fmt: skip
+
+
+def _exec_facts(b: _Builder, template: bool) -> ExecFacts:
+    """What the unit's [Service]/[Socket] says of its processes, with the entries that said
+    it: from the values fed so far, so even a unit refused for another error has them."""
+    sec = _KIND_SECTION[b.kind]
+    vals = b.values[sec]
+
+    def located(field: str, value: Any, entry: Entry | None, first_word: bool = False) -> Any:
+        raw = entry.value if entry is not None else None
+        if isinstance(raw, str) and first_word:
+            raw = raw.split(None, 1)[0] if raw.split() else raw
+        dependent = template and isinstance(raw, str) and _has_specifier(raw)
+        return Located(value, entry, dependent)
+
+    def scalar(field: str) -> Located[str] | None:
+        if field not in vals or field in b.bad_fields:
+            return None
+        return located(field, vals[field], b.origin.get((sec, field)))
+
+    def listed(field: str, first_word: bool = False) -> list[Located[Any]]:
+        items = b.items.get((sec, field), [])
+        values = vals.get(field, []) if field not in b.bad_fields else []
+        return [
+            located(field, v, items[i] if i < len(items) else None, first_word)
+            for i, v in enumerate(values)
+        ]
+
+    commands = tuple(
+        (directive, cmd)
+        for directive in _EXEC_DIRECTIVES[sec]
+        for cmd in listed(directive, first_word=True)
+    )
+    return ExecFacts(
+        unit=b.name,
+        kind=b.kind,
+        header=b.headers.get(sec),
+        user=scalar("User"),
+        user_refused="User" in b.bad_fields,
+        group=scalar("Group"),
+        supplementary=tuple(listed("SupplementaryGroups")),
+        dynamic_user=bool(vals.get("DynamicUser", False)),
+        commands=commands,
+    )
+
+
 # ---------------------------------------------------------------- entry point
 
 
@@ -422,13 +523,16 @@ def build_unit(
     dropins: Sequence[str] = (),
     model_path: str | None = None,
     verify: bool = True,
+    checks: UnitChecks | None = None,
 ) -> tuple[Unit | None, list[UnitError]]:
     """Build the unit ``name`` from its entries (fragment first, then drop-ins in order).
 
     ``fragment`` is the file the unit comes from (``%y``/``%Y``); ``model_path`` what
     goes into the model's ``path`` (default: ``fragment``). ``verify`` False skips the
     load-time checks (after syntax errors they would only add noise). Returns the unit
-    (None if any error) and every problem, warnings included. Never raises for bad input.
+    (None if any error) and every problem, warnings included. ``checks`` (checks.py) looks
+    at the unit's processes against this machine (programs, users); its errors refuse the
+    unit like any other. Never raises for bad input.
     """
     kind = name.rsplit(".", 1)[-1]
     b = _Builder(name, kind)
@@ -438,6 +542,9 @@ def build_unit(
     ctx = _Ctx(Specifiers(spec_name, fragment), b, is_template="@." in name)
     for entry in entries:
         b.feed(entry, ctx)
+    b.summarise_ignored()
+    if checks is not None and kind in ("service", "socket"):
+        b.problems.extend(checks(_exec_facts(b, "@." in name)))
     section_name = _KIND_SECTION[kind]
     if kind == "target":
         return _target(name, b, model_path if model_path is not None else fragment, dropins)

@@ -14,12 +14,14 @@ TOML by its name) into entries; what they mean is build.py's business.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from .errors import Problem, UnitError
-from .files import MAX_FILE_SIZE, read_regular_file
+from .files import MAX_FILE_SIZE, read_regular_file_st
 from .ini import Entry, read_ini
 from .model import PLACEHOLDER_KINDS
 from .names import parse_unit_name
@@ -69,16 +71,25 @@ def read_entries(path: str) -> tuple[list[Entry], list[UnitError]]:
     anything else is reported (files.py says why).
     """
     try:
-        data = read_regular_file(path, MAX_FILE_SIZE)
+        data, st = read_regular_file_st(path, MAX_FILE_SIZE)
     except OSError as e:
         return [], [UnitError(f"cannot read: {e.strerror or e}", path=path)]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         return [], [UnitError(f"not valid UTF-8 ({e.reason} at byte {e.start})", path=path)]
-    if path.endswith(".toml"):
-        return read_toml(text, path)
-    return read_ini(text, path)
+    entries, errors = read_toml(text, path) if path.endswith(".toml") else read_ini(text, path)
+    if st.st_mode & stat.S_IWOTH:
+        # systemd's warning (fd_warn_permissions()): activator runs what a unit says as root.
+        errors.append(
+            UnitError(
+                "is marked world-writable: anyone may change what activator runs "
+                f"(chmod o-w {path}); proceeding anyway",
+                path=path,
+                severity="warning",
+            )
+        )
+    return entries, errors
 
 
 def _unit_name_of(filename: str) -> str:
@@ -179,6 +190,13 @@ class _Discovery:
 
     def directory(self, p: str) -> None:
         self.search_dirs.append(p)
+        with contextlib.suppress(OSError):
+            if os.stat(p).st_mode & stat.S_IWOTH:
+                self.problems.append(
+                    Problem(p, None, None, "unit directory is world-writable: anyone may add "
+                            f"units that activator runs (chmod o-w {p}); proceeding anyway",
+                            "warning", None)
+                )  # fmt: skip
         for fname in sorted(self.dirs.names(p)):
             full = os.path.join(p, fname)
             if fname.endswith(".d"):

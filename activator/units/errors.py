@@ -9,6 +9,7 @@ message of the package does.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,6 +78,7 @@ class Problem:
     message: str
     severity: Severity
     unit: str | None
+    cause: str | None = None  # a unit whose own problems this one follows from
 
     def __str__(self) -> str:
         loc = self.path if self.where is None else f"{self.path}:{self.where}"
@@ -92,7 +94,7 @@ class Problem:
         """The same problem as an error (``--strict``)."""
         if self.severity == "error":
             return self
-        return Problem(self.path, self.where, self.directive, self.message, "error", self.unit)
+        return dataclasses.replace(self, severity="error")
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -103,6 +105,41 @@ class Problem:
             "severity": self.severity,
             "unit": self.unit,
         }
+
+
+def in_causal_order(problems: list[Problem]) -> list[Problem]:
+    """Problems by file and line, except that a file whose problems follow from another
+    unit's (a socket whose service did not load) comes after that unit's file: the cause
+    is read before its consequence."""
+    by_path: dict[str, list[Problem]] = {}
+    for p in sorted(problems, key=_order):
+        by_path.setdefault(p.path, []).append(p)
+    paths_of: dict[str, list[str]] = {}
+    for path, probs in by_path.items():
+        for p in probs:
+            if p.unit is not None and path not in paths_of.setdefault(p.unit, []):
+                paths_of[p.unit].append(path)
+    out: list[Problem] = []
+    done: set[str] = set()
+
+    def emit(path: str) -> None:
+        if path in done:
+            return
+        done.add(path)  # before the causes: a circle of causes ends here
+        for p in by_path[path]:
+            for cause_path in paths_of.get(p.cause or "", ()):
+                emit(cause_path)
+        out.extend(by_path[path])
+
+    for path in by_path:
+        emit(path)
+    return out
+
+
+def _order(p: Problem) -> tuple[str, int]:
+    if isinstance(p.where, int):
+        return (p.path, p.where)
+    return (p.path, -1 if p.where is None else 1 << 30)
 
 
 INTERNAL = "internal error"

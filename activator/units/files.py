@@ -62,10 +62,16 @@ def read_regular_file(path: str, limit: int = MAX_FILE_SIZE) -> bytes:
     Raises ``FileRefused`` (an OSError) for anything but a regular file and for a file
     over ``limit`` bytes, OSError when it cannot be opened or read. Closes what it opens.
     """
+    return read_regular_file_st(path, limit)[0]
+
+
+def read_regular_file_st(path: str, limit: int = MAX_FILE_SIZE) -> tuple[bytes, os.stat_result]:
+    """``read_regular_file()``, and the file's status as read (its descriptor's fstat)."""
     _check(os.stat(path), path, limit)
     fd = os.open(path, _OPEN_FLAGS)
     try:
-        _check(os.fstat(fd), path, limit)
+        st = os.fstat(fd)
+        _check(st, path, limit)
         chunks: list[bytes] = []
         size = 0
         # st_size can lie (a file growing meanwhile, procfs): read to EOF, up to the cap.
@@ -77,6 +83,6 @@ def read_regular_file(path: str, limit: int = MAX_FILE_SIZE) -> bytes:
             size += len(chunk)
             if size > limit:
                 raise FileRefused(errno.EFBIG, f"larger than {_mib(limit)}, not read", path)
-        return b"".join(chunks)
+        return b"".join(chunks), st
     finally:
         os.close(fd)

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Collection, Sequence
 
 from .build import build_unit, field_origins
+from .checks import UnitChecks
 from .discover import (
     KINDS,
     _DirCache,
@@ -31,7 +32,7 @@ from .discover import (
     find_dropins,
     read_entries,
 )
-from .errors import Problem, UnitError, internal_problem
+from .errors import Problem, UnitError, in_causal_order, internal_problem
 from .ini import Entry, read_ini
 from .model import PLACEHOLDER_KINDS, PlaceholderUnit, ServiceUnit, SocketUnit, TargetUnit
 from .names import parse_unit_name
@@ -54,23 +55,34 @@ def read_unit(
     return entries, dropins, errors
 
 
-def load_one(path: str, *, strict: bool = False) -> tuple[Unit | None, list[Problem]]:
-    """Load a single unit file (with its drop-ins beside it), without cross-unit checks.
+def load_one(
+    path: str, *, strict: bool = False, checks: UnitChecks | None = None
+) -> tuple[Unit | None, list[Problem]]:
+    """Load a single unit file (with its drop-ins beside it), without cross-unit checks."""
+    unit, problems, _ = load_source(path, strict=strict, checks=checks)
+    return unit, problems
 
-    This is what ``activatorctl import`` converts.
-    """
+
+def load_source(
+    path: str, *, strict: bool = False, checks: UnitChecks | None = None
+) -> tuple[Unit | None, list[Problem], tuple[Entry, ...]]:
+    """``load_one()``, and the entries the unit was built from (fragment, then drop-ins):
+    what ``activatorctl import`` converts."""
     fname = os.path.basename(path)
     name = _unit_name_of(fname)
     parsed = parse_unit_name(name)
     if parsed is None or parsed.suffix not in KINDS:
-        return None, [
-            Problem(path, None, None, "not a .socket or .service unit file name", "error", None)
-        ]
+        return (
+            None,
+            [Problem(path, None, None, "not a .socket or .service unit file name", "error", None)],
+            (),
+        )
     try:
         entries, dropins, errors = read_unit(name, path, [os.path.dirname(path) or "."])
-        return _build(name, path, entries, dropins, errors, strict)[:2]
+        unit, problems, raw = _build(name, path, entries, dropins, errors, strict, checks)
+        return unit, problems, raw.entries
     except Exception as e:  # a bug; see internal_problem()
-        return None, [internal_problem(path, name, e)]
+        return None, [internal_problem(path, name, e)], ()
 
 
 def _build(
@@ -80,12 +92,13 @@ def _build(
     dropins: list[str],
     errors: list[UnitError],
     strict: bool,
+    checks: UnitChecks | None = None,
 ) -> tuple[Unit | None, list[Problem], _Raw]:
     fragment = os.path.abspath(path)
     unit: Unit | None = None
-    if errors:
+    if any(e.severity == "error" for e in errors):
         # Still run the builder: it reports the directive errors too, in one pass.
-        _, problems = build_unit(name, entries, fragment=fragment, verify=False)
+        _, problems = build_unit(name, entries, fragment=fragment, verify=False, checks=checks)
     else:
         unit, problems = build_unit(
             name,
@@ -93,6 +106,7 @@ def _build(
             fragment=fragment,
             dropins=[os.path.abspath(d) for d in dropins],
             model_path=fragment,
+            checks=checks,
         )
     out = [e.problem(path, name) for e in errors] + [p.problem(path, name) for p in problems]
     if strict and any(p.severity == "warning" for p in out):
@@ -123,6 +137,7 @@ def load_units(
     also: Collection[str] = (),
     install: bool = False,
     plumbing: bool = False,
+    checks: UnitChecks | None = None,
 ) -> tuple[UnitSet, list[Problem]]:
     """Load the units in ``paths`` (directories and/or files). Never raises for bad input.
 
@@ -134,7 +149,8 @@ def load_units(
     a container does not have are placeholders. ``install``: a unit whose [Install]
     names a boot target (targets.BOOT_TARGETS) is wanted by it, as if enabled.
     ``plumbing``: systemd's own services and sockets (targets.PLUMBING) are placeholders
-    (systemd mode: they come with the search path, not from the operator).
+    (systemd mode: they come with the search path, not from the operator). ``checks``
+    looks at each unit file's processes against this machine (checks.py).
 
     Bad units are left out and reported; the good ones load. With ``strict`` a warning
     refuses its unit like an error. Problems come sorted by file and line. Should
@@ -147,7 +163,7 @@ def load_units(
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _Load(paths, strict, install, plumbing).run(roots, also)
+        return _Load(paths, strict, install, plumbing, checks).run(roots, also)
     except Exception as e:  # a bug past the per-unit net: load nothing, say why
         where = ", ".join(map(str, paths)) or "."
         return UnitSet({}, {}, {}, {}, {}, {}), [internal_problem(where, None, e)]
@@ -165,8 +181,10 @@ class _Load:
         strict: bool,
         install: bool,
         plumbing: bool = False,
+        checks: UnitChecks | None = None,
     ) -> None:
         self.plumbing = plumbing
+        self.checks = checks
         self.problems: list[Problem] = []
         self.dirs = _DirCache()
         self.found = _discover(paths, self.problems, self.dirs)
@@ -240,8 +258,7 @@ class _Load:
                 k: {d: tuple(sorted(v)) for d, v in m.items()} for k, m in self.dep_dirs.items()
             },
         )
-        self.problems.sort(key=_problem_order)
-        return unitset, self.problems
+        return unitset, in_causal_order(self.problems)
 
     # ------------------------------------------------------------ one name
     def _one(self, name: str) -> None:
@@ -284,7 +301,7 @@ class _Load:
         else:
             self.not_found.add(name)
             return
-        unit, probs, r = _build(name, path, entries, dropins, errors, self.strict)
+        unit, probs, r = _build(name, path, entries, dropins, errors, self.strict, self.checks)
         self.problems.extend(probs)
         if unit is None:
             self.failed.add(name)
@@ -415,9 +432,3 @@ def references(unit: Unit) -> set[str]:
     elif isinstance(unit, ServiceUnit):
         refs.update(unit.Service.Sockets)
     return refs
-
-
-def _problem_order(p: Problem) -> tuple[str, int]:
-    if isinstance(p.where, int):
-        return (p.path, p.where)
-    return (p.path, -1 if p.where is None else 1 << 30)

@@ -183,8 +183,6 @@ class UnitSection(Frozen):
     RefuseManualStart: bool = False
     RefuseManualStop: bool = False
     StopWhenUnneeded: bool = False
-    IgnoreOnIsolate: bool = False
-    CollectMode: Literal["inactive", "inactive-or-failed"] = "inactive"
     StartLimitIntervalSec: float = 10.0
     StartLimitBurst: int = 5
     # What activator does when the unit fails / ends well (systemd.unit(5)); in a container
@@ -218,7 +216,6 @@ class ExecContext(Frozen):
     SupplementaryGroups: tuple[str, ...] = ()
     DynamicUser: bool = False
     WorkingDirectory: str | None = None  # None → "/"; "~" → home; leading "-" kept: optional
-    RootDirectory: str | None = None
     Environment: dict[str, str] = {}
     EnvironmentFile: tuple[_EnvironmentFile, ...] = ()
     PassEnvironment: tuple[str, ...] = ()
@@ -235,7 +232,7 @@ class ExecContext(Frozen):
     # None → systemd's default (inherit if stdin is socket/tty, else journal)
     StandardOutput: str | None = None
     StandardError: str | None = None  # None → inherit
-    SyslogIdentifier: str | None = None
+    SyslogIdentifier: str | None = None  # how captured output names it (runtime/capture.py)
     LimitCPU: Rlimit | None = None
     LimitFSIZE: Rlimit | None = None
     LimitDATA: Rlimit | None = None
@@ -308,8 +305,6 @@ class SocketSection(ExecContext):
     Mark: int | None = None
     TCPCongestion: str | None = None
     PipeSize: int | None = None
-    MessageQueueMaxMessages: int | None = None
-    MessageQueueMessageSize: int | None = None
     Writable: bool = False
     FlushPending: bool = False
     MaxConnections: Annotated[int, Field(ge=1)] = 64
@@ -320,8 +315,6 @@ class SocketSection(ExecContext):
     # None → systemd's default: 2 s, and 20 (Accept=no) or 200 (Accept=yes); 0 disables.
     TriggerLimitIntervalSec: float | None = None
     TriggerLimitBurst: int | None = None
-    PollLimitIntervalSec: float | None = None
-    PollLimitBurst: int | None = None
     ExecStartPre: tuple[ExecCommand, ...] = ()
     ExecStartPost: tuple[ExecCommand, ...] = ()
     ExecStopPre: tuple[ExecCommand, ...] = ()

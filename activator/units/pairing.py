@@ -15,6 +15,7 @@ from .errors import Problem
 from .ini import Entry
 from .model import ServiceUnit, SocketUnit, TargetUnit
 from .names import parse_unit_name
+from .suggest import closest
 
 Unit = SocketUnit | ServiceUnit | TargetUnit
 
@@ -121,7 +122,7 @@ def _pair(
             svc = resolve_alias(aliases, _implied_service(unit))
             if svc in masked:
                 continue
-            why = _why_missing(svc, built, failed)
+            why = _why_missing(svc, built, failed, sources)
             if why is None:
                 continue
             entry = origins[name].get(("Socket", "Service"))
@@ -139,6 +140,7 @@ def _pair(
                     msg,
                     "error",
                     name,
+                    cause=_template_of(svc),
                 )
             )
             del built[name]
@@ -151,7 +153,7 @@ def _pair(
                 if real in built and isinstance(built[real], SocketUnit):
                     continue
                 entry = origins[name].get(("Service", "Sockets"))
-                why = "did not load" if real in failed else "does not exist"
+                why = "did not load" if real in failed else "does not exist" + _guess(s, sources)
                 problems.append(
                     Problem(
                         entry.path if entry else sources[name].path,
@@ -160,6 +162,7 @@ def _pair(
                         f"{s} {why}; {name} will not get its file descriptors",
                         "error" if strict else "warning",
                         name,
+                        cause=real,
                     )
                 )
                 if strict:
@@ -168,9 +171,11 @@ def _pair(
                     break
 
 
-def _why_missing(n: str, built: dict[str, Unit], failed: set[str]) -> str | None:
+def _why_missing(
+    n: str, built: dict[str, Unit], failed: set[str], known: Collection[str] = ()
+) -> str | None:
     """None if the service can be had (loaded, or an instance of a loaded template); else
-    why not."""
+    why not (with the name of a unit file ``n`` may misspell)."""
     if n in built:
         return None
     p = parse_unit_name(n)
@@ -179,4 +184,16 @@ def _why_missing(n: str, built: dict[str, Unit], failed: set[str]) -> str | None
     missing = p.template if p is not None and p.instance else n
     if missing in failed or n in failed:
         return f"{missing} did not load (see its errors)"
-    return f"{missing} does not exist"
+    return f"{missing} does not exist" + _guess(missing, known)
+
+
+def _template_of(name: str) -> str:
+    p = parse_unit_name(name)
+    return p.template if p is not None and p.instance else name
+
+
+def _guess(name: str, known: Collection[str]) -> str:
+    """ " (did you mean web.service?)" for a unit file name ``name`` may misspell."""
+    suffix = name.rsplit(".", 1)[-1]
+    guess = closest(name, [k for k in known if k.endswith("." + suffix) and k != name])
+    return f" (did you mean {guess}?)" if guess else ""

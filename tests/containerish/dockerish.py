@@ -62,6 +62,8 @@ def wrapper(
     ro_proc_sys: bool = True,
     ro_proc: bool = False,
     tmpfs: tuple[str, ...] = (),
+    binds: tuple[tuple[str, str], ...] = (),
+    net: bool = False,
     legacy_inheritable: bool = False,
 ) -> list[str]:
     """The argv prefix that runs a command as Docker would (see the module docstring).
@@ -69,19 +71,26 @@ def wrapper(
     nofile: hard and soft RLIMIT_NOFILE (Docker takes it from its daemon's, or --ulimit);
     nice_limit: RLIMIT_NICE, soft and hard (raising it needs CAP_SYS_RESOURCE here);
     ro_proc: all of /proc read-only (not Docker's; for the OOM score's failure);
-    tmpfs: directories to hide under an empty tmpfs (e.g. /run, for a service's socket).
+    tmpfs: directories to hide under an empty tmpfs (e.g. /run, for a service's socket);
+    binds: (source, target) directories to bind over existing ones (a package's config);
+    net: a network namespace of its own with only loopback up, as a container has one
+    (for daemons that bind every address: reach them with ``nsenter --net``).
     """
     mounts = ["mount --bind -o ro /proc/sys /proc/sys"] if ro_proc_sys else []
     if ro_proc:
         mounts.append("mount --bind -o ro /proc /proc")
     mounts += [f"mount -t tmpfs -o mode=0755 tmpfs {d}" for d in tmpfs]
+    mounts += [f"mount --bind {src} {dst}" for src, dst in binds]
+    if net:
+        mounts.append("ip link set lo up")
     script = "set -e; " + "".join(m + "; " for m in mounts) + 'exec "$@"'
     limits = [f"--nofile={nofile}:{nofile}"] if nofile is not None else []
     if nice_limit is not None:
         limits.append(f"--nice={nice_limit}:{nice_limit}")
     capset = ",".join(["-all", *("+" + c for c in caps)])
     return [
-        "unshare", "--mount", "--propagation", "private", "--fork", "--kill-child", "--",
+        "unshare", "--mount", *(["--net"] if net else []), "--propagation", "private",
+        "--fork", "--kill-child", "--",
         "/bin/sh", "-c", script, "sh",
         *(["prlimit", *limits, "--"] if limits else []),
         "setpriv", "--bounding-set", capset,

@@ -60,7 +60,7 @@ def test_reload_adds_removes_changes(probe, loop_kind):
         "keep.service": probe_service(probe),
         "gone.socket": _sock(gp),
         "gone.service": probe_service(probe),
-        "cosm.service": "[Unit]\nDescription=before\n[Service]\nExecStart=/bin/sleep 1000\n",
+        "cosm.service": "[Unit]\nDescription=before\n[Service]\nExecStart=/bin/sleep 1000\nUser=nobody\n",
         **echo_units(ep),
     }
     with Activator(units, loop=loop_kind) as a:

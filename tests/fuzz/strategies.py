@@ -178,11 +178,12 @@ def generated_toml(draw: st.DrawFn) -> dict:
 
 @functools.cache
 def toml_seeds() -> tuple[tuple[str, str], ...]:
-    """The INI seeds in their TOML form (``unit_to_toml``), for the TOML reader's fuzzing."""
+    """The INI seeds in their TOML form (``export_unit``), for the TOML reader's fuzzing."""
     import tempfile
     from pathlib import Path
 
-    from activator.units import load_one, unit_to_toml
+    from activator.units import export_unit
+    from activator.units.loader import load_source
 
     out = [(n, t) for n, t in seed_files() if n.endswith(".toml")]
     with tempfile.TemporaryDirectory() as d:
@@ -190,8 +191,8 @@ def toml_seeds() -> tuple[tuple[str, str], ...]:
             if name.endswith((".socket", ".service")) and "/" not in name:
                 p = Path(d, name)
                 p.write_text(text)
-                unit, _ = load_one(str(p))
+                unit, _, entries = load_source(str(p))
                 p.unlink()
                 if unit is not None:
-                    out.append((name + ".toml", unit_to_toml(unit)))
+                    out.append((name + ".toml", export_unit(unit.name, entries)))
     return tuple(out)

@@ -31,6 +31,7 @@ class FakeManager:
         self.problems: list = []
         self.sockets: dict = {}
         self.started = 1000.0
+        self.generation = 0  # live re-execs so far
         self.stopping = False
         self.ready = False
         self.log = EventLog("json", stream=io.StringIO())

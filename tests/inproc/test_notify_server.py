@@ -17,6 +17,8 @@ from activator.runtime.notify import BUFFER_MAX, NotifyServer
 class Owner:
     """A service as the notify server sees it: it receives what is attributed to it."""
 
+    wants_fds = True  # FileDescriptorStoreMax= > 0: its fds are received
+
     def __init__(self) -> None:
         self.messages: asyncio.Queue = asyncio.Queue()
 

@@ -19,6 +19,7 @@ import signal
 from activator.exec import plan
 from activator.exec.plan import Handover
 from activator.exec.spec import Spawned, SpawnError
+from activator.exec.users import Credentials
 from activator.runtime.service import Service
 from activator.runtime.tally import Tally
 from activator.units.model import ExecCommand, ServiceSection, ServiceUnit, UnitSection
@@ -187,6 +188,18 @@ class Log:
         return [f for e, _, f in self.events if e == event]
 
 
+class FakeDynamic:
+    def __init__(self, daemon: FakeDaemon, name: str) -> None:
+        self.daemon = daemon
+        self.name = name
+        self.credentials = Credentials(
+            61184, 61184, (61184,), name, "/", "/usr/sbin/nologin", dynamic=True
+        )
+
+    def release(self) -> None:
+        self.daemon.dynamic.append(("release", self.name))
+
+
 class FakeDaemon:
     """What a Service uses of the daemon, with FakeHost and FakeReaper."""
 
@@ -206,9 +219,15 @@ class FakeDaemon:
         self.instances: dict[str, Service] = {}
         self.handover = Handover()
         self.done: list[str] = []
+        self.dynamic: list[tuple[str, str]] = []
 
     def prepared(self, unit: ServiceUnit) -> plan.Prepared:
         return plan.prepare(unit.Service)
+
+    def acquire_dynamic(self, unit) -> FakeDynamic:  # type: ignore[no-untyped-def]
+        """DynamicUser=: a made-up uid; ``dynamic`` records every acquire and release."""
+        self.dynamic.append(("acquire", unit.name))
+        return FakeDynamic(self, unit.name)
 
     def collect_fds(self, svc: Service) -> Handover:
         return Handover(list(self.handover.fds), list(self.handover.names))

@@ -942,3 +942,101 @@ def test_spawn_leniency_is_logged_at_debug_level():
     svc.start()
     (note,) = d.log.find("leniency")
     assert note == {"pid": svc.main_pid, "reason": d.host.notes[0]}
+
+
+# ---------------------------------------------------------------- DynamicUser= (issue 12)
+
+
+def test_dynamic_user_is_held_across_restarts_and_released_when_stopped():
+    d = FakeDaemon()
+    svc = d.service("web.service", DynamicUser=True, Restart="always", RestartSec=0.5)
+    svc.start()
+    spec = d.host.procs[svc.main_pid].spec
+    assert (spec.uid, spec.gid, list(spec.groups)) == (61184, 61184, [61184])
+    env = dict(e.decode().split("=", 1) for e in spec.env)
+    # systemd 252: the name, but no home or shell (no passwd entry); no new privileges
+    assert env["USER"] == env["LOGNAME"] == "web.service" and "HOME" not in env
+    assert spec.no_new_privs
+    d.exit(svc.main_pid, 1)
+    assert svc.sub == U.AUTO_RESTART
+    d.host.advance(0.5)
+    assert svc.sub == U.RUNNING and d.dynamic == [("acquire", "web.service")]
+    pid = svc.main_pid
+    svc.request_stop()
+    d.exit(pid, sig=signal.SIGTERM)
+    assert svc.sub == U.DEAD
+    assert d.dynamic == [("acquire", "web.service"), ("release", "web.service")]
+    once = d.service("once.service", DynamicUser=True)  # no Restart=: released at its end
+    once.start()
+    d.exit(once.main_pid, 3)
+    assert once.sub == U.FAILED
+    assert d.dynamic[2:] == [("acquire", "once.service"), ("release", "once.service")]
+
+
+# ---------------------------------------------------------------- directives with no test of
+# their own before issue 12's coverage test (tests/test_directive_coverage.py)
+
+
+def test_final_kill_signal_send_sighup_and_send_sigkill():
+    """FinalKillSignal= replaces SIGKILL; SendSIGHUP= follows KillSignal= with SIGHUP;
+    SendSIGKILL=no gives up after TimeoutStopSec= instead of killing."""
+    d = FakeDaemon()
+    svc = d.service(TimeoutStopSec=2, FinalKillSignal=int(signal.SIGQUIT), SendSIGHUP=True)
+    svc.start()
+    pid = svc.main_pid
+    svc.request_stop()
+    assert d.host.signalled(pid) == [signal.SIGTERM, signal.SIGHUP]
+    d.host.advance(2)
+    assert d.host.signalled(pid)[-1] == signal.SIGQUIT  # not SIGKILL
+    d.exit(pid, sig=signal.SIGQUIT)
+    assert svc.sub == U.FAILED and svc.result == Result.TIMEOUT
+    keep = d.service("keep.service", TimeoutStopSec=2, SendSIGKILL=False)
+    keep.start()
+    kpid = keep.main_pid
+    keep.request_stop()
+    d.host.advance(2)
+    assert signal.SIGKILL not in d.host.signalled(kpid)  # SIGTERM (stop, final), never SIGKILL
+    assert "SendSIGKILL=no" in d.log.find("timeout")[-1]["reason"]
+
+
+def test_restart_kill_signal_is_for_an_operators_restart():
+    d = FakeDaemon()
+    svc = d.service(RestartKillSignal=int(signal.SIGUSR2), KillSignal=int(signal.SIGINT))
+    svc.start()
+    pid = svc.main_pid
+    svc._restarting = True  # what restart() sets around its stop
+    svc.request_stop()
+    assert d.host.signalled(pid) == [signal.SIGUSR2]
+    d.exit(pid, sig=signal.SIGUSR2)
+    svc._restarting = False
+    svc.start()
+    pid = svc.main_pid
+    svc.request_stop()
+    assert d.host.signalled(pid) == [signal.SIGINT]  # a plain stop: KillSignal=
+
+
+def test_guess_main_pid_no_leaves_a_forking_service_without_one():
+    d = FakeDaemon()
+    svc = d.service(Type="forking", GuessMainPID=False)
+    svc.start()
+    d.host.adopt({svc.control_pid})  # the daemon it forked, in its group: not the main pid
+    d.exit(svc.control_pid, 0)
+    assert svc.main_pid is None and svc.sub == U.RUNNING
+
+
+def test_permissions_start_only_runs_control_commands_as_root():
+    d = FakeDaemon()
+    svc = d.service(User="nobody", ExecStartPre="/bin/prepare", PermissionsStartOnly=True)
+    svc.start()
+    (pre,) = d.spawned()
+    assert pre.spec.uid == -1  # ExecStartPre= keeps root's credentials
+    d.exit(pre.pid, 0)
+    assert d.spawned()[-1].spec.uid == 65534  # the main process drops them
+
+
+def test_bus_name_type_dbus_runs_as_simple_with_a_warning():
+    d = FakeDaemon()
+    svc = d.service(Type="dbus", BusName="org.example.Demo", IgnoreSIGPIPE=False)
+    svc.start()
+    assert svc.sub == U.RUNNING and "BusName= is ignored" in d.log.find("warning")[0]["reason"]
+    assert d.spawned()[0].spec.ignore_sigpipe is False  # IgnoreSIGPIPE=no

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from activator.units import load_units
-from activator.units.export import unit_to_toml
+from activator.units.export import export_unit
+from activator.units.loader import load_source
 from activator.units.model import InetListen, Rate, UnixListen
 
 from .conftest import load_ok
@@ -63,7 +64,9 @@ def test_ip_rules_refused_on_a_unix_listener(units_dir) -> None:  # type: ignore
 def test_ip_rules_on_a_service_warn_what_they_cover(units_dir) -> None:  # type: ignore[no-untyped-def]
     d = sock(units_dir, "ListenStream=127.0.0.1:9\n", SVC + "IPAddressAllow=localhost\n")
     (p,) = load_ok(d)[1]
-    assert p.severity == "warning" and p.message.startswith("ignored: ")
+    assert p.severity == "warning" and p.message.startswith(
+        "ignored, not carried out by activator: IPAddressAllow= (on a service"
+    )
     assert "socket unit's IPAddressAllow=/IPAddressDeny=" in p.message
 
 
@@ -144,8 +147,10 @@ def test_toml_and_export_round_trip(units_dir, tmp_path) -> None:  # type: ignor
     units, _ = load_ok(d)
     out = tmp_path / "toml"
     out.mkdir()
-    for u in (units.sockets["w.socket"], units.services["w.service"]):
-        (out / f"{u.name}.toml").write_text(unit_to_toml(u))
+    for name in ("w.socket", "w.service"):
+        unit, problems, entries = load_source(str(d / name))
+        assert unit is not None, [str(p) for p in problems]
+        (out / f"{name}.toml").write_text(export_unit(name, entries))
     text = (out / "w.socket.toml").read_text()
     assert 'X-Activator-ConnectionRate = "3/1500ms"' in text
     back, _ = load_ok(out)

@@ -1,37 +1,58 @@
-"""import → load gives the same model: over generated units (hypothesis) and real ones."""
+"""import → load gives the same model, as TOML and as INI: over generated units
+(hypothesis) and real ones; and the TOML keeps the text of what it imports (issue 12)."""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import tempfile
+import tomllib
 from pathlib import Path
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from activator.units import unit_to_toml
-from activator.units.loader import load_one
+from activator.units import export_unit
+from activator.units.loader import load_one, load_source
 from activator.units.specifiers import escape_percent
 from activator.units.values import quote_word
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
+SKIP = {"path", "dropins"}
+
+
+def _again(name: str, text: str, workdir: str, suffix: str):  # type: ignore[no-untyped-def]
+    out = os.path.join(workdir, name + suffix)
+    with open(out, "w") as f:
+        f.write(text)
+    try:
+        unit, problems, entries = load_source(out)
+    finally:
+        os.unlink(out)
+    assert unit is not None, (text, [str(p) for p in problems])
+    return unit, entries
+
+
+def _dump(unit, here: str = "", there: str = "") -> str:  # type: ignore[no-untyped-def]
+    """The model as JSON; %y/%Y (the unit file's own path) read as if it were ``there``."""
+    text = json.dumps(unit.model_dump(exclude=SKIP, mode="json"), sort_keys=True)
+    return text.replace(json.dumps(here)[1:-1], json.dumps(there)[1:-1]) if here else text
 
 
 def roundtrip(path: str, workdir: str) -> None:
-    unit, problems = load_one(path)
+    """INI (or TOML) → TOML → load is the same model; → INI (from the TOML) too."""
+    unit, problems, entries = load_source(path)
     assert unit is not None, [str(p) for p in problems]
-    toml_text = unit_to_toml(unit, source=path)
-    out = os.path.join(workdir, unit.name + ".toml")
-    with open(out, "w") as f:
-        f.write(toml_text)
-    again, problems = load_one(out)
-    assert again is not None, (toml_text, [str(p) for p in problems])
-    skip = {"path", "dropins"}
-    assert again.model_dump(exclude=skip) == unit.model_dump(exclude=skip), toml_text
-    assert again.name == unit.name
-    os.unlink(out)
+    want = _dump(unit, os.path.dirname(os.path.abspath(path)), os.path.abspath(workdir))
+    toml_text = export_unit(unit.name, entries, "toml", source=path)
+    from_toml, toml_entries = _again(unit.name, toml_text, workdir, ".toml")
+    assert _dump(from_toml) == want, toml_text
+    ini_text = export_unit(unit.name, toml_entries, "ini")
+    from_ini, _ = _again(unit.name, ini_text, workdir, "")
+    assert _dump(from_ini) == want, (toml_text, ini_text)
+    assert from_toml.name == from_ini.name == unit.name
 
 
 # ---------------------------------------------------------------- generated units
@@ -340,12 +361,24 @@ def test_generated_services_roundtrip(text: str, name: str) -> None:
 # ---------------------------------------------------------------- every real unit we test with
 
 
+#: The Debian packages' units tests/containerish runs as shipped (when installed here).
+HOST_UNITS = [
+    f"/lib/systemd/system/{n}"
+    for n in (
+        "dbus.service", "dbus.socket", "uwsgi-app@.service", "uwsgi-app@.socket",
+        "uuidd.service", "uuidd.socket", "fcgiwrap.service", "fcgiwrap.socket",
+        "rpcbind.service", "rpcbind.socket", "rsync.service", "inetd.service",
+    )
+]  # fmt: skip
+
+
 def _fixture_units() -> list[str]:
     paths = []
     for pattern in ("real/**/*.socket", "real/**/*.service", "real/**/*.toml"):
         paths += glob.glob(str(HERE / pattern), recursive=True)
     for pattern in ("*.socket", "*.service", "*.toml"):
         paths += glob.glob(str(REPO / "units" / pattern))
+    paths += [p for p in HOST_UNITS if os.path.exists(p)]
     return sorted(p for p in paths if ".d/" not in p)
 
 
@@ -354,3 +387,67 @@ def test_every_fixture_unit_roundtrips(tmp_path: Path) -> None:
     assert len(paths) >= 30
     for p in paths:
         roundtrip(p, str(tmp_path))
+
+
+# ---------------------------------------------------------------- the text is kept
+
+
+def test_import_keeps_the_text_and_the_order(tmp_path: Path) -> None:
+    """A template stays a template, values keep their text, $VAR stays visible, the
+    directives keep their order; ``--format ini`` writes systemd's syntax back."""
+    from activator.cli.ctl import main
+
+    src = tmp_path / "sshd@.service"
+    src.write_text(
+        "[Unit]\nDescription=SSH for %i\nDocumentation=man:sshd(8) https://openssh.com/\n"
+        "[Service]\nEnvironment=OPTS=-D\nExecStart=-/usr/sbin/sshd -i $OPTS ${OPTS}\n"
+        "User=sshd-%i\nStandardInput=socket\nNoNewPrivileges=yes\nUMask=0077\n"
+    )
+    assert main(["import", str(src), "-o", str(tmp_path / "toml")]) == 0
+    text = (tmp_path / "toml" / "sshd@.service.toml").read_text()
+    doc = tomllib.loads(text)
+    assert doc["Unit"] == {
+        "Description": "SSH for %i",
+        "Documentation": "man:sshd(8) https://openssh.com/",
+    }
+    svc = doc["Service"]
+    assert list(svc) == [
+        "Environment", "ExecStart", "User", "StandardInput", "NoNewPrivileges", "UMask"
+    ]  # fmt: skip
+    assert svc["ExecStart"] == "-/usr/sbin/sshd -i $OPTS ${OPTS}"
+    assert svc["User"] == "sshd-%i" and svc["NoNewPrivileges"] is True and svc["UMask"] == "0077"
+    assert "test_instance" not in text
+    out = tmp_path / "ini"
+    toml_file = str(tmp_path / "toml" / "sshd@.service.toml")
+    assert main(["import", toml_file, "-o", str(out), "--format", "ini"]) == 0
+    assert (out / "sshd@.service").read_text().splitlines()[1:] == [
+        "[Unit]", "Description=SSH for %i", "Documentation=man:sshd(8) https://openssh.com/",
+        "", "[Service]", "Environment=OPTS=-D", "ExecStart=-/usr/sbin/sshd -i $OPTS ${OPTS}",
+        "User=sshd-%i", "StandardInput=socket", "NoNewPrivileges=yes", "UMask=0077",
+    ]  # fmt: skip
+
+
+def test_import_merges_what_later_assignments_undo(tmp_path: Path) -> None:
+    """A drop-in's reset and a value set twice: the file says what the merge means."""
+    src = tmp_path / "web.service"
+    src.write_text(
+        "[Unit]\nConditionPathExists=/a\n[Service]\nExecStart=/bin/old\nTimeoutStartSec=5\n"
+        "TimeoutSec=7\nTimeoutStartSec=9\nUser=nobody\n"
+    )
+    (tmp_path / "web.service.d").mkdir()
+    (tmp_path / "web.service.d" / "x.conf").write_text(
+        "[Service]\nExecStart=\nExecStart=/bin/new\n[Unit]\nConditionPathExists=\n"
+        "AssertPathExists=/b\n"
+    )
+    unit, _, entries = load_source(str(src))
+    assert unit is not None
+    doc = tomllib.loads(export_unit(unit.name, entries))
+    assert doc == {
+        "Unit": {"AssertPathExists": "/b"},
+        "Service": {
+            "TimeoutSec": "7", "TimeoutStartSec": "9", "User": "nobody", "ExecStart": "/bin/new"
+        },
+    }  # fmt: skip
+    (tmp_path / "toml").mkdir()
+    again, _ = _again(unit.name, export_unit(unit.name, entries), str(tmp_path / "toml"), ".toml")
+    assert _dump(again) == _dump(unit)

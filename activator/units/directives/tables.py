@@ -35,7 +35,6 @@ from .validators import (
     v_iptos,
     v_listen,
     v_mode,
-    v_path,
     v_paths,
     v_pidfile,
     v_relative_dirs,
@@ -87,6 +86,15 @@ CONDITIONS = (
 ).split()
 
 
+#: Conditions activator cannot judge in a container (exec/conditions.py): they hold, and
+#: a unit that uses them says so at load (with the ignored directives).
+UNJUDGED_CONDITIONS = frozenset(
+    "PathIsEncrypted NeedsUpdate Architecture Firmware KernelVersion Credential Security "
+    "ACPower Memory CPUFeature CPUs ControlGroupController OSRelease MemoryPressure "
+    "CPUPressure IOPressure".split()
+)
+
+
 # ---------------------------------------------------------------- the table
 
 SectionTable = dict[str, Directive]
@@ -106,9 +114,8 @@ def _unit_table() -> SectionTable:
         t[dep] = _d(dep, "list", v_unit_names())
     t["BindTo"] = _d("BindTo", "list", v_unit_names(), field="BindsTo")  # old spelling
     for b in ("StopWhenUnneeded", "RefuseManualStart", "RefuseManualStop",
-              "DefaultDependencies", "IgnoreOnIsolate"):  # fmt: skip
+              "DefaultDependencies"):  # fmt: skip
         t[b] = _d(b, "scalar", v_bool)
-    t["CollectMode"] = _d("CollectMode", "scalar", v_enum("inactive", "inactive-or-failed"))
     t["StartLimitIntervalSec"] = _d("StartLimitIntervalSec", "scalar", v_time)
     t["StartLimitInterval"] = _d(
         "StartLimitInterval", "scalar", v_time, field="StartLimitIntervalSec"
@@ -142,7 +149,6 @@ def _exec_table() -> SectionTable:
     t["SupplementaryGroups"] = _d("SupplementaryGroups", "list", v_groups)
     t["DynamicUser"] = _d("DynamicUser", "scalar", v_bool)
     t["WorkingDirectory"] = _d("WorkingDirectory", "scalar", v_working_directory)
-    t["RootDirectory"] = _d("RootDirectory", "scalar", v_path)
     t["Environment"] = _d("Environment", "env", v_environment)
     t["EnvironmentFile"] = _d("EnvironmentFile", "list", v_env_file)
     t["PassEnvironment"] = _d("PassEnvironment", "list", v_env_names)
@@ -201,7 +207,7 @@ def _socket_table() -> SectionTable:
         t[b] = _d(b, "scalar", v_bool)
     t["Timestamping"] = _d("Timestamping", "scalar", v_timestamping)
     for tm in ("KeepAliveTimeSec", "KeepAliveIntervalSec", "DeferAcceptSec",
-               "TriggerLimitIntervalSec", "PollLimitIntervalSec"):  # fmt: skip
+               "TriggerLimitIntervalSec"):  # fmt: skip
         t[tm] = _d(tm, "scalar", v_time)
     t["KeepAliveProbes"] = _d("KeepAliveProbes", "scalar", v_uint())
     t["Priority"] = _d("Priority", "scalar", v_int())
@@ -212,15 +218,11 @@ def _socket_table() -> SectionTable:
     t["IPTTL"] = _d("IPTTL", "scalar", v_int(0, 255))
     t["Mark"] = _d("Mark", "scalar", v_int())
     t["TCPCongestion"] = _d("TCPCongestion", "scalar", v_string)
-    # config_parse_long: a C long, not the int that v_int() defaults to
-    t["MessageQueueMaxMessages"] = _d("MessageQueueMaxMessages", "scalar", v_int(0, 2**63 - 1))
-    t["MessageQueueMessageSize"] = _d("MessageQueueMessageSize", "scalar", v_int(0, 2**63 - 1))
     t["MaxConnections"] = _d("MaxConnections", "scalar", v_uint(1))
     t["MaxConnectionsPerSource"] = _d("MaxConnectionsPerSource", "scalar", v_uint())
     t["Symlinks"] = _d("Symlinks", "list", v_paths)
     t["FileDescriptorName"] = _d("FileDescriptorName", "scalar", v_fdname)
     t["TriggerLimitBurst"] = _d("TriggerLimitBurst", "scalar", v_uint())
-    t["PollLimitBurst"] = _d("PollLimitBurst", "scalar", v_uint())
     for e in ("ExecStartPre", "ExecStartPost", "ExecStopPre", "ExecStopPost"):
         t[e] = _d(e, "list", v_exec)
     t["TimeoutSec"] = _d("TimeoutSec", "scalar", v_timeout)
@@ -329,6 +331,7 @@ IPAddressAllow IPAddressDeny IPIngressFilterPath IPEgressFilterPath ManagedOOMSw
 ManagedOOMMemoryPressure ManagedOOMMemoryPressureLimit ManagedOOMPreference BPFProgram
 SocketBindAllow SocketBindDeny RestrictNetworkInterfaces
 MemoryZSwapMax PrivatePIDs ProtectControlGroupsEx ImportCredential SetLoginEnvironment
+RootDirectory
 """.split()
 _SERVICE_252 = """
 TimeoutAbortSec TimeoutStartFailureMode TimeoutStopFailureMode RuntimeRandomizedExtraSec
@@ -339,18 +342,19 @@ OpenFile ReloadSignal RestartSteps RestartMaxDelaySec RestartMode FileDescriptor
 _SOCKET_252 = """
 ListenUSBFunction SmackLabel SmackLabelIPIn SmackLabelIPOut SELinuxContextFromNet
 PassFileDescriptorsToExec DeferTrigger DeferTriggerMaxSec PassPIDFD AcceptFileDescriptors
+MessageQueueMaxMessages MessageQueueMessageSize PollLimitIntervalSec PollLimitBurst
 """.split()
 _UNIT_252 = """
 SourcePath PropagatesReloadTo PropagateReloadTo ReloadPropagatedFrom
 PropagateReloadFrom PropagatesStopTo StopPropagatedFrom JoinsNamespaceOf RequiresOverridable
 RequisiteOverridable RequiresMountsFor AllowIsolate OnSuccessJobMode OnFailureJobMode
 OnFailureIsolate JobTimeoutSec JobRunningTimeoutSec JobTimeoutAction JobTimeoutRebootArgument
-StartLimitAction RebootArgument
+StartLimitAction RebootArgument CollectMode IgnoreOnIsolate
 """.split()
 _INSTALL_252: list[str] = []
 
 _SANDBOX = re.compile(
-    r"^(Protect|Private|Restrict|SystemCall|ReadWrite|ReadOnly|Inaccessible|Bind|Root(Image|Hash|Verity)"
+    r"^(Protect|Private|Restrict|SystemCall|ReadWrite|ReadOnly|Inaccessible|Bind|Root(Image|Hash|Verity|Directory)"
     r"|Extension|MountImages|MountFlags|MountAPIVFS|TemporaryFileSystem|NoExecPaths|ExecPaths"
     r"|MemoryDenyWriteExecute|LockPersonality|SecureBits|Personality|KeyringMode|ProcSubset"
     r"|RemoveIPC|NetworkNamespacePath|IPCNamespacePath|SELinux|AppArmor|Smack|Device|IPAddress"
@@ -366,21 +370,21 @@ _CGROUP = re.compile(
 # IPAddressAllow=/IPAddressDeny= are carried on sockets; on a service systemd filters what
 # the service's processes open themselves (cgroup BPF), never the sockets passed to it.
 _SERVICE_IP_RULES = (
-    "ignored: on a service systemd applies it to the sockets the service's processes open "
+    "on a service systemd applies it to the sockets the service's processes open "
     "(cgroup BPF), which activator cannot filter; the sockets activator passes follow their "
     "socket unit's IPAddressAllow=/IPAddressDeny=, as in systemd: put the rules there"
 )
 
 
 def ignored_reason(name: str) -> str:
-    """The warning text for a directive systemd knows but activator does not carry out."""
+    """Why activator does not carry out a directive systemd knows (for the load warning)."""
     if name in ("IPAddressAllow", "IPAddressDeny"):
         return _SERVICE_IP_RULES
     if _SANDBOX.match(name):
-        return "ignored: activator does not sandbox services"
+        return "sandboxing"
     if _CGROUP.match(name):
-        return "ignored: activator does no cgroup resource control"
-    return "ignored: not supported by activator"
+        return "cgroup resource control"
+    return "not supported"
 
 
 IGNORED: dict[str, frozenset[str]] = {

@@ -169,11 +169,6 @@ def _abs_path(text: str, what: str = "an absolute path") -> str:
     return text
 
 
-def v_path(value: Any, ctx: Ctx) -> Any:
-    s = ctx.expand(_text(value, "an absolute path"))
-    return _abs_path(s) if s else RESET
-
-
 def v_paths(value: Any, ctx: Ctx) -> list[str]:
     return [_abs_path(w) for w in split_words(ctx.expand(_text(value, "absolute paths")))]
 
