@@ -128,4 +128,5 @@ def test_ctl_imports_only_the_protocol():
         "activator.control.protocol",
         "activator.control",
         "activator.cli.offline",
+        "activator.cli.install",  # the enablement verbs: the unit layer only when they run
     }

@@ -28,6 +28,7 @@ import time
 
 from ..control import protocol
 from ..control.protocol import ProtocolError
+from . import install
 
 DEFAULT_CONTROL = "/run/activator/control.sock"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INACTIVE, EXIT_NO_UNIT = 0, 1, 2, 3, 4
@@ -127,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     i = verb("import", "write the TOML form of unit files (offline)")
     i.add_argument("files", nargs="+", metavar="FILE")
     i.add_argument("-o", "--output", metavar="DIR")
+    install.add_parsers(verb)
     return p
 
 
@@ -158,6 +160,10 @@ def _run(args) -> int:
 
         return run_import(args.files, args.output)
     path = args.control or os.environ.get("ACTIVATOR_CONTROL") or DEFAULT_CONTROL
+    if args.verb == "daemon-reload":
+        args.verb, args.units = "reload", []
+    if args.verb in install.VERBS:
+        return install.run(args, path, call=call, table=_table, dot=_dot)
     units = getattr(args, "units", None) or []
     extra: dict = {}
     if args.verb == "kill":

@@ -30,6 +30,7 @@ def test_client_imports_only_the_protocol():
         "activator",
         "activator.cli",
         "activator.cli.ctl",
+        "activator.cli.install",  # the enablement verbs' parsers: standard library only
         "activator.control",
         "activator.control.protocol",
     }, ours
@@ -55,6 +56,7 @@ def test_status_call_imports_no_more(tmp_path):
         "activator",
         "activator.cli",
         "activator.cli.ctl",
+        "activator.cli.install",
         "activator.control",
         "activator.control.protocol",
     ]
