@@ -309,7 +309,11 @@ def _status_text(u: dict, now: float, color: bool) -> str:
         for p in u.get("problems", []):
             lines.append(f"{'':>13}{p}")
         return "\n".join(lines) + "\n"
-    row("Loaded", f"loaded ({u['path']})" if u.get("path") else "loaded")
+    if u.get("load") == "masked":
+        row("Loaded", f"masked (Reason: Unit {u['unit']} is masked.)")
+        row("Active", "inactive (dead)")
+        return "\n".join(lines) + "\n"
+    row("Loaded", _loaded(u, color))
     for p in u.get("dropins", []):
         row("Drop-In", p)
     active = u["active"]
@@ -376,6 +380,20 @@ def _status_text(u: dict, now: float, color: bool) -> str:
             stamp = time.strftime("%b %d %H:%M:%S ", time.localtime(ts)) if ts else ""
             lines.append(stamp + entry["text"])
     return "\n".join(lines) + "\n"
+
+
+def _loaded(u: dict, color: bool) -> str:
+    """systemctl's "loaded (PATH; enabled; preset: enabled)": the unit file state, and the
+    preset unless the state makes it moot (alias, static, generated, transient)."""
+    state = u.get("unit_file_state")
+    if not u.get("path") or not state:
+        return f"loaded ({u['path']})" if u.get("path") else "loaded"
+    hue = {"enabled": "1;32", "disabled": "1;33"}
+    text = _paint(state, hue[state], color) if state in hue else state
+    preset = u.get("unit_file_preset")
+    if preset and state not in ("alias", "static", "generated", "transient"):
+        text += "; preset: " + (_paint(preset, hue[preset], color) if preset in hue else preset)
+    return f"loaded ({u['path']}; {text})"
 
 
 def _date(t: float) -> str:

@@ -49,6 +49,7 @@ VERBS = (
     "show",
     "kill",
     "reset-failed",
+    "list-dependencies",
 )
 
 

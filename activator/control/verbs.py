@@ -16,7 +16,8 @@ from ..core.log import EventLog
 from ..manager.jobs import Job, JobResult
 from ..runtime.socket import SocketRuntime
 from ..runtime.unit import RuntimeUnit
-from ..units import Problem, UnitSet
+from ..units import Problem, UnitSet, install
+from ..units.deps import Graph
 from ..units.listen import listen_type
 from ..units.model import UnitBase
 from ..units.values import BadValue, parse_signal, signal_name
@@ -28,6 +29,9 @@ class ManagerView(Protocol):
     """What the control plane uses of the manager (manager.Manager)."""
 
     units: UnitSet
+    unit_dirs: list[str]
+    systemd: bool
+    graph: Graph
     problems: list[Problem]
     sockets: dict[str, SocketRuntime]
     started: float
@@ -42,6 +46,7 @@ class ManagerView(Protocol):
         ...
 
     def all_units(self) -> list[RuntimeUnit]: ...
+    def load_paths(self) -> list[str]: ...
     async def reload_units(self, *, dry_run: bool = False) -> Any: ...
 
 
@@ -62,6 +67,7 @@ class Verbs:
             "list-sockets": self.list_sockets, "start": self.start, "stop": self.stop,
             "restart": self.restart, "reload": self.reload, "kill": self.kill,
             "reset-failed": self.reset_failed, "cat": self.cat, "show": self.show,
+            "list-dependencies": self.list_dependencies,
         }  # fmt: skip
         assert set(self.table) == set(protocol.VERBS)
 
@@ -95,32 +101,51 @@ class Verbs:
         template = self.m.units.services.get(unit.name[: unit.name.index("@") + 1] + ".service")
         return template.path if template is not None else ""
 
-    def _describe(self, t: RuntimeUnit) -> dict[str, Any]:
+    def _describe(self, t: RuntimeUnit, files: install.Lookup) -> dict[str, Any]:
         name = t.name
         at = name.find("@")
         key = name if at < 0 else name[: at + 1] + ".service"
         recent = list(self.m.log.recent.get(key, ()))
-        return views.describe(t, path=self._path(t.unit), recent=recent)
+        path = self._path(t.unit)
+        state = views.unit_file(files, t, boot_enables=not self.m.systemd) if path else None
+        return views.describe(t, path=path, recent=recent, unit_file=state)
+
+    def _unit_files(self) -> install.Lookup:
+        """Unit file states along the daemon's load path, read once per request."""
+        return install.Lookup(install.Paths.of(self.m.load_paths(), self.m.unit_dirs))
 
     # ------------------------------------------------------------ reading
     async def ping(self, units: list[str], args: dict[str, Any]) -> dict[str, Any]:
         return {"pid": os.getpid(), "protocol": protocol.VERSION, "since": self.m.started}
 
     async def status(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
+        files = self._unit_files()
         if not units:
-            return [self._describe(t) for t in self.m.all_units()]
+            return [self._describe(t, files) for t in self.m.all_units()]
         out = []
         for name in units:
             t = self.m.find(full_name(name))
             if t is not None:
-                out.append(self._describe(t))
+                out.append(self._describe(t, files))
             else:
                 problems = [
                     str(p)
                     for p in self.m.problems
                     if p.unit == full_name(name) and p.severity == "error"
                 ]
-                out.append(views.not_loaded(full_name(name), problems))
+                out.append(views.not_loaded(full_name(name), problems, masked=_masked(files, name)))
+        return out
+
+    async def list_dependencies(
+        self, units: list[str], args: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """units/deps.py's tree of one unit (default.target), each with its active state."""
+        name = units[0] if units else "default.target"
+        tree = self.m.graph.tree(name, reverse=bool(args.get("reverse")), all=bool(args.get("all")))
+        out = []
+        for depth, n in tree:
+            t = self.m.find(n)
+            out.append({"depth": depth, "unit": n, "active": t.active_state if t else "inactive"})
         return out
 
     async def list_units(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
@@ -258,6 +283,13 @@ class Verbs:
     async def reset_failed(self, units: list[str], args: dict[str, Any]) -> list[str]:
         targets = self._units(units) if units else self.m.all_units()
         return [t.name for t in targets if t.reset_failed()]
+
+
+def _masked(files: install.Lookup, name: str) -> bool:
+    try:
+        return files.state(full_name(name)).startswith("masked")
+    except install.InstallFailure:
+        return False
 
 
 def _signal_number(sig: object) -> int:

@@ -44,6 +44,7 @@ from typing import NamedTuple
 
 from .discover import read_entries
 from .errors import BadValue
+from .ini import Entry
 from .names import UnitName, is_valid_instance, parse_unit_name
 from .specifiers import Specifiers
 from .targets import BUILTIN_TARGETS
@@ -337,6 +338,7 @@ class _Files:
         self._links: dict[str, str | int] = {}
         self._index: dict[str, _Links] = {}
         self._names: dict[str, frozenset[str]] = {}
+        self._entries: dict[str, list[Entry]] = {}
 
     def scandir(self, d: str) -> list[tuple[str, str]]:
         if not self.cache:
@@ -354,6 +356,16 @@ class _Files:
         if names is None:
             names = self._names[d] = frozenset(n for n, _ in self.scandir(d))
         return name in names
+
+    def entries(self, path: str) -> list[Entry]:
+        """A unit file's entries (a syntax error skips its line, as systemd's parser does);
+        read once per operation when ``cache`` (every instance of a template reads it)."""
+        hit = self._entries.get(path) if self.cache else None
+        if hit is None:
+            hit, _ = read_entries(path)
+            if self.cache:
+                self._entries[path] = hit
+        return hit
 
     def links(self, d: str) -> _Links:
         """The symlinks of directory ``d``, indexed (once per operation when ``cache``)."""
@@ -579,7 +591,7 @@ class _Op:
     def parse(self, info: _Info, path: str) -> None:
         """The [Install] section of one file or drop-in, as install.c's config table; a
         bad specifier in Also= or DefaultInstance= (or a bad name) fails the file."""
-        entries, _ = read_entries(path)  # syntax errors: the lines are skipped, as systemd
+        entries = self.files.entries(path)
         p = parse_unit_name(info.name)
         suffix = p.suffix if p is not None else ""
         for e in entries:
@@ -732,6 +744,8 @@ class _Op:
         for n in [name, *template]:
             for d in self.paths.search:
                 dd = f"{d}/{n}.d"
+                if not self.files.exists(dd):
+                    continue
                 for fname, kind in self.files.scandir(dd):
                     if fname.endswith((".conf", ".conf.toml")) and kind in ("file", "link"):
                         chosen.setdefault(fname, f"{dd}/{fname}")

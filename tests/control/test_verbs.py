@@ -105,7 +105,7 @@ def test_status_human_output(probe, loop_kind):
         out = a.ctl("status", "web.socket", "web.service").stdout
         sock, svc = out.split("\n\n● ", 1) if "\n\n● " in out else (out, "")
         assert sock.startswith("● web.socket - Web socket\n")
-        assert f"     Loaded: loaded ({a.unit_dir}/web.socket)\n" in sock
+        assert f"     Loaded: loaded ({a.unit_dir}/web.socket; static)\n" in sock  # no [Install]
         assert "     Active: active (running) since " in sock and " ago\n" in sock
         assert "   Triggers: ● web.service\n" in sock
         assert f"     Listen: 127.0.0.1:{port} (Stream) as http\n" in sock
