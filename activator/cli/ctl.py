@@ -6,6 +6,8 @@ Verbs: start|stop|restart UNIT… [--no-block], reload [UNIT…|--dry-run], stat
 list-units, list-sockets, cat UNIT…, show UNIT… [-p PROP] [--value],
 kill [--signal SIG] UNIT…, reset-failed [UNIT…], and the offline verify PATH…
 [--strict] and import FILE… [-o DIR]. A unit name without a suffix is a service.
+The enablement verbs (enable, disable, is-enabled, list-unit-files, list-dependencies,
+daemon-reload) are install.py's.
 
 Exit codes, as systemctl's: 0 success (status: every unit named is active; status
 without units: 0 whenever activator answers); 3 status of an inactive or failed

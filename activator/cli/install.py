@@ -173,16 +173,15 @@ def _change(args: argparse.Namespace, control: str, call: Call) -> int:
     if not online:
         return EXIT_OK
     units = [os.path.basename(n) for n in names]
+    steps: list[tuple[str, list[str], bool]] = []  # (request, its units, needs a daemon)
     if args.now and args.verb == "disable":
-        status = _tell(call, control, args.verb, "stop", units, required=True)
-        if status is not None:
-            return status
+        steps.append(("stop", units, True))  # before the reload, which may drop the unit
     if not args.no_reload:
-        status = _tell(call, control, args.verb, "reload", [], required=False)
-        if status is not None:
-            return status
+        steps.append(("reload", [], False))
     if args.now and args.verb == "enable":
-        status = _tell(call, control, args.verb, "start", units, required=True)
+        steps.append(("start", units, True))  # after it: the reload loads the unit
+    for what, which, required in steps:
+        status = _tell(call, control, args.verb, what, which, required=required)
         if status is not None:
             return status
     return EXIT_OK

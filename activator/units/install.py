@@ -38,9 +38,9 @@ import errno
 import fnmatch
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from .discover import read_entries
 from .errors import BadValue
@@ -103,6 +103,7 @@ _BACKUP_SUFFIXES = frozenset(
      "bak", "old", "new"}
 )  # fmt: skip
 _FOLLOW_MAX = 64
+_T = TypeVar("_T")
 _EXECUTABLE = (
     "Configuration file {} is marked executable. Please remove executable permission bits. "
     "Proceeding anyway."
@@ -340,54 +341,45 @@ class _Files:
         self._names: dict[str, frozenset[str]] = {}
         self._entries: dict[str, list[Entry]] = {}
 
-    def scandir(self, d: str) -> list[tuple[str, str]]:
+    def _memo(self, table: dict[str, _T], key: str, make: Callable[[], _T]) -> _T:
         if not self.cache:
-            return _scandir(d)
-        hit = self._dirs.get(d)
+            return make()
+        hit = table.get(key)
         if hit is None:
-            hit = self._dirs[d] = _scandir(d)
+            hit = table[key] = make()
         return hit
+
+    def scandir(self, d: str) -> list[tuple[str, str]]:
+        return self._memo(self._dirs, d, lambda: _scandir(d))
 
     def exists(self, path: str) -> bool:
         if not self.cache:
             return os.path.lexists(path)
         d, name = os.path.split(path)
-        names = self._names.get(d)
-        if names is None:
-            names = self._names[d] = frozenset(n for n, _ in self.scandir(d))
-        return name in names
+        return name in self._memo(self._names, d, lambda: frozenset(n for n, _ in self.scandir(d)))
 
     def entries(self, path: str) -> list[Entry]:
         """A unit file's entries (a syntax error skips its line, as systemd's parser does);
         read once per operation when ``cache`` (every instance of a template reads it)."""
-        hit = self._entries.get(path) if self.cache else None
-        if hit is None:
-            hit, _ = read_entries(path)
-            if self.cache:
-                self._entries[path] = hit
-        return hit
+        return self._memo(self._entries, path, lambda: read_entries(path)[0])
 
     def links(self, d: str) -> _Links:
-        """The symlinks of directory ``d``, indexed (once per operation when ``cache``)."""
-        hit = self._index.get(d) if self.cache else None
-        if hit is None:
-            hit = _Links(self, d)
-            if self.cache:
-                self._index[d] = hit
-        return hit
+        """The symlinks of directory ``d``, indexed."""
+        return self._memo(self._index, d, lambda: _Links(self, d))
 
     def readlink(self, path: str) -> str:
-        hit = self._links.get(path) if self.cache else None
-        if hit is None:
-            try:
-                hit = os.readlink(path)
-            except OSError as e:
-                hit = e.errno or errno.EIO
-            if self.cache:
-                self._links[path] = hit
+        """os.readlink(); _Fail with its errno."""
+        hit = self._memo(self._links, path, lambda: _readlink(path))
         if isinstance(hit, int):
             raise _Fail(hit)
         return hit
+
+
+def _readlink(path: str) -> str | int:
+    try:
+        return os.readlink(path)
+    except OSError as e:
+        return e.errno or errno.EIO
 
 
 class _Links:
@@ -513,6 +505,13 @@ class _Op:
         i = _Info(name=name, path=path, auxiliary=auxiliary)
         self.will[name] = i
         return i
+
+    def queued(self) -> Iterator[_Info]:
+        """The names to process in order, each moved to the processed ones as it comes;
+        what is queued meanwhile (Also=, the target of an alias) comes too."""
+        while self.will:
+            name = next(iter(self.will))
+            yield self.have.setdefault(name, self.will.pop(name))
 
     def printf(self, info: _Info, text: str) -> str:
         """install_name_printf(): the specifiers of [Install], for the name enabled."""
@@ -939,9 +938,7 @@ class _Op:
     def apply_all(self) -> int:
         """install_context_apply(): every name queued, Also= ones included."""
         r = 0
-        while self.will:
-            name = next(iter(self.will))
-            i = self.have[name] = self.will.pop(name)
+        for i in self.queued():
             try:
                 self.traverse(i)
             except _Fail as e:
@@ -1121,9 +1118,7 @@ class _Op:
     def mark_for_removal(self) -> set[str]:
         """install_context_mark_for_removal(): the names whose links go (Also= included)."""
         marks: set[str] = set()
-        while self.will:
-            name = next(iter(self.will))
-            i = self.have[name] = self.will.pop(name)
+        for i in self.queued():
             try:
                 self.traverse(i)
             except _Fail as e:

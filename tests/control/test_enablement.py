@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from ctlhelp import echo_once
+from ctlhelp import echo_once, refused
 from harness import Activator, free_port
 
 from activator.cli.install import tree_lines
@@ -30,14 +29,14 @@ needs_tools = pytest.mark.skipif(None in TOOLS, reason="needs unshare, nsenter, 
 SYSTEM = "/usr/lib/systemd/system"
 
 
-def _refused(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(5)
-        try:
-            s.connect(("127.0.0.1", port))
-        except ConnectionRefusedError:
-            return True
-        return False
+def _ctl(*args: str, wrapper: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """activatorctl, behind ``wrapper`` (a namespace) if given."""
+    return subprocess.run(
+        [*wrapper, sys.executable, "-m", "activator.cli.ctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _echo(port: int) -> dict[str, str]:
@@ -69,24 +68,7 @@ def _namespace(etc: Path, lib: Path) -> list[str]:
 
 def _ctl_in(a: Activator, *args: str) -> subprocess.CompletedProcess:
     """activatorctl in activator's mount namespace (where / is the test root's)."""
-    return subprocess.run(
-        [
-            "nsenter",
-            "-t",
-            str(a.pid),
-            "-m",
-            "--",
-            sys.executable,
-            "-m",
-            "activator.cli.ctl",
-            "--control",
-            a.control,
-            *args,
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return _ctl("--control", a.control, *args, wrapper=("nsenter", "-t", str(a.pid), "-m", "--"))
 
 
 @needs_tools
@@ -96,7 +78,7 @@ def test_enable_now_starts_and_disable_now_stops_in_systemd_mode(tmp_path, loop_
     port = free_port()
     etc, lib = _root(tmp_path, _echo(port))
     with Activator({}, loop=loop_kind, extra_args=["--systemd"], wrapper=_namespace(etc, lib)) as a:
-        assert _refused(port)  # not enabled: not part of the boot
+        assert refused(port)  # not enabled: not part of the boot
         r = _ctl_in(a, "is-enabled", "echo.socket")
         assert (r.returncode, r.stdout) == (1, "disabled\n"), r.stderr
         start = len(a.events)
@@ -120,7 +102,7 @@ def test_enable_now_starts_and_disable_now_stops_in_systemd_mode(tmp_path, loop_
         assert r.returncode == 0, r.stderr
         assert r.stderr == 'Removed "/etc/systemd/system/sockets.target.wants/echo.socket".\n'
         assert not (etc / "sockets.target.wants").exists()
-        assert _refused(port)
+        assert refused(port)
         assert a.ctl("status", "echo.socket").returncode == 4  # gone with the reload
 
 
@@ -129,35 +111,19 @@ def test_enable_tells_no_daemon_when_none_runs(tmp_path):
     """Offline on / (a Dockerfile's RUN line): the links and nothing else; --now needs a
     daemon and says so."""
     etc, lib = _root(tmp_path, _echo(free_port()))
-    ctl = [sys.executable, "-m", "activator.cli.ctl", "--control", str(tmp_path / "none.sock")]
-    r = subprocess.run([*_namespace(etc, lib), *ctl, "enable", "echo.socket"],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    ns, control = tuple(_namespace(etc, lib)), str(tmp_path / "none.sock")
+    r = _ctl("--control", control, "enable", "echo.socket", wrapper=ns)
     assert r.returncode == 0, r.stderr
     assert "Created symlink /etc/systemd/system/sockets.target.wants/echo.socket" in r.stderr
     assert os.path.islink(etc / "sockets.target.wants/echo.socket")
-    r = subprocess.run([*_namespace(etc, lib), *ctl, "disable", "--now", "echo.socket"],
-                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    r = _ctl("--control", control, "disable", "--now", "echo.socket", wrapper=ns)
     assert r.returncode == 1
     assert "--now: unable to reach activator at" in r.stderr
     assert not (etc / "sockets.target.wants").exists()  # the links went all the same
 
 
 def test_now_needs_the_running_root(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "activator.cli.ctl",
-            "enable",
-            "--now",
-            "x.socket",
-            "--root",
-            str(tmp_path),
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = _ctl("enable", "--now", "x.socket", "--root", str(tmp_path))
     assert r.returncode == 2 and "--now needs the root /" in r.stderr
 
 
@@ -228,20 +194,7 @@ def test_list_dependencies_offline_below_a_root(tmp_path):
     (lib / "e.service").write_text(
         "[Service]\nExecStart=/bin/true\n[Unit]\nDefaultDependencies=no\n"
     )
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "activator.cli.ctl",
-            "list-dependencies",
-            "a.target",
-            "--root",
-            str(tmp_path),
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = _ctl("list-dependencies", "a.target", "--root", str(tmp_path))
     assert r.returncode == 0, r.stderr
     # b.service is not a target: what it wants is not expanded (systemctl's rule)
     assert r.stdout.splitlines() == ["a.target", "○ ├─b.service", "○ └─c.target", "○   └─e.service"]

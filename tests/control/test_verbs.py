@@ -12,20 +12,10 @@ import os
 import socket
 
 import pytest
-from ctlhelp import echo_once, echo_units, probe_service, sync_log
+from ctlhelp import echo_once, echo_units, probe_service, refused, sync_log
 from harness import Activator, free_port, read_report
 
 pytestmark = pytest.mark.root
-
-
-def _refused(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(5)
-        try:
-            s.connect(("127.0.0.1", port))
-        except ConnectionRefusedError:
-            return True
-        return False
 
 
 def _json(r):
@@ -125,7 +115,7 @@ def test_start_stop_socket(probe, loop_kind):
         assert held.recv(10) == b"a\n"
         inst = a.wait_for("start")["pid"]
         assert a.ctl("stop", "echo.socket").returncode == 0
-        assert _refused(port)
+        assert refused(port)
         held.settimeout(10)
         assert held.recv(10) == b""  # its instance was stopped too
         held.close()
@@ -158,7 +148,7 @@ def test_start_service_without_traffic(probe, loop_kind):
         assert read_report(("127.0.0.1", port))["pid"] != pid  # traffic starts it again
 
 
-def test_start_socket_while_service_active_is_refused(probe, loop_kind):
+def test_start_socket_while_service_active_isrefused(probe, loop_kind):
     """systemd's socket_start(): "socket service … already active, refusing"."""
     port = free_port()
     with Activator(_web(probe, port), loop=loop_kind) as a:
