@@ -770,12 +770,8 @@ class _Op:
             if hops > _FOLLOW_MAX:
                 raise _Fail(errno.ELOOP)
             assert i.path is not None
-            if (
-                i.mode == ALIAS
-                and not self.follow_config
-                and os.path.dirname(i.path) in self.paths.config_dirs
-            ):
-                raise _Fail(errno.ELOOP)  # enable refuses an alias the admin made
+            if not self.follow_config and os.path.dirname(i.path) in self.paths.config_dirs:
+                raise _Fail(errno.ELOOP)  # enable's second pass: an alias the admin made
             try:
                 self.follow(i, load=load, ignore_different_name=i.mode == LINKED)
                 continue
@@ -1261,12 +1257,15 @@ def enable(paths: Paths, names: Iterable[str]) -> Outcome:
     """systemctl enable: the links [Install] asks for, for each unit (a name, or the path of
     a unit file) and its Also=. ``Outcome.r`` < 0: it failed (what was done stays done);
     0: nothing in [Install] asked for a link (systemctl's hint then applies)."""
-    op = _Op(paths, follow_config=False)
+    op = _Op(paths)
     for n in names:
         try:
             op.may_process(op.discover(n))
         except _Fail as e:
             return Outcome(-e.err, op.changes, op.log)
+    # unit_file_enable() finds the units following any link, then applies them following
+    # none in /etc or /run: enabling by a name an admin aliased there is refused.
+    op.follow_config = False
     return Outcome(op.apply_all(), op.changes, op.log)
 
 

@@ -58,6 +58,7 @@ MADE_UP = {
     "claims.service": f"{SVC}[Install]\nAlias=taken.service\nWantedBy=multi-user.target\n",
     "other.service": SVC,
     "onlyalso.service": f"{SVC}[Install]\nAlso=app.socket missing.socket masked.socket\n",
+    "alsolinked.service": f"{SVC}[Install]\nWantedBy=x.target\nAlso=linked.service\n",
 }
 
 
@@ -89,11 +90,33 @@ def debian_root(root: Path) -> Path:
     (root / "opt/outside/ext.service").write_text(
         f"{SVC}[Install]\nWantedBy=multi-user.target\nAlias=ext-alias.service\n"
     )
+    (root / "opt/outside/linked.service").write_text(f"{SVC}[Install]\nWantedBy=x.target\n")
+    (etc / "linked.service").symlink_to("/opt/outside/linked.service")  # systemctl link
+    gen = root / "run/systemd/generator"
+    gen.mkdir(parents=True)
+    (gen / "gen.service").write_text(f"{SVC}[Install]\nWantedBy=multi-user.target\n")
+    (etc / "genalias.service").symlink_to("/run/systemd/generator/gen.service")
     presets = root / "lib/systemd/system-preset"
     presets.mkdir(parents=True)
     (presets / "90-test.preset").write_text("disable docker.*\nenable getty@.service\n")
     return root
 
+
+PACKAGES_ASKED = """
+ssh.service sshd.service ssh.socket uuidd.socket syslog.service getty@.service
+getty@tty1.service getty@tty2.service serial-getty@ttyS0.service serial-getty@.service
+autovt@.service autovt@tty3.service cups.service cups.path systemd-journald.socket
+dbus-org.freedesktop.hostname1.service systemd-hostnamed.service console-getty.service
+acpid.service systemd-networkd.socket nonexistent.service
+""".split()
+CORNERS_ASKED = """
+web@.socket web@8080.socket web@9090.socket web@1.socket app app-alias.service
+app.socket worker@.service worker@one.service wk@one.service mon@.service
+mon@a.service spec@.service dropin.service static.service masked.socket
+masked2.service claims.service taken.service onlyalso.service local.service
+runtime.service ext.service ext-alias.service linked.service genalias.service
+gen.service alsolinked.service
+""".split()
 
 STEPS = [
     ["list-unit-files"],
@@ -105,30 +128,7 @@ STEPS = [
     ["enable", "serial-getty@ttyS0.service"],
     ["enable", "systemd-networkd.service", "systemd-pstore.service", "remote-fs.target"],
     ["enable", "fstrim.timer", "e2scrub_reap.service"],
-    [
-        "is-enabled",
-        "ssh.service",
-        "sshd.service",
-        "ssh.socket",
-        "uuidd.socket",
-        "syslog.service",
-        "getty@.service",
-        "getty@tty1.service",
-        "getty@tty2.service",
-        "serial-getty@ttyS0.service",
-        "serial-getty@.service",
-        "autovt@.service",
-        "autovt@tty3.service",
-        "cups.service",
-        "cups.path",
-        "systemd-journald.socket",
-        "dbus-org.freedesktop.hostname1.service",
-        "systemd-hostnamed.service",
-        "console-getty.service",
-        "acpid.service",
-        "systemd-networkd.socket",
-        "nonexistent.service",
-    ],  # fmt: skip
+    ["is-enabled", *PACKAGES_ASKED],
     ["list-unit-files"],
     # the corners
     ["enable", "web@.socket"],
@@ -147,34 +147,11 @@ STEPS = [
     ["enable", "local.service", "runtime.service"],
     ["enable", "/opt/outside/ext.service"],
     ["enable", "app-alias.service"],  # an alias in /etc: refused, as systemctl does
+    ["enable", "genalias.service"],  # … but followed first: to a generated unit
+    ["enable", "linked.service"],  # a linked unit by its name: followed
+    ["enable", "alsolinked.service"],  # … but not as another's Also=
     ["enable", "missing.service"],
-    [
-        "is-enabled",
-        "web@.socket",
-        "web@8080.socket",
-        "web@9090.socket",
-        "web@1.socket",
-        "app",
-        "app-alias.service",
-        "app.socket",
-        "worker@.service",
-        "worker@one.service",
-        "wk@one.service",
-        "mon@.service",
-        "mon@a.service",
-        "spec@.service",
-        "dropin.service",
-        "static.service",
-        "masked.socket",
-        "masked2.service",
-        "claims.service",
-        "taken.service",
-        "onlyalso.service",
-        "local.service",
-        "runtime.service",
-        "ext.service",
-        "ext-alias.service",
-    ],  # fmt: skip
+    ["is-enabled", *CORNERS_ASKED],
     ["list-unit-files"],
     ["list-unit-files", "--state=enabled,indirect", "--type=socket,target"],
     ["list-unit-files", "web*", "*.timer"],
