@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.log import EventLog
 from ..manager.jobs import Job, JobResult
 from ..runtime.socket import SocketRuntime
 from ..runtime.unit import RuntimeUnit
-from ..units import Problem, UnitSet, install
+from ..units import Problem, UnitSet
 from ..units.deps import Graph
 from ..units.listen import listen_type
 from ..units.model import UnitBase
 from ..units.values import BadValue, parse_signal, signal_name
 from . import protocol, views
 from .protocol import ProtocolError
+
+if TYPE_CHECKING:  # loaded by the first status that asks (an idle daemon never does)
+    from ..units.install import Lookup
 
 
 class ManagerView(Protocol):
@@ -101,7 +104,7 @@ class Verbs:
         template = self.m.units.services.get(unit.name[: unit.name.index("@") + 1] + ".service")
         return template.path if template is not None else ""
 
-    def _describe(self, t: RuntimeUnit, files: install.Lookup) -> dict[str, Any]:
+    def _describe(self, t: RuntimeUnit, files: Lookup) -> dict[str, Any]:
         name = t.name
         at = name.find("@")
         key = name if at < 0 else name[: at + 1] + ".service"
@@ -110,9 +113,11 @@ class Verbs:
         state = views.unit_file(files, t, boot_enables=not self.m.systemd) if path else None
         return views.describe(t, path=path, recent=recent, unit_file=state)
 
-    def _unit_files(self) -> install.Lookup:
+    def _unit_files(self) -> Lookup:
         """Unit file states along the daemon's load path, read once per request."""
-        return install.Lookup(install.Paths.of(self.m.load_paths(), self.m.unit_dirs))
+        from ..units.install import Lookup, Paths
+
+        return Lookup(Paths.of(self.m.load_paths(), self.m.unit_dirs))
 
     # ------------------------------------------------------------ reading
     async def ping(self, units: list[str], args: dict[str, Any]) -> dict[str, Any]:
@@ -285,10 +290,12 @@ class Verbs:
         return [t.name for t in targets if t.reset_failed()]
 
 
-def _masked(files: install.Lookup, name: str) -> bool:
+def _masked(files: Lookup, name: str) -> bool:
+    from ..units.install import InstallFailure
+
     try:
         return files.state(full_name(name)).startswith("masked")
-    except install.InstallFailure:
+    except InstallFailure:
         return False
 
 

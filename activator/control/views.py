@@ -11,12 +11,14 @@ import contextlib
 import json
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..runtime.unit import RuntimeUnit
-from ..units import install
 from ..units.names import parse_unit_name
 from ..units.targets import BOOT_TARGETS
+
+if TYPE_CHECKING:  # loaded by the first status that asks (an idle daemon never does)
+    from ..units.install import Lookup
 
 
 def kind_of(name: str) -> str:
@@ -64,16 +66,16 @@ def describe(
     return d
 
 
-def unit_file(
-    lookup: install.Lookup, t: RuntimeUnit, *, boot_enables: bool
-) -> tuple[str, str] | None:
+def unit_file(lookup: Lookup, t: RuntimeUnit, *, boot_enables: bool) -> tuple[str, str] | None:
     """(state, preset) of the unit's file as systemctl status shows them, along the
     daemon's own load path; None when there is no file to speak of. ``boot_enables``:
     without --systemd activator starts at boot what [Install] says a boot target wants
     (units/loader.py), so such a unit is enabled rather than disabled."""
+    from ..units.install import InstallFailure
+
     try:
         state = lookup.state(t.name)
-    except install.InstallFailure:
+    except InstallFailure:
         return None
     if state == "disabled" and boot_enables and _wanted_at_boot(t):
         state = "enabled"
