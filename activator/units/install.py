@@ -1035,7 +1035,10 @@ class _Op:
         if mine is not None and mine.is_template:
             if info.default_instance:
                 inst = _Info(name=info.name.replace("@.", f"@{info.default_instance}.", 1))
-                self.search(inst, load=False)
+                try:
+                    self.search(inst, load=False)
+                except _Fail as e:
+                    return -e.err
                 if inst.mode == MASKED:
                     assert inst.path is not None
                     return self.change(IS_MASKED, inst.path)
