@@ -284,7 +284,7 @@ def _scandir(d: str) -> list[tuple[str, str]]:
                 except OSError:
                     continue
                 out.append((e.name, kind))
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
+    except OSError:  # not there, not a directory, not ours to read, a loop of links
         return []
     return out
 
@@ -669,7 +669,7 @@ class _Op:
             return True
         try:
             return _null_or_empty(os.stat(chase(self.root, resolved)))
-        except OSError:
+        except (OSError, _Fail):
             return False
 
     def resolve_symlink(self, path: str) -> tuple[str, bool]:
@@ -991,7 +991,10 @@ class _Op:
                     r = r if r < 0 else -e.err
                 continue
             alias_path = dst if dst.startswith("/") else f"{self.paths.config}/{dst}"
-            broken = not os.path.exists(chase(self.root, alias_path))
+            try:
+                broken = not os.path.exists(chase(self.root, alias_path))
+            except _Fail:  # a loop of links: there is something, and not ours
+                broken = False
             q = self.create_symlink(info.path, alias_path, force=broken)
             r = r if r < 0 else q
         return r
@@ -1161,15 +1164,17 @@ class _Op:
                 continue
             if kind != "link" or parse_unit_name(fname) is None:
                 continue
-            try:
-                dest = chase(self.root, p)
-            except _Fail as e:
-                self.change(-e.err, p)
-                r = r or -e.err
-                continue
-            dest_inside = skip_root(self.root, dest) or dest
-            if not (dest_inside in marks or os.path.basename(dest) in marks or fname in marks):
-                continue
+            if fname not in marks:  # by its own name it goes even if it leads nowhere
+                try:
+                    dest = chase(self.root, p)
+                except _Fail as e:
+                    self.change(-e.err, p)
+                    r = r or -e.err
+                    continue
+                if (skip_root(self.root, dest) or dest) not in marks and (
+                    os.path.basename(dest) not in marks
+                ):
+                    continue
             try:
                 os.unlink(p)
             except FileNotFoundError:

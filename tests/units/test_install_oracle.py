@@ -225,3 +225,26 @@ def test_many_random_roots_as_systemctl(tmp_path):
         except AssertionError as e:
             raise AssertionError(f"seed {seed}: {e}") from None
         shutil.rmtree(work)
+
+
+def test_loops_of_links_as_systemctl(tmp_path):
+    """Links that lead in circles: reported where systemctl reports them, removed where it
+    removes them (by their own name), never a traceback."""
+    need_systemctl()
+    src = tmp_path / "src"
+    etc, lib = src / "etc/systemd/system", src / "lib/systemd/system"
+    etc.mkdir(parents=True)
+    lib.mkdir(parents=True)
+    (etc / "b.service").symlink_to("a.service")
+    (etc / "a.service").symlink_to("b.service")
+    (lib / "c.service").write_text("[Install]\nWantedBy=x.target\nAlias=l1.service\n")
+    (etc / "l1.service").symlink_to("l2.service")
+    (etc / "l2.service").symlink_to("l1.service")
+    (lib / "d@.service").write_text("[Install]\nWantedBy=x.target\nDefaultInstance=i\n")
+    (lib / "d@i.service").symlink_to("d@i.service")
+    twins = Twins(src, tmp_path)
+    for step in (["is-enabled", "a.service", "c.service", "d@.service"], ["list-unit-files"],
+                 ["enable", "a.service"], ["enable", "c.service"], ["enable", "d@.service"],
+                 ["disable", "c.service"], ["disable", "l1.service"], ["disable", "b.service"],
+                 ["list-unit-files"]):  # fmt: skip
+        twins.step(*step)
