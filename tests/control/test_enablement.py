@@ -75,8 +75,14 @@ def _ctl_in(a: Activator, *args: str) -> subprocess.CompletedProcess:
 def test_enable_now_starts_and_disable_now_stops_in_systemd_mode(tmp_path, loop_kind):
     """enable --now: systemctl's link and message, the daemon re-reads its units and the
     socket listens; status says enabled; disable --now: the link goes, the socket stops."""
-    port = free_port()
-    etc, lib = _root(tmp_path, _echo(port))
+    port, tport = free_port(), free_port()
+    units = {
+        **_echo(port),
+        "tpl@.socket": f"[Socket]\nListenStream=127.0.0.1:{tport}\n[Install]\n"
+        "WantedBy=sockets.target\n",
+        "tpl@.service": "[Service]\nExecStart=/bin/true\n",
+    }
+    etc, lib = _root(tmp_path, units)
     with Activator({}, loop=loop_kind, extra_args=["--systemd"], wrapper=_namespace(etc, lib)) as a:
         assert refused(port)  # not enabled: not part of the boot
         r = _ctl_in(a, "is-enabled", "echo.socket")
@@ -104,6 +110,15 @@ def test_enable_now_starts_and_disable_now_stops_in_systemd_mode(tmp_path, loop_
         assert not (etc / "sockets.target.wants").exists()
         assert refused(port)
         assert a.ctl("status", "echo.socket").returncode == 4  # gone with the reload
+
+        # a template, as Debian's uwsgi-app@.socket: enabled as the instance named
+        inst = "tpl@web1.socket"
+        start = len(a.events)
+        r = _ctl_in(a, "enable", "--now", inst)
+        assert r.returncode == 0, r.stderr
+        assert os.readlink(etc / "sockets.target.wants" / inst) == "/lib/systemd/system/tpl@.socket"
+        a.wait_for("listen", start=start, unit=inst)
+        assert a.ctl("status", inst).returncode == 0
 
 
 @needs_tools
