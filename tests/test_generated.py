@@ -91,7 +91,12 @@ def test_bash_completes_verbs_options_and_values():
     assert _complete("activatorctl is-") == [
         "is-active", "is-enabled", "is-failed", "is-system-running"
     ]  # fmt: skip
-    assert _complete("activatorctl --no-") == ["--no-block", "--no-legend", "--no-pager"]
+    assert _complete("activatorctl --no-") == [
+        "--no-block",
+        "--no-legend",
+        "--no-pager",
+        "--no-reload",
+    ]
     assert "listening" in _complete("activatorctl list-units --state ")
     assert "SIGKILL" in _complete("activatorctl kill -s ")
 

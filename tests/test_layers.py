@@ -138,4 +138,5 @@ def test_ctl_imports_only_the_protocol():
         "activator.cli.offline",
         "activator.cli.verbtable",
         "activator.core.rundir",  # lazily, not as root: where the daemon's socket is
+        "activator.cli.install",  # the enablement verbs: the unit layer only when they run
     }

@@ -4,8 +4,10 @@
 
 The verbs and options are cli/verbtable.py's (``activatorctl --help``); without a verb,
 list-units. A unit name without a suffix is a service. Most verbs are the daemon's
-(one request on the control socket); is-active, is-failed and is-enabled are answered
-here from ``status`` (``CLIENT_VERBS``); verify and import work offline.
+(one request on the control socket); is-active and is-failed are answered
+here from ``status`` (``CLIENT_VERBS``); verify and import work offline; the
+enablement verbs (enable, disable, is-enabled, list-unit-files, list-dependencies)
+are cli/install.py's.
 
 Exit codes, as systemctl's: 0 success (status: every unit named is active; status
 without units: 0 whenever activator answers); 3 status of an inactive or failed unit,
@@ -30,7 +32,7 @@ import time
 
 from ..control import protocol
 from ..control.protocol import ProtocolError
-from . import verbtable
+from . import install, verbtable
 
 DEFAULT_CONTROL = "/run/activator/control.sock"  # as root; rootless: see _default_control()
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INACTIVE, EXIT_NO_UNIT = 0, 1, 2, 3, 4
@@ -120,6 +122,10 @@ def _add(p: argparse.ArgumentParser, o: verbtable.Option, default=argparse.SUPPR
             kw["type"] = int
         elif o.long == "--format":
             kw["choices"] = ("toml", "ini")
+        elif o.long == "--units":  # `units` is the verbs' positional UNIT…
+            kw["dest"], kw["action"] = "units_dirs", "append"
+        elif o.long == "--type":
+            kw["action"] = "append"
     p.add_argument(*o.flags, **kw)
 
 
@@ -183,6 +189,10 @@ def _run(args) -> int:
 
         return run_import(args.files, args.output, fmt=args.format)
     path = args.control or os.environ.get("ACTIVATOR_CONTROL") or _default_control()
+    if args.verb == "daemon-reload":
+        args.verb, args.units = "reload", []
+    if args.verb in install.VERBS:
+        return _install(args, path)
     units = getattr(args, "units", None) or []
     if args.verb in CLIENT_VERBS:
         return _client_verb(args, path, units)
@@ -344,8 +354,24 @@ def _filter(args, rows: list[dict], patterns: list[str]) -> list[dict]:
 # ---------------------------------------------------------------- client verbs
 
 
+def _install(args, path: str) -> int:
+    """The enablement verbs (cli/install.py), their arguments as install.py reads them."""
+    if args.verb == "list-dependencies":
+        if len(args.units) > 1:
+            print("activatorctl: list-dependencies: one unit at most", file=sys.stderr)
+            return EXIT_USAGE
+        args.unit = args.units[0] if args.units else "default.target"
+    if args.verb == "list-unit-files":
+        args.patterns = args.units
+    if isinstance(args.state, str):
+        args.state = [args.state]
+    return install.run(
+        args, path, call=call, table=lambda header, rows: _table(args, header, rows), dot=_dot
+    )
+
+
 def _client_verb(args, path: str, units: list[str]) -> int:
-    """is-active, is-failed, is-enabled: systemctl's answers, made from ``status``."""
+    """is-active, is-failed: systemctl's answers, made from ``status``."""
     try:
         result = call(path, "status", units)
     except ProtocolError as e:
@@ -368,38 +394,9 @@ def _is_state(good: tuple[str, ...], otherwise: int):
     return verb
 
 
-#: is-enabled's good answers, as systemctl's (enabled, static, indirect …: started somehow)
-_ENABLED = ("enabled", "enabled-runtime", "static", "alias", "indirect", "generated")
-
-
-def enablement(u: dict) -> str:
-    """A unit's unit file state. The hook for enable/disable (issue 11): a status answer
-    that carries ``unit_file_state`` is taken at its word. Until the daemon says, a
-    socket is enabled (every socket listens at boot) and any other unit static."""
-    return u.get("unit_file_state") or ("enabled" if u["kind"] == "socket" else "static")
-
-
-def _is_enabled(args, result: list[dict]) -> int:
-    # systemd 252 stops at the first unit it cannot find, with exit 1
-    states = []
-    for u in result:
-        if u.get("load") == "not-found":
-            break
-        states.append({"unit": u["unit"], "state": enablement(u)})
-    if states:
-        _say(args, states, "\n".join(s["state"] for s in states))
-    if len(states) < len(result):
-        missing = result[len(states)]["unit"]
-        print(f"Failed to get unit file state for {missing}: No such file or directory",
-              file=sys.stderr)  # fmt: skip
-        return EXIT_FAILURE
-    return EXIT_OK if any(s["state"] in _ENABLED for s in states) else EXIT_FAILURE
-
-
 CLIENT_VERBS = {
     "is-active": _is_state(("active", "reloading"), EXIT_INACTIVE),  # LSB: not running
     "is-failed": _is_state(("failed",), EXIT_FAILURE),
-    "is-enabled": _is_enabled,
 }
 
 
@@ -521,7 +518,11 @@ def _status_text(u: dict, now: float, color: bool, lines: int = 10, every: bool 
         for p in u.get("problems", []):
             out.append(f"{'':>13}{p}")
         return "\n".join(out) + "\n"
-    row("Loaded", f"loaded ({u['path']})" if u.get("path") else "loaded")
+    if u.get("load") == "masked":
+        row("Loaded", f"masked (Reason: Unit {u['unit']} is masked.)")
+        row("Active", "inactive (dead)")
+        return "\n".join(out) + "\n"
+    row("Loaded", _loaded(u, color))
     for p in u.get("dropins", []):
         row("Drop-In", p)
     active = u["active"]
@@ -625,6 +626,20 @@ def _idle_text(idle: dict) -> str:
     left = idle.get("stop_in")
     when = f"stops in {_ago(left)} without a connection" if left is not None else "not armed"
     return f"{when} (X-Activator-IdleStopSec={idle['after']:g}s; {idle['connections']} open)"
+
+
+def _loaded(u: dict, color: bool) -> str:
+    """systemctl's "loaded (PATH; enabled; preset: enabled)": the unit file state, and the
+    preset unless the state makes it moot (alias, static, generated, transient)."""
+    state = u.get("unit_file_state")
+    if not u.get("path") or not state:
+        return f"loaded ({u['path']})" if u.get("path") else "loaded"
+    hue = {"enabled": "1;32", "disabled": "1;33"}
+    text = _paint(state, hue[state], color) if state in hue else state
+    preset = u.get("unit_file_preset")
+    if preset and state not in ("alias", "static", "generated", "transient"):
+        text += "; preset: " + (_paint(preset, hue[preset], color) if preset in hue else preset)
+    return f"loaded ({u['path']}; {text})"
 
 
 def _date(t: float) -> str:

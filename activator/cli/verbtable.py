@@ -32,6 +32,7 @@ class Verb(NamedTuple):
 
 UNITS = "Unit commands"
 SYSTEM = "System commands"
+UNIT_FILES = "Unit file commands (as systemctl's, on the files: no daemon needed)"
 OFFLINE = "Unit files, offline"
 
 VERBS: tuple[Verb, ...] = (
@@ -47,8 +48,6 @@ VERBS: tuple[Verb, ...] = (
          UNITS, where="client"),
     Verb("is-failed", "UNIT…", "exit 0 if a unit is failed, else 1; print the states",
          UNITS, where="client"),
-    Verb("is-enabled", "UNIT…", "exit 0 if a unit is started at boot (enabled or static)",
-         UNITS, where="client"),
     Verb("start", "UNIT…", "start units (a socket listens; a service gets its sockets)",
          UNITS, ("--no-block",)),
     Verb("stop", "UNIT…", "stop units (a socket closes its listeners, stops its instances)",
@@ -60,10 +59,22 @@ VERBS: tuple[Verb, ...] = (
          ("--signal",)),
     Verb("reset-failed", "[UNIT…]", "forget the failed state and start limits of units",
          UNITS),
+    Verb("list-dependencies", "[UNIT]", "print the units a unit pulls in, as a tree "
+         "(default.target without one)", UNITS, ("--reverse", "--root")),
     Verb("is-system-running", "", "print starting, running, degraded or stopping; 0 if running",
          SYSTEM),
+    Verb("daemon-reload", "", "re-read the unit files (the same as reload without units)",
+         SYSTEM, where="client"),
     Verb("daemon-reexec", "", "replace activator with a fresh exec of itself, handing "
          "everything over", SYSTEM),
+    Verb("enable", "UNIT…", "enable units: make the links their [Install] section asks for",
+         UNIT_FILES, ("--root", "--units", "--now", "--no-reload"), where="offline"),
+    Verb("disable", "UNIT…", "disable units: remove every link to them", UNIT_FILES,
+         ("--root", "--units", "--now", "--no-reload"), where="offline"),
+    Verb("is-enabled", "UNIT…", "print the unit files' enablement (exit 0 if any is enabled "
+         "or static)", UNIT_FILES, ("--root", "--units"), where="offline"),
+    Verb("list-unit-files", "[PATTERN…]", "list unit files with their enablement state and "
+         "preset", UNIT_FILES, ("--root", "--units", "--type"), where="offline"),
     Verb("verify", "PATH…", "check unit files, like systemd-analyze verify", OFFLINE,
          ("--strict",), where="offline"),
     Verb("import", "FILE…", "write unit files as TOML (or INI), their text kept", OFFLINE,
@@ -125,6 +136,16 @@ OPTIONS: tuple[Option, ...] = (
            "SIGTERM)", default="SIGTERM", values="signal"),
     Option(("-f", "--follow"), None, "logs: then print new lines as they come, until "
            "interrupted"),
+    Option(("--root",), "DIR", "enable, disable, is-enabled, list-unit-files: the unit files "
+           "below DIR (default /); list-dependencies: load DIR's units instead of asking "
+           "activator", values="dir"),
+    Option(("--units",), "DIR", "enable, disable, is-enabled, list-unit-files: a unit "
+           "directory searched before systemd's, inside the root (repeat)", values="dir"),
+    Option(("--now",), None, "enable, disable: also start (enable) or stop (disable) them"),
+    Option(("--no-reload",), None, "enable, disable: do not tell a running activator"),
+    Option(("-t", "--type"), "TYPE", "list-unit-files: only these unit types (repeat, or "
+           "TYPE,TYPE)"),
+    Option(("--reverse",), None, "list-dependencies: what pulls the unit in"),
     Option(("--strict",), None, "verify: warnings are errors"),
     Option(("-o", "--output"), "DIR", "import: write the files here (default: the current "
            "directory)",

@@ -54,6 +54,7 @@ VERBS = (
     "is-system-running",
     "logs",
     "daemon-reexec",
+    "list-dependencies",
 )
 
 

@@ -17,6 +17,7 @@ from ..manager.jobs import Job, JobResult
 from ..runtime.socket import SocketRuntime
 from ..runtime.unit import RuntimeUnit
 from ..units import Problem, UnitSet
+from ..units.deps import Graph
 from ..units.listen import listen_type
 from ..units.model import UnitBase
 from ..units.values import BadValue, parse_signal, signal_name
@@ -25,12 +26,16 @@ from .protocol import ProtocolError
 
 if TYPE_CHECKING:
     from ..runtime.capture import Capture, Entry
+    from ..units.install import Lookup  # loaded by the first status that asks
 
 
 class ManagerView(Protocol):
     """What the control plane uses of the manager (manager.Manager)."""
 
     units: UnitSet
+    unit_dirs: list[str]
+    systemd: bool
+    graph: Graph
     problems: list[Problem]
     sockets: dict[str, SocketRuntime]
     started: float
@@ -50,6 +55,7 @@ class ManagerView(Protocol):
         ...
 
     def all_units(self) -> list[RuntimeUnit]: ...
+    def load_paths(self) -> list[str]: ...
     async def reload_units(self, *, dry_run: bool = False) -> Any: ...
 
     @property
@@ -93,6 +99,7 @@ class Verbs:
             "is-system-running": self.is_system_running,
             "logs": self.logs,
             "daemon-reexec": self.daemon_reexec,
+            "list-dependencies": self.list_dependencies,
         }  # fmt: skip
         assert set(self.table) == set(protocol.VERBS)
 
@@ -129,9 +136,17 @@ class Verbs:
         template = self.m.units.services.get(unit.name[: unit.name.index("@") + 1] + ".service")
         return template.path if template is not None else ""
 
-    def _describe(self, t: RuntimeUnit) -> dict[str, Any]:
+    def _describe(self, t: RuntimeUnit, files: Lookup) -> dict[str, Any]:
         recent = list(self.m.log.recent.get(template_key(t.name), ()))
-        return views.describe(t, path=self._path(t.unit), recent=recent)
+        path = self._path(t.unit)
+        state = views.unit_file(files, t, boot_enables=not self.m.systemd) if path else None
+        return views.describe(t, path=path, recent=recent, unit_file=state)
+
+    def _unit_files(self) -> Lookup:
+        """Unit file states along the daemon's load path, read once per request."""
+        from ..units.install import Lookup, Paths
+
+        return Lookup(Paths.of(self.m.load_paths(), self.m.unit_dirs))
 
     # ------------------------------------------------------------ reading
     async def ping(self, units: list[str], args: dict[str, Any]) -> dict[str, Any]:
@@ -143,21 +158,34 @@ class Verbs:
         }
 
     async def status(self, units: list[str], args: dict[str, Any]) -> list[dict[str, Any]]:
+        files = self._unit_files()
         if not units:
-            return [self._describe(t) for t in self.m.all_units()]
+            return [self._describe(t, files) for t in self.m.all_units()]
         out = []
         await self.m.load_more([full_name(n) for n in units])
         for name in units:
             t = self.m.find(full_name(name))
             if t is not None:
-                out.append(self._describe(t))
+                out.append(self._describe(t, files))
             else:
                 problems = [
                     str(p)
                     for p in self.m.problems
                     if p.unit == full_name(name) and p.severity == "error"
                 ]
-                out.append(views.not_loaded(full_name(name), problems))
+                out.append(views.not_loaded(full_name(name), problems, masked=_masked(files, name)))
+        return out
+
+    async def list_dependencies(
+        self, units: list[str], args: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """units/deps.py's tree of one unit (default.target), each with its active state."""
+        name = units[0] if units else "default.target"
+        tree = self.m.graph.tree(name, reverse=bool(args.get("reverse")), all=bool(args.get("all")))
+        out = []
+        for depth, n in tree:
+            t = self.m.find(n)
+            out.append({"depth": depth, "unit": n, "active": t.active_state if t else "inactive"})
         return out
 
     async def is_system_running(self, units: list[str], args: dict[str, Any]) -> dict[str, str]:
@@ -340,6 +368,15 @@ def entry_dict(e: Entry) -> dict[str, Any]:
     """One line of a service's output as the protocol carries it."""
     ts, unit, pid, stream, level, text = e
     return {"ts": ts, "unit": unit, "pid": pid, "stream": stream, "level": level, "text": text}
+
+
+def _masked(files: Lookup, name: str) -> bool:
+    from ..units.install import InstallFailure
+
+    try:
+        return files.state(full_name(name)).startswith("masked")
+    except InstallFailure:
+        return False
 
 
 def _signal_number(sig: object) -> int:

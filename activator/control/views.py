@@ -10,10 +10,15 @@ from __future__ import annotations
 import json
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.log import Recent
 from ..runtime.unit import RuntimeUnit
+from ..units.names import parse_unit_name
+from ..units.targets import BOOT_TARGETS
+
+if TYPE_CHECKING:  # loaded by the first status that asks (an idle daemon never does)
+    from ..units.install import Lookup
 
 
 def kind_of(name: str) -> str:
@@ -34,12 +39,12 @@ def brief(t: RuntimeUnit) -> dict[str, Any]:
     }
 
 
-def not_loaded(name: str, problems: list[str]) -> dict[str, Any]:
-    """status of a name with no runtime unit: a unit that failed to load, or nothing."""
+def not_loaded(name: str, problems: list[str], *, masked: bool = False) -> dict[str, Any]:
+    """status of a name with no runtime unit: masked, a unit that failed to load, or nothing."""
     return {
         "unit": name,
         "kind": kind_of(name),
-        "load": "error" if problems else "not-found",
+        "load": "masked" if masked else "error" if problems else "not-found",
         "active": "inactive",
         "sub": "dead",
         "state": "inactive",
@@ -49,12 +54,41 @@ def not_loaded(name: str, problems: list[str]) -> dict[str, Any]:
     }
 
 
-def describe(t: RuntimeUnit, *, path: str, recent: list[Recent]) -> dict[str, Any]:
-    """Everything `activatorctl status` shows about one unit."""
+def describe(
+    t: RuntimeUnit, *, path: str, recent: list[Recent], unit_file: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """Everything `activatorctl status` shows about one unit; ``unit_file`` is its unit
+    file state and preset (``Loaded: loaded (PATH; enabled; preset: enabled)``)."""
     d = brief(t)
     d.update(since=t.since, path=path, dropins=list(t.unit.dropins), log=recent_log(recent, t.name))
+    if unit_file is not None:
+        d.update(unit_file_state=unit_file[0], unit_file_preset=unit_file[1])
     d.update(t.describe())
     return d
+
+
+def unit_file(lookup: Lookup, t: RuntimeUnit, *, boot_enables: bool) -> tuple[str, str] | None:
+    """(state, preset) of the unit's file as systemctl status shows them, along the
+    daemon's own load path; None when there is no file to speak of. ``boot_enables``:
+    without --systemd activator starts at boot what [Install] says a boot target wants
+    (units/loader.py), so such a unit is enabled rather than disabled."""
+    from ..units.install import InstallFailure
+
+    try:
+        state = lookup.state(t.name)
+    except InstallFailure:
+        return None
+    if state == "disabled" and boot_enables and _wanted_at_boot(t):
+        state = "enabled"
+    return state, lookup.preset(t.name)
+
+
+def _wanted_at_boot(t: RuntimeUnit) -> bool:
+    i = t.unit.Install
+    p = parse_unit_name(t.name)
+    if p is not None and p.instance and p.instance != i.DefaultInstance:
+        return False  # a template's [Install] is its DefaultInstance='s
+    return any(n in BOOT_TARGETS for n in (*i.WantedBy, *i.RequiredBy, *i.UpheldBy))
 
 
 def recent_log(records: list[Recent], name: str) -> list[dict[str, Any]]:

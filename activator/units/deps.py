@@ -135,10 +135,11 @@ class Graph:
     def tree(self, name: str, *, reverse: bool = False, all: bool = False) -> list[tuple[int, str]]:
         """``systemctl list-dependencies``: (depth, name) depth-first, each unit once per
         branch; what a unit pulls in (Requires, Requisite, Wants, BindsTo, ConsistsOf,
-        Upholds), or with ``reverse`` what pulls it in. As systemctl, only targets are
-        expanded below the first level unless ``all``."""
+        Upholds), or with ``reverse`` what pulls it in (…, PartOf, UpheldBy). As systemctl,
+        only targets are expanded below the first level unless ``all``, and siblings come
+        in its order (targets last)."""
         kinds = (
-            ("RequiredBy", "RequisiteOf", "WantedBy", "BoundBy", "ConsistsOf", "UpheldBy")
+            ("RequiredBy", "RequisiteOf", "WantedBy", "BoundBy", "PartOf", "UpheldBy")
             if reverse
             else ("Requires", "Requisite", "Wants", "BindsTo", "ConsistsOf", "Upholds")
         )
@@ -148,13 +149,19 @@ class Graph:
             out.append((depth, n))
             if depth and not all and not n.endswith(".target"):
                 return
-            for child in sorted(self.any_of(n, kinds)):
+            for child in sorted(self.any_of(n, kinds), key=_tree_order):
                 if child not in path:
                     walk(child, depth + 1, path | {child})
 
         root = self._units.resolve(name)
         walk(root, 0, frozenset({root}))
         return out
+
+
+def _tree_order(name: str) -> tuple[bool, str]:
+    """systemctl's list_dependencies_compare(): targets after the other units, then by
+    name, case-insensitively."""
+    return name.endswith(".target"), name.lower()
 
 
 def _runnable(units: UnitSet) -> Iterator[SocketUnit | ServiceUnit | TargetUnit]:

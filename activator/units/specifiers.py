@@ -119,11 +119,14 @@ class Specifiers:
 
     __slots__ = ("name", "fragment", "_unit")
 
-    def __init__(self, name: str, fragment: str) -> None:
+    def __init__(self, name: str, fragment: str, *, default_instance: str | None = None) -> None:
+        """``default_instance``: what %i of a template is ([Install]'s, install.c's)."""
         self.name = name
         self.fragment = os.path.abspath(fragment) if fragment else ""
         parsed = parse_unit_name(name)
         prefix, instance, suffix = parsed if parsed else (name, None, "")
+        if instance == "" and default_instance:
+            instance = default_instance
         dash_tail = prefix.rsplit("-", 1)[-1] if "-" in prefix else ""
         self._unit: dict[str, str] = {
             "n": name,

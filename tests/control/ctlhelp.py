@@ -26,6 +26,17 @@ def echo_units(
     }
 
 
+def refused(port: int) -> bool:
+    """Whether a connection to 127.0.0.1:port is refused (nothing listens)."""
+    with socket.socket() as s:
+        s.settimeout(5)
+        try:
+            s.connect(("127.0.0.1", port))
+        except ConnectionRefusedError:
+            return True
+        return False
+
+
 def echo_once(port: int, payload: bytes = b"ping\n", timeout: float = 10.0) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
         c.sendall(payload)

@@ -30,7 +30,8 @@ def test_client_imports_only_the_protocol():
         "activator",
         "activator.cli",
         "activator.cli.ctl",
-        "activator.cli.verbtable",
+        "activator.cli.install",
+        "activator.cli.verbtable",  # the enablement verbs' parsers: standard library only
         "activator.control",
         "activator.control.protocol",
     }, ours
@@ -56,6 +57,7 @@ def test_status_call_imports_no_more(tmp_path):
         "activator",
         "activator.cli",
         "activator.cli.ctl",
+        "activator.cli.install",
         "activator.cli.verbtable",
         "activator.control",
         "activator.control.protocol",

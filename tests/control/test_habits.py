@@ -217,27 +217,6 @@ def test_is_active_and_is_failed_and_quiet(probe):
         assert json.loads(r.stdout) == [{"unit": "web.socket", "active": "active"}]
 
 
-def test_is_enabled(running):
-    r = running.ctl("is-enabled", "web.socket", "web.service")
-    assert (r.returncode, r.stdout) == (0, "enabled\nstatic\n")
-    r = running.ctl("-q", "is-enabled", "web.socket")
-    assert (r.returncode, r.stdout) == (0, "")
-    r = running.ctl("is-enabled", "web.socket", "nosuch.socket")  # as systemd 252
-    assert r.returncode == 1 and r.stdout == "enabled\n"
-    assert (
-        r.stderr == "Failed to get unit file state for nosuch.socket: No such file or directory\n"
-    )
-
-
-def test_is_enabled_takes_the_daemons_word_when_it_gives_one():
-    """The hook for enable/disable: a unit file state in the status answer wins."""
-    from activator.cli.ctl import enablement
-
-    assert enablement({"kind": "service", "unit_file_state": "disabled"}) == "disabled"
-    assert enablement({"kind": "service"}) == "static"
-    assert enablement({"kind": "socket"}) == "enabled"
-
-
 def test_is_system_running(probe):
     with Activator(_units(probe, free_port(), free_port())) as a:
         r = a.ctl("is-system-running")

@@ -12,20 +12,10 @@ import os
 import socket
 
 import pytest
-from ctlhelp import echo_once, echo_units, probe_service, sync_log
+from ctlhelp import echo_once, echo_units, probe_service, refused, sync_log
 from harness import Activator, event_time, free_port, read_report
 
 pytestmark = pytest.mark.root
-
-
-def _refused(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(5)
-        try:
-            s.connect(("127.0.0.1", port))
-        except ConnectionRefusedError:
-            return True
-        return False
 
 
 def _json(r):
@@ -107,7 +97,7 @@ def test_status_human_output(probe, loop_kind):
         out = a.ctl("status", "web.socket", "web.service").stdout
         sock, svc = out.split("\n\n● ", 1) if "\n\n● " in out else (out, "")
         assert sock.startswith("● web.socket - Web socket\n")
-        assert f"     Loaded: loaded ({a.unit_dir}/web.socket)\n" in sock
+        assert f"     Loaded: loaded ({a.unit_dir}/web.socket; static)\n" in sock  # no [Install]
         assert "     Active: active (running) since " in sock and " ago\n" in sock
         assert "   Triggers: ● web.service\n" in sock
         assert f"     Listen: 127.0.0.1:{port} (Stream) as http\n" in sock
@@ -127,7 +117,7 @@ def test_start_stop_socket(probe, loop_kind):
         assert held.recv(10) == b"a\n"
         inst = a.wait_for("start")["pid"]
         assert a.ctl("stop", "echo.socket").returncode == 0
-        assert _refused(port)
+        assert refused(port)
         held.settimeout(10)
         assert held.recv(10) == b""  # its instance was stopped too
         held.close()
@@ -160,7 +150,7 @@ def test_start_service_without_traffic(probe, loop_kind):
         assert read_report(("127.0.0.1", port))["pid"] != pid  # traffic starts it again
 
 
-def test_start_socket_while_service_active_is_refused(probe, loop_kind):
+def test_start_socket_while_service_active_isrefused(probe, loop_kind):
     """systemd's socket_start(): "socket service … already active, refusing"."""
     port = free_port()
     with Activator(_web(probe, port), loop=loop_kind) as a:

@@ -65,6 +65,7 @@ def _extract_words(
     cunescape: bool,
     relax: bool = False,
     on_unknown_escape: Callable[[str], None] | None = None,
+    retain_escape: bool = False,
 ) -> Iterator[tuple[str, int]]:
     """systemd's extract_first_word() in a loop: yields (word, end index in s).
 
@@ -72,7 +73,8 @@ def _extract_words(
     ``cunescape`` backslashes introduce C escapes (``\\n``, ``\\x41``, ``\\s``…);
     an unknown escape is an error, or with ``relax`` is kept as written (systemd's
     EXTRACT_CUNESCAPE_RELAX, used for command lines). Without ``cunescape`` a backslash
-    takes the next character literally.
+    takes the next character literally, and with ``retain_escape`` keeps itself too
+    (EXTRACT_RETAIN_ESCAPE, for unit names such as ``dev-sda\\x2d1.device``).
     """
     n = len(s)
     i = 0
@@ -101,7 +103,7 @@ def _extract_words(
                         out.append(dec[0])
                         i = dec[1]
                 else:
-                    out.append(s[i + 1])
+                    out.append(s[i : i + 2] if retain_escape else s[i + 1])
                     i += 2
                 continue
             if quote:
@@ -124,8 +126,9 @@ def _extract_words(
         yield "".join(out), i
 
 
-def split_words(text: str, *, cunescape: bool = True) -> list[str]:
-    """Split a list value into words with systemd's quoting rules ("a b" 'c' d\\ e)."""
+def split_words(text: str, *, cunescape: bool = True, retain_escape: bool = False) -> list[str]:
+    """Split a list value into words with systemd's quoting rules ("a b" 'c' d\\ e);
+    ``retain_escape`` (without ``cunescape``) keeps backslash escapes as written."""
     # Fast path; str.split() would also split on characters systemd does not (\v, \f…).
     if (
         text.isascii()
@@ -133,7 +136,7 @@ def split_words(text: str, *, cunescape: bool = True) -> list[str]:
         and not any(c in text for c in "\\'\"")
     ):
         return text.split()
-    return [w for w, _ in _extract_words(text, cunescape=cunescape)]
+    return [w for w, _ in _extract_words(text, cunescape=cunescape, retain_escape=retain_escape)]
 
 
 def split_command_line(text: str) -> list[str]:
