@@ -72,7 +72,10 @@ class Host(Protocol):
 
 
 class Job:
-    __slots__ = ("unit", "type", "needed", "why", "result", "running", "done", "error")
+    __slots__ = (
+        "unit", "type", "needed", "why", "result", "running", "done", "error", "stopped",
+        "turned",
+    )  # fmt: skip
 
     def __init__(self, unit: str, type: JobType, needed: bool, why: str | None) -> None:
         self.unit = unit
@@ -82,11 +85,20 @@ class Job:
         self.result: JobResult | None = None
         self.error: ActivatorError | None = None  # why the unit refused or failed to start
         self.running = False
-        self.done: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+        self.stopped = False  # a restart's stop half is done: from now on it is a start
+        loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[JobResult] = loop.create_future()
+        self.turned: asyncio.Future[None] = loop.create_future()  # set with stopped
 
     @property
     def starts(self) -> bool:
         return self.type in (JobType.START, JobType.RESTART, JobType.VERIFY)
+
+    @property
+    def stops_first(self) -> bool:
+        """Ordered as a stop: a stop, or a restart until its stop half is done (systemd's
+        job_compare(): "JOB_RESTART is JOB_STOP in disguise")."""
+        return self.type == JobType.STOP or (self.type == JobType.RESTART and not self.stopped)
 
     def __repr__(self) -> str:
         return f"{self.unit}/{self.type}"
@@ -268,29 +280,47 @@ class Engine:
 
     # ------------------------------------------------------------ running jobs
     def _blockers(self, job: Job) -> list[Job]:
-        """The pending jobs ``job`` must wait for (job_is_runnable())."""
+        """The pending jobs ``job`` must wait for (job_is_runnable(), job_compare()): a
+        start waits for every job of what it is after; anything waits for a stop of what
+        it is before (stops go first, and in reverse order)."""
         g, out = self.graph, []
         after, before = g.deps(job.unit, "After"), g.deps(job.unit, "Before")
         for other in after | before:
             o = self.jobs.get(other)
             if o is None or o is job or o.done.done():
                 continue
-            if job.starts:
-                if not o.starts or other in after:
-                    out.append(o)  # a stop goes first; a start after what it is after
-            elif not o.starts and other in before:
-                out.append(o)  # stops in reverse order
+            if (other in after and not job.stops_first) or (other in before and o.stops_first):
+                out.append(o)
         return out
+
+    async def _runnable(self, job: Job) -> bool:
+        """Wait until nothing blocks ``job``; False if it ended meanwhile (a dependency
+        failed, or it was canceled)."""
+        while not job.done.done():
+            blockers = self._blockers(job)
+            if not blockers:
+                return True
+            # a restart that turns into a start may unblock us as much as a job that ends
+            waits = {b.done for b in blockers} | {b.turned for b in blockers if b.stops_first}
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        return False
 
     async def _run(self, job: Job) -> None:
         try:
-            while not job.done.done():
-                blockers = self._blockers(job)
-                if not blockers:
-                    break
-                await asyncio.wait({b.done for b in blockers}, return_when=asyncio.FIRST_COMPLETED)
-            if job.done.done():
-                return  # failed for a dependency, or canceled, while it waited
+            if not await self._runnable(job):
+                return
+            if job.type == JobType.RESTART:
+                # The stop half runs ordered as a stop, the start half as a start: a
+                # socket that is PartOf= its service restarts with it, after it stopped.
+                unit = self.host.unit(job.unit)
+                if unit is not None:
+                    job.running = True
+                    await unit.stop(restart=True)
+                    job.running = False
+                job.stopped = True
+                job.turned.set_result(None)
+                if not await self._runnable(job):
+                    return
             job.running = True
             result = await self._execute(job)
         except Exception as e:  # a bug: the job fails, the engine goes on
@@ -312,12 +342,10 @@ class Engine:
             await unit.stop()
             return JobResult.DONE
         try:
-            if job.type == JobType.RESTART:
-                await unit.restart()  # the unit's own: a service keeps its fd store
-            else:
-                if unit.active_state == "deactivating":
-                    await unit.settle("stop")  # on its way down: start it once it is down
-                unit.start()
+            # (a restart's stop half has run: see _run)
+            if unit.active_state == "deactivating":
+                await unit.settle("stop")  # on its way down: start it once it is down
+            unit.start()
         except ActivatorError as e:
             job.error = e
             if not job.needed or job.why is not None:  # an operator's hears it in the answer

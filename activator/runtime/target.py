@@ -65,7 +65,7 @@ class Target(RuntimeUnitBase):
             self.ctx.log("reached", self.name)  # systemd: "Reached target …"
             self._set(TargetState.ACTIVE)
 
-    async def stop(self) -> None:
+    async def stop(self, *, restart: bool = False) -> None:
         if self.state == TargetState.ACTIVE:
             self.ctx.log("stop", self.name)
             self._set(TargetState.INACTIVE)
@@ -110,7 +110,7 @@ class Placeholder(Target):
     def start(self) -> None:
         pass
 
-    async def stop(self) -> None:
+    async def stop(self, *, restart: bool = False) -> None:
         pass
 
     def describe(self) -> dict[str, Any]:

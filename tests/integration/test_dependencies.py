@@ -101,6 +101,39 @@ def test_part_of_follows_restart_and_stop(loop_kind):
         assert active(a, "part.service") == "inactive"
 
 
+def test_restart_propagates_to_a_part_ordered_before_it(loop_kind):
+    """cups.socket is PartOf=cups.service and, as its socket, ordered Before= it. A restart
+    of the service restarts the socket too, in order: the service stops, the socket stops,
+    listens again, then the service starts (systemd orders a restart job as a stop until
+    its stop half is done). Found booting Debian's cups-daemon (tests/containers)."""
+    port = free_port()
+    units = {
+        "cupsish.socket": f"[Unit]\nPartOf=cupsish.service\n[Socket]\nListenStream=127.0.0.1:{port}\n",
+        "cupsish.service": svc("exec sleep 300", unit="Requires=cupsish.socket"),
+    }
+    with Activator(units, loop=loop_kind) as a:
+        assert a.ctl("start", "cupsish.service").returncode == 0
+        first = len(a.events)
+        r = a.ctl("restart", "cupsish.service")
+        assert r.returncode == 0, r.stderr
+        a.wait_for("start", unit="cupsish.service", start=first)
+        order = [
+            (e["event"], e["unit"])
+            for e in a.events[first:]
+            if e.get("event") in ("stop", "listen", "start")
+            and e.get("unit", "").startswith("cupsish")
+        ]
+        assert order == [
+            ("stop", "cupsish.service"),
+            ("stop", "cupsish.socket"),
+            ("listen", "cupsish.socket"),
+            ("start", "cupsish.service"),
+        ], order
+        assert active(a, "cupsish.socket") == active(a, "cupsish.service") == "active"
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # the listener is back (the service holds it, unread)
+
+
 def test_conflicts_stop_the_other(loop_kind):
     units = {"a.service": svc("exec sleep 300", unit="Conflicts=b.service"), "b.service": LONG}
     with Activator(units, loop=loop_kind) as a:
