@@ -80,6 +80,18 @@ BOOT = Recipe(
 )
 
 
+#: The base of the image test (contrib/docker/Dockerfile), standing in for Docker's
+#: debian:bookworm-slim, which no registry here serves: nothing installed beyond apt, and
+#: what the Dockerfile's `apt-get install` lines ask for waiting in apt's cache, since
+#: `podman build --network=none` fetches nothing (its `apt-get update` warns and keeps the
+#: lists it has). With no init system, invoke-rc.d starts no daemon during the build.
+IMAGE_BASE = Recipe(
+    "image-base",
+    include=(),
+    download=("gcc", "libc6-dev", "python3-dev", "python3-venv", "python3", "rpcbind"),
+)
+
+
 def host_mirrors() -> str:
     """The Debian entries of this machine's apt sources, in deb822 form ('' if none).
 
@@ -126,7 +138,20 @@ def build(recipe: Recipe, timeout: float = 900) -> Path:
             (work / "root").rename(final)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        _prune(recipe.name, key)
     return final
+
+
+def _prune(name: str, key: str) -> None:
+    """Trees (and their tarballs) of older versions of the recipe: a changed package list
+    must not leave ~200 MB behind each time."""
+    for old in CACHE.glob(f"{name}-*"):
+        if old.name.startswith(key) or old.suffix == ".lock":
+            continue
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
 
 
 def _mmdebstrap(recipe: Recipe, target: Path, timeout: float) -> None:
