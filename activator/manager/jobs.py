@@ -30,12 +30,13 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Protocol
 
-from ..core.errors import ActivatorError
+from ..core.errors import ActivatorError, StartError
 from ..core.log import EventLog
 from ..runtime.unit import RuntimeUnit
 from ..units.deps import NEEDS, PULLS, Graph, ordering_cycle
 
 _INACTIVE = ("inactive", "failed")
+_NEEDS_WORDS = {"Requires": "requires", "BindsTo": "is bound to", "Requisite": "requires"}
 _UP = ("active", "reloading")
 
 
@@ -165,7 +166,20 @@ class Engine:
     def _transaction(self, anchor: str, type: JobType, why: str | None) -> dict[str, Job]:
         jobs: dict[str, Job] = {}
         if type in (JobType.START, JobType.RESTART):
-            self._pull_starts(anchor, type, why, jobs)
+            blocked: dict[str, str] = {}  # unit → why it cannot start
+            while True:
+                jobs = {}
+                self._pull_starts(anchor, type, why, jobs, blocked)
+                new = self._unstartable(anchor, jobs, blocked)
+                if not new:
+                    break
+                blocked.update(new)
+            if anchor in blocked:
+                job = Job(anchor, type, True, why)
+                job.error = StartError(f"unable to start {anchor}: it {blocked[anchor]}")
+                job.result = JobResult.FAILED
+                job.done.set_result(JobResult.FAILED)
+                return {anchor: job}
             if type == JobType.RESTART:
                 self._pull_restarts(anchor, jobs)
         else:
@@ -178,7 +192,12 @@ class Engine:
         return unit.active_state if unit is not None else "inactive"
 
     def _pull_starts(
-        self, anchor: str, type: JobType, why: str | None, jobs: dict[str, Job]
+        self,
+        anchor: str,
+        type: JobType,
+        why: str | None,
+        jobs: dict[str, Job],
+        blocked: dict[str, str],
     ) -> None:
         g = self.graph
         todo: list[tuple[str, JobType, bool, str | None]] = [(anchor, type, True, why)]
@@ -192,6 +211,8 @@ class Engine:
                 continue
             if name != anchor and not needed and self.host.unit(name) is None:
                 continue  # a Wants= of nothing: ignored, as systemd ignores it
+            if name in blocked and name != anchor:
+                continue  # cannot start (_unstartable): left out, its wanter said so
             seen.add(name)
             if t == JobType.VERIFY:
                 jobs[name] = Job(name, t, needed, by)
@@ -213,6 +234,39 @@ class Engine:
                     self._resolve_conflict(name, other, jobs)
                 elif self._state(other) not in _INACTIVE:
                     self._pull_stops(other, name, jobs, needed=False)
+
+    def _unstartable(
+        self, anchor: str, jobs: dict[str, Job], blocked: dict[str, str]
+    ) -> dict[str, str]:
+        """The starts in ``jobs`` that systemd would not even enqueue: the unit Requires=,
+        BindsTo= or Requisite= a unit that does not exist (not found, masked, failed to
+        load: bus_unit_validate_load_state()), or one that cannot start for that reason.
+        systemd drops such a job from the transaction, and with it the request if it is
+        the one asked for; pulled in by Wants= it is left out (a warning here, where
+        systemd only logs at debug level: "Cannot add dependency job"). Without this an
+        unordered Requires= of nothing let the unit start anyway (rsyslog.service's
+        Requires=syslog.socket in an image without the systemd package)."""
+        new: dict[str, str] = {}
+        for name, job in jobs.items():
+            if not job.starts or job.type == JobType.VERIFY or name in blocked:
+                continue
+            if self.host.unit(name) is None:
+                continue  # the missing unit itself: its requirer is the one blocked
+            for kind in NEEDS:
+                dep = next((d for d in sorted(self.graph.deps(name, kind))
+                            if d in blocked or self.host.unit(d) is None), None)  # fmt: skip
+                if dep is not None:
+                    cause = (
+                        f", which {blocked[dep]}"
+                        if dep in blocked
+                        else f": {self.host.why_missing(dep)}"
+                    )
+                    new[name] = f"{_NEEDS_WORDS[kind]} {dep}{cause}"
+                    break
+        for name, reason in new.items():
+            if name != anchor:  # the anchor's request fails instead: its caller hears why
+                self.host.log("warning", name, reason=f"not started: it {reason}")
+        return new
 
     def _pull_restarts(self, anchor: str, jobs: dict[str, Job]) -> None:
         """A restart restarts what runs and needs the unit or is part of it (Requires=,

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import subprocess
 import sys
+from collections.abc import Sequence
 
 TIMEOUT = 10.0
 
@@ -94,6 +96,20 @@ def echo(host: str, port: int, payload: str = "ping\n") -> dict:
 
 
 CLIENTS = {"ssh": ssh_banner, "rpc": rpc_getport, "http": http_get, "echo": echo}
+
+
+def ask(what: str, host: str, port: int, *rest: str, prefix: Sequence[str] = ()) -> dict:
+    """Run this file as a client (behind ``prefix``, e.g. nsenter into a namespace's
+    network) and return its answer; AssertionError if the service did not answer."""
+    r = subprocess.run(
+        [*prefix, sys.executable, __file__, what, host, str(port), *rest],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    answer = json.loads(r.stdout or "{}")
+    assert r.returncode == 0, f"{what} {host}:{port}: {answer} {r.stderr}"
+    return answer
 
 
 def main(argv: list[str]) -> int:

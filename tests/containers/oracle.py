@@ -31,6 +31,7 @@ SEARCH_PATH = (
 #: systemd 252's units/*.target, the dependencies only (Requires= and Wants= alike pull in).
 BUILTIN_TARGET_PULLS = {
     "multi-user.target": ("basic.target",),
+    "network-online.target": ("network.target",),
     "basic.target": (
         "sysinit.target", "sockets.target", "timers.target", "paths.target", "slices.target",
     ),
@@ -38,11 +39,24 @@ BUILTIN_TARGET_PULLS = {
 }  # fmt: skip
 BUILTIN_TARGET_AFTER = {
     "multi-user.target": ("basic.target",),
+    "network-online.target": ("network.target",),
     "basic.target": ("sysinit.target", "sockets.target", "paths.target", "slices.target"),
     "sysinit.target": ("local-fs.target", "swap.target"),
 }
 
 PULLS = ("Requires", "Wants", "BindsTo", "Upholds")
+NEEDS = ("Requires", "BindsTo", "Requisite")
+#: systemd's standard targets: present even where no file defines them (activator has
+#: them built in; systemd ships them).
+STANDARD_TARGETS = {
+    *BUILTIN_TARGET_PULLS, "sockets.target", "timers.target", "paths.target",
+    "slices.target", "local-fs.target", "swap.target", "network.target",
+    "network-pre.target", "remote-fs.target", "remote-fs-pre.target", "nss-lookup.target",
+    "nss-user-lookup.target", "rpcbind.target", "time-set.target", "time-sync.target",
+    "getty.target", "default.target", "printer.target",
+}  # fmt: skip
+PLACEHOLDER_SUFFIXES = (".mount", ".automount", ".device", ".swap", ".path", ".timer",
+                        ".slice", ".scope")  # fmt: skip
 UNDERSTOOD_CONDITIONS = {
     "ConditionPathExists",
     "ConditionPathIsDirectory",
@@ -178,13 +192,34 @@ class Rootfs:
                 return True
         return False
 
+    def exists(self, name: str) -> bool:
+        """Whether systemd (or activator, for what a container lacks) has such a unit."""
+        return (
+            self.unit(name).path is not None
+            or name in STANDARD_TARGETS
+            or name.endswith(PLACEHOLDER_SUFFIXES)
+        )
+
+    def unstartable(self, name: str, seen: frozenset[str] = frozenset()) -> bool:
+        """systemd does not enqueue a start of a unit that Requires=/BindsTo=/Requisite= a
+        unit that does not exist (or one that cannot start for that reason)."""
+        if name in seen:
+            return False
+        for dep in (w for k in NEEDS for w in self.unit(name).words("Unit", k)):
+            if not self.exists(dep) or self.unstartable(dep, seen | {name}):
+                return True
+        return False
+
     def closure(self, start: str = "multi-user.target") -> set[str]:
-        """Every unit a start of `start` pulls in, less what its conditions skip."""
+        """Every unit a start of `start` pulls in, less what its conditions skip and what
+        needs a unit that does not exist."""
         seen: set[str] = set()
         todo = [start]
         while todo:
             name = todo.pop()
-            if name in seen or self.skipped(name):
+            if name in seen or not self.exists(name) or self.skipped(name):
+                continue
+            if self.unstartable(name):
                 continue
             seen.add(name)
             todo += self.pulls(name)

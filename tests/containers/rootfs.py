@@ -73,11 +73,15 @@ class Recipe:
 
 #: Packages whose maintainer scripts enable units the Debian way (deb-systemd-helper):
 #: sockets (rpcbind, uuidd, cups, dbus) and services started at boot (ssh, cups, rpcbind,
-#: dbus). Issue 11's real-packages criterion.
+#: dbus; nginx: Type=forking with PIDFile=; cron: simple; rsyslog: Requires=syslog.socket,
+#: which only the systemd package ships). Issue 11's real-packages criterion.
 BOOT = Recipe(
     "boot",
-    include=("rpcbind", "uuid-runtime", "cups-daemon", "openssh-server", "dbus"),
-)
+    include=(
+        "rpcbind", "uuid-runtime", "cups-daemon", "openssh-server", "dbus", "nginx-light",
+        "cron", "rsyslog",
+    ),
+)  # fmt: skip
 
 
 #: The base of the image test (contrib/docker/Dockerfile), standing in for Docker's

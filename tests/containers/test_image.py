@@ -13,17 +13,15 @@ import json
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+from clients import ask
 from image import PODMAN, RUN, base_image, build_image, fill_wheelhouse, podman
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.timeout(1500)]
 
-CLIENTS = str(Path(__file__).with_name("clients.py"))
 TAG = "localhost/activator-image-test:latest"
 #: What the image listens on, on the host's network (the example units, rpcbind).
 PORTS = {"echo": 7007, "httpd": 7080, "udpecho": 7008, "rpcbind": 111}
@@ -31,15 +29,8 @@ GRACE = 30  # podman stop -t: the grace period before SIGKILL
 
 
 def client(what: str, port: int, *rest: str) -> dict:
-    r = subprocess.run(
-        [sys.executable, CLIENTS, what, "127.0.0.1", str(port), *rest],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    answer = json.loads(r.stdout or "{}")
-    assert r.returncode == 0, f"{what} on {port}: {answer} {r.stderr}"
-    return answer
+    """A client (clients.py) on the host's loopback."""
+    return ask(what, "127.0.0.1", port, *rest)
 
 
 def udp_echo(port: int, payload: bytes = b"ping") -> bytes:

@@ -134,6 +134,33 @@ def test_restart_propagates_to_a_part_ordered_before_it(loop_kind):
             pass  # the listener is back (the service holds it, unread)
 
 
+def test_requires_of_a_unit_that_does_not_exist_is_not_started(loop_kind):
+    """Debian's rsyslog.service Requires=syslog.socket, which only the systemd package
+    ships. systemd does not even enqueue a start whose Requires= (BindsTo=, Requisite=)
+    names a unit that does not exist ("Unit syslog.socket not found."), whatever the
+    ordering: at boot the unit is left out, asked for by name the request fails, and so
+    does a start of what requires it. Found booting Debian packages (tests/containers):
+    without After= the unit started anyway."""
+    boot = "[Install]\nWantedBy=multi-user.target\n"
+    units = {
+        "logger.service": svc("exec sleep 300", unit="Requires=nosuch.socket") + boot,
+        "other.service": LONG + boot,
+        "chain.service": svc("exec sleep 300", unit="Requires=logger.service"),
+    }
+    with Activator(units, loop=loop_kind) as a:
+        a.wait_for("start", unit="other.service")
+        w = a.wait_for("warning", unit="logger.service")
+        assert "requires nosuch.socket: unit nosuch.socket not found" in w["reason"], w
+        r = a.ctl("start", "logger.service")
+        assert r.returncode == 1 and "unit nosuch.socket not found" in r.stderr, r.stderr
+        r = a.ctl("start", "chain.service")
+        assert r.returncode == 1, r.stderr
+        assert "requires logger.service, which requires nosuch.socket" in r.stderr, r.stderr
+        assert a.count("start", unit="logger.service") == 0
+        assert a.count("start", unit="chain.service") == 0
+        assert active(a, "other.service") == "active"
+
+
 def test_conflicts_stop_the_other(loop_kind):
     units = {"a.service": svc("exec sleep 300", unit="Conflicts=b.service"), "b.service": LONG}
     with Activator(units, loop=loop_kind) as a:
