@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: install run test test-fast lint fuzz soak chaos mutate mutate-ci bench bench-quick wheel sdist docs clean
+.PHONY: install run test test-fast image-test lint fuzz soak chaos mutate mutate-ci bench bench-quick wheel sdist docs clean
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ mutate: install
 
 mutate-ci: install
 	$(PY) tests/mutation/mutate.py --sample 8
+
+# contrib/docker/Dockerfile built offline with podman from a Debian base made here, run as a
+# container with activator as PID 1 (root; tests/containers/test_image.py says what it checks).
+image-test: install
+	$(PY) -m pytest -q tests/containers/test_image.py
 
 lint: install
 	$(VENV)/bin/ruff check activator tests bench

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -105,6 +106,30 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def run_session(
+    argv: list[str], timeout: float = 30, input: str | None = None, **kw
+) -> subprocess.CompletedProcess:
+    """Run argv in a session of its own, text in and out; on timeout kill the whole session
+    (not only argv[0]: mmdebstrap, podman and unshare leave children), then raise."""
+    p = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kw,
+    )
+    try:
+        out, err = p.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+
 class Activator:
     """A running activator process with its unit dir and control socket."""
 
@@ -115,12 +140,13 @@ class Activator:
         loop: str = "asyncio",
         extra_args=(),
         env=None,
-        wrapper: list[str] | None = None,
+        wrapper: list[str] | Callable[[Path], list[str]] | None = None,
         pass_fds: tuple[int, ...] = (),
         nofile: int | None = None,
         user: int | None = None,
         python: str | None = None,
         control: str | None = None,
+        ready_timeout: float = 20,
     ) -> None:
         """``user``: run activator as that uid (and its primary group, no others): rootless;
         its directory becomes its own. ``python``: the interpreter (one ``user`` may run,
@@ -149,6 +175,8 @@ class Activator:
             "json",
             *extra_args,
         ]
+        if callable(wrapper):  # a wrapper that needs to know the directory (a chroot binds it)
+            wrapper = wrapper(self.dir)
         if wrapper:
             cmd = [*wrapper, *cmd]
         full_env = dict(os.environ)
@@ -186,7 +214,8 @@ class Activator:
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()
         try:
-            self.ready = self.wait_for("ready", timeout=20)
+            # activator's own ready line names no unit (a service's READY=1 does)
+            self.ready = self.wait_for("ready", timeout=ready_timeout, unit=None)
         except BaseException:
             self.close()
             raise

@@ -30,12 +30,13 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Protocol
 
-from ..core.errors import ActivatorError
+from ..core.errors import ActivatorError, StartError
 from ..core.log import EventLog
 from ..runtime.unit import RuntimeUnit
 from ..units.deps import NEEDS, PULLS, Graph, ordering_cycle
 
 _INACTIVE = ("inactive", "failed")
+_NEEDS_WORDS = {"Requires": "requires", "BindsTo": "is bound to", "Requisite": "requires"}
 _UP = ("active", "reloading")
 
 
@@ -72,7 +73,10 @@ class Host(Protocol):
 
 
 class Job:
-    __slots__ = ("unit", "type", "needed", "why", "result", "running", "done", "error")
+    __slots__ = (
+        "unit", "type", "needed", "why", "result", "running", "done", "error", "stopped",
+        "turned",
+    )  # fmt: skip
 
     def __init__(self, unit: str, type: JobType, needed: bool, why: str | None) -> None:
         self.unit = unit
@@ -82,11 +86,20 @@ class Job:
         self.result: JobResult | None = None
         self.error: ActivatorError | None = None  # why the unit refused or failed to start
         self.running = False
-        self.done: asyncio.Future[JobResult] = asyncio.get_running_loop().create_future()
+        self.stopped = False  # a restart's stop half is done: from now on it is a start
+        loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[JobResult] = loop.create_future()
+        self.turned: asyncio.Future[None] = loop.create_future()  # set with stopped
 
     @property
     def starts(self) -> bool:
         return self.type in (JobType.START, JobType.RESTART, JobType.VERIFY)
+
+    @property
+    def stops_first(self) -> bool:
+        """Ordered as a stop: a stop, or a restart until its stop half is done (systemd's
+        job_compare(): "JOB_RESTART is JOB_STOP in disguise")."""
+        return self.type == JobType.STOP or (self.type == JobType.RESTART and not self.stopped)
 
     def __repr__(self) -> str:
         return f"{self.unit}/{self.type}"
@@ -153,7 +166,20 @@ class Engine:
     def _transaction(self, anchor: str, type: JobType, why: str | None) -> dict[str, Job]:
         jobs: dict[str, Job] = {}
         if type in (JobType.START, JobType.RESTART):
-            self._pull_starts(anchor, type, why, jobs)
+            blocked: dict[str, str] = {}  # unit → why it cannot start
+            while True:
+                jobs = {}
+                self._pull_starts(anchor, type, why, jobs, blocked)
+                new = self._unstartable(anchor, jobs, blocked)
+                if not new:
+                    break
+                blocked.update(new)
+            if anchor in blocked:
+                job = Job(anchor, type, True, why)
+                job.error = StartError(f"unable to start {anchor}: it {blocked[anchor]}")
+                job.result = JobResult.FAILED
+                job.done.set_result(JobResult.FAILED)
+                return {anchor: job}
             if type == JobType.RESTART:
                 self._pull_restarts(anchor, jobs)
         else:
@@ -166,7 +192,12 @@ class Engine:
         return unit.active_state if unit is not None else "inactive"
 
     def _pull_starts(
-        self, anchor: str, type: JobType, why: str | None, jobs: dict[str, Job]
+        self,
+        anchor: str,
+        type: JobType,
+        why: str | None,
+        jobs: dict[str, Job],
+        blocked: dict[str, str],
     ) -> None:
         g = self.graph
         todo: list[tuple[str, JobType, bool, str | None]] = [(anchor, type, True, why)]
@@ -180,6 +211,8 @@ class Engine:
                 continue
             if name != anchor and not needed and self.host.unit(name) is None:
                 continue  # a Wants= of nothing: ignored, as systemd ignores it
+            if name in blocked and name != anchor:
+                continue  # cannot start (_unstartable): left out, its wanter said so
             seen.add(name)
             if t == JobType.VERIFY:
                 jobs[name] = Job(name, t, needed, by)
@@ -201,6 +234,39 @@ class Engine:
                     self._resolve_conflict(name, other, jobs)
                 elif self._state(other) not in _INACTIVE:
                     self._pull_stops(other, name, jobs, needed=False)
+
+    def _unstartable(
+        self, anchor: str, jobs: dict[str, Job], blocked: dict[str, str]
+    ) -> dict[str, str]:
+        """The starts in ``jobs`` that systemd would not even enqueue: the unit Requires=,
+        BindsTo= or Requisite= a unit that does not exist (not found, masked, failed to
+        load: bus_unit_validate_load_state()), or one that cannot start for that reason.
+        systemd drops such a job from the transaction, and with it the request if it is
+        the one asked for; pulled in by Wants= it is left out (a warning here, where
+        systemd only logs at debug level: "Cannot add dependency job"). Without this an
+        unordered Requires= of nothing let the unit start anyway (rsyslog.service's
+        Requires=syslog.socket in an image without the systemd package)."""
+        new: dict[str, str] = {}
+        for name, job in jobs.items():
+            if not job.starts or job.type == JobType.VERIFY or name in blocked:
+                continue
+            if self.host.unit(name) is None:
+                continue  # the missing unit itself: its requirer is the one blocked
+            for kind in NEEDS:
+                dep = next((d for d in sorted(self.graph.deps(name, kind))
+                            if d in blocked or self.host.unit(d) is None), None)  # fmt: skip
+                if dep is not None:
+                    cause = (
+                        f", which {blocked[dep]}"
+                        if dep in blocked
+                        else f": {self.host.why_missing(dep)}"
+                    )
+                    new[name] = f"{_NEEDS_WORDS[kind]} {dep}{cause}"
+                    break
+        for name, reason in new.items():
+            if name != anchor:  # the anchor's request fails instead: its caller hears why
+                self.host.log("warning", name, reason=f"not started: it {reason}")
+        return new
 
     def _pull_restarts(self, anchor: str, jobs: dict[str, Job]) -> None:
         """A restart restarts what runs and needs the unit or is part of it (Requires=,
@@ -268,29 +334,47 @@ class Engine:
 
     # ------------------------------------------------------------ running jobs
     def _blockers(self, job: Job) -> list[Job]:
-        """The pending jobs ``job`` must wait for (job_is_runnable())."""
+        """The pending jobs ``job`` must wait for (job_is_runnable(), job_compare()): a
+        start waits for every job of what it is after; anything waits for a stop of what
+        it is before (stops go first, and in reverse order)."""
         g, out = self.graph, []
         after, before = g.deps(job.unit, "After"), g.deps(job.unit, "Before")
         for other in after | before:
             o = self.jobs.get(other)
             if o is None or o is job or o.done.done():
                 continue
-            if job.starts:
-                if not o.starts or other in after:
-                    out.append(o)  # a stop goes first; a start after what it is after
-            elif not o.starts and other in before:
-                out.append(o)  # stops in reverse order
+            if (other in after and not job.stops_first) or (other in before and o.stops_first):
+                out.append(o)
         return out
+
+    async def _runnable(self, job: Job) -> bool:
+        """Wait until nothing blocks ``job``; False if it ended meanwhile (a dependency
+        failed, or it was canceled)."""
+        while not job.done.done():
+            blockers = self._blockers(job)
+            if not blockers:
+                return True
+            # a restart that turns into a start may unblock us as much as a job that ends
+            waits = {b.done for b in blockers} | {b.turned for b in blockers if b.stops_first}
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        return False
 
     async def _run(self, job: Job) -> None:
         try:
-            while not job.done.done():
-                blockers = self._blockers(job)
-                if not blockers:
-                    break
-                await asyncio.wait({b.done for b in blockers}, return_when=asyncio.FIRST_COMPLETED)
-            if job.done.done():
-                return  # failed for a dependency, or canceled, while it waited
+            if not await self._runnable(job):
+                return
+            if job.type == JobType.RESTART:
+                # The stop half runs ordered as a stop, the start half as a start: a
+                # socket that is PartOf= its service restarts with it, after it stopped.
+                unit = self.host.unit(job.unit)
+                if unit is not None:
+                    job.running = True
+                    await unit.stop(restart=True)
+                    job.running = False
+                job.stopped = True
+                job.turned.set_result(None)
+                if not await self._runnable(job):
+                    return
             job.running = True
             result = await self._execute(job)
         except Exception as e:  # a bug: the job fails, the engine goes on
@@ -312,12 +396,10 @@ class Engine:
             await unit.stop()
             return JobResult.DONE
         try:
-            if job.type == JobType.RESTART:
-                await unit.restart()  # the unit's own: a service keeps its fd store
-            else:
-                if unit.active_state == "deactivating":
-                    await unit.settle("stop")  # on its way down: start it once it is down
-                unit.start()
+            # (a restart's stop half has run: see _run)
+            if unit.active_state == "deactivating":
+                await unit.settle("stop")  # on its way down: start it once it is down
+            unit.start()
         except ActivatorError as e:
             job.error = e
             if not job.needed or job.why is not None:  # an operator's hears it in the answer

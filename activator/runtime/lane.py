@@ -275,8 +275,8 @@ class Conn(RuntimeUnitBase):
     def start(self) -> None:
         self._service().start()
 
-    async def stop(self) -> None:
-        await self._service().stop()
+    async def stop(self, *, restart: bool = False) -> None:
+        await self._service().stop(restart=restart)
 
     async def restart(self) -> None:
         await self._service().restart()

@@ -326,19 +326,20 @@ class Service(RuntimeUnitBase):
             self._enter_signal(U.STOP_SIGTERM, Result.SUCCESS)
         # dead, failed: nothing to do; stopping already: on it
 
-    async def stop(self) -> None:
-        """Stop the service and everything it started; returns when all of it is gone."""
-        self.request_stop()
-        await self._wait_until(lambda: self.sub in _SETTLED)
-
-    async def restart(self) -> None:
-        """An operator's restart: stop (RestartKillSignal=), start again; the fd store and
-        a RuntimeDirectoryPreserve=restart directory survive it."""
-        self._restarting = True
+    async def stop(self, *, restart: bool = False) -> None:
+        """Stop the service and everything it started; returns when all of it is gone.
+        ``restart``: the stop half of an operator's restart (RestartKillSignal=; the fd
+        store and a RuntimeDirectoryPreserve=restart directory survive it)."""
+        self._restarting = restart
         try:
-            await self.stop()
+            self.request_stop()
+            await self._wait_until(lambda: self.sub in _SETTLED)
         finally:
             self._restarting = False
+
+    async def restart(self) -> None:
+        """An operator's restart: stop (as a restart), start again."""
+        await self.stop(restart=True)
         self.start()
 
     def request_reload(self) -> bool:

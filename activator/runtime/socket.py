@@ -253,11 +253,17 @@ class SocketRuntime(RuntimeUnitBase):
         if self._proxying or not running:
             self._watch()
 
-    async def stop(self, *, result: Result = Result.SUCCESS, stop_instances: bool = True) -> None:
+    async def stop(
+        self,
+        *,
+        result: Result = Result.SUCCESS,
+        stop_instances: bool = True,
+        restart: bool = False,
+    ) -> None:
         """Close the listeners (RemoveOnStop=) and stop the instances of an Accept=yes socket.
 
         ``stop_instances=False`` (a reload rebinding the socket) leaves the connections
-        already accepted running.
+        already accepted running. ``restart`` changes nothing for a socket.
         """
         self.unwatch()
         self._loop_path.drop_pending()

@@ -70,7 +70,7 @@ class Target(RuntimeUnitBase):
             self.ctx.log("reached", self.name)  # systemd: "Reached target …"
             self._set(TargetState.ACTIVE)
 
-    async def stop(self) -> None:
+    async def stop(self, *, restart: bool = False) -> None:
         if self.state == TargetState.ACTIVE:
             self.ctx.log("stop", self.name)
             self._set(TargetState.INACTIVE)
@@ -115,7 +115,7 @@ class Placeholder(Target):
     def start(self) -> None:
         pass
 
-    async def stop(self) -> None:
+    async def stop(self, *, restart: bool = False) -> None:
         pass
 
     def describe(self) -> dict[str, Any]:

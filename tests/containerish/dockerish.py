@@ -20,9 +20,10 @@ and `--kill-child` takes the command down with it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
+
+from harness import run_session
 
 #: Docker's default capabilities, as setpriv names them.
 DOCKER_DEFAULT_CAPS = (
@@ -106,21 +107,7 @@ def userns_wrapper() -> list[str]:
 
 def run(argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
     """Run argv in a session of its own; on timeout kill the whole session, then raise."""
-    p = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, 9)
-        p.communicate()
-        raise
-    return subprocess.CompletedProcess(argv, p.returncode, out, err)
+    return run_session(argv, timeout)
 
 
 def can_raise_rlimit_nice() -> bool:

@@ -101,6 +101,66 @@ def test_part_of_follows_restart_and_stop(loop_kind):
         assert active(a, "part.service") == "inactive"
 
 
+def test_restart_propagates_to_a_part_ordered_before_it(loop_kind):
+    """cups.socket is PartOf=cups.service and, as its socket, ordered Before= it. A restart
+    of the service restarts the socket too, in order: the service stops, the socket stops,
+    listens again, then the service starts (systemd orders a restart job as a stop until
+    its stop half is done). Found booting Debian's cups-daemon (tests/containers)."""
+    port = free_port()
+    units = {
+        "cupsish.socket": f"[Unit]\nPartOf=cupsish.service\n[Socket]\nListenStream=127.0.0.1:{port}\n",
+        "cupsish.service": svc("exec sleep 300", unit="Requires=cupsish.socket"),
+    }
+    with Activator(units, loop=loop_kind) as a:
+        assert a.ctl("start", "cupsish.service").returncode == 0
+        first = len(a.events)
+        r = a.ctl("restart", "cupsish.service")
+        assert r.returncode == 0, r.stderr
+        a.wait_for("start", unit="cupsish.service", start=first)
+        order = [
+            (e["event"], e["unit"])
+            for e in a.events[first:]
+            if e.get("event") in ("stop", "listen", "start")
+            and e.get("unit", "").startswith("cupsish")
+        ]
+        assert order == [
+            ("stop", "cupsish.service"),
+            ("stop", "cupsish.socket"),
+            ("listen", "cupsish.socket"),
+            ("start", "cupsish.service"),
+        ], order
+        assert active(a, "cupsish.socket") == active(a, "cupsish.service") == "active"
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # the listener is back (the service holds it, unread)
+
+
+def test_requires_of_a_unit_that_does_not_exist_is_not_started(loop_kind):
+    """Debian's rsyslog.service Requires=syslog.socket, which only the systemd package
+    ships. systemd does not even enqueue a start whose Requires= (BindsTo=, Requisite=)
+    names a unit that does not exist ("Unit syslog.socket not found."), whatever the
+    ordering: at boot the unit is left out, asked for by name the request fails, and so
+    does a start of what requires it. Found booting Debian packages (tests/containers):
+    without After= the unit started anyway."""
+    boot = "[Install]\nWantedBy=multi-user.target\n"
+    units = {
+        "logger.service": svc("exec sleep 300", unit="Requires=nosuch.socket") + boot,
+        "other.service": LONG + boot,
+        "chain.service": svc("exec sleep 300", unit="Requires=logger.service"),
+    }
+    with Activator(units, loop=loop_kind) as a:
+        a.wait_for("start", unit="other.service")
+        w = a.wait_for("warning", unit="logger.service")
+        assert "requires nosuch.socket: unit nosuch.socket not found" in w["reason"], w
+        r = a.ctl("start", "logger.service")
+        assert r.returncode == 1 and "unit nosuch.socket not found" in r.stderr, r.stderr
+        r = a.ctl("start", "chain.service")
+        assert r.returncode == 1, r.stderr
+        assert "requires logger.service, which requires nosuch.socket" in r.stderr, r.stderr
+        assert a.count("start", unit="logger.service") == 0
+        assert a.count("start", unit="chain.service") == 0
+        assert active(a, "other.service") == "active"
+
+
 def test_conflicts_stop_the_other(loop_kind):
     units = {"a.service": svc("exec sleep 300", unit="Conflicts=b.service"), "b.service": LONG}
     with Activator(units, loop=loop_kind) as a:
