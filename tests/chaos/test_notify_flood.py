@@ -4,7 +4,9 @@ Every user that services run as has a NOTIFY_SOCKET of its own. A process runnin
 nobody, belonging to no service, sends datagrams as fast as the kernel takes them
 (plain, and with 253 fds each) at the one it can write to — nobody's, there because a
 nobody service runs — while a real Type=notify service of another user (daemon) reloads
-by notification (RELOADING=1, READY=1) every 20 ms. Root's socket refuses the flooder.
+by notification (RELOADING=1, READY=1) every 20 ms. Root's socket takes the flooder's
+datagram (writable by all, as systemd's: a root service may drop privileges before it
+notifies) and acts on nothing: the sender belongs to no service.
 Expectation: every real notification is acted on, activator stays up; figures:
 activator's CPU share during the flood (from /proc) and how long a real notification took
 from send to activator's log line.
@@ -104,7 +106,7 @@ def test_chaos_notify_flood_from_nobody(loop_kind, nfds):
             text=True,
         )
         try:
-            assert flood.stdout.readline().strip() == "root: Permission denied"
+            assert flood.stdout.readline().strip() == "root: sent"
             t0, c0 = time.monotonic(), cpu_seconds(a.pid)
             sent = [json.loads(report.recv(4096)) for _ in range(reloads)]
             at = 0
