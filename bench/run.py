@@ -597,7 +597,10 @@ def start_row(ctx: Ctx, row: str) -> tuple[Proc, int]:
         units = ctx.units_dir(row)
         acl = acl_lines() if mode == "acl" else ""
         mode = "inetd" if mode == "acl" else mode
-        write_pair(units, "hello", port, mode, ctx.svc_argv(mode), socket_extra=acl)
+        # LogLevelMax=notice: no start/exit line per connection, as the peers log none
+        # (tcpserver -q, tcpsvd without -v); README: "per-connection log lines"
+        write_pair(units, "hello", port, mode, ctx.svc_argv(mode), socket_extra=acl,
+                   service_extra="LogLevelMax=notice\n")
         p = Proc(row, ctx.activator_argv(units), ctx.scratch)
         try:
             p.wait_event("ready", a.start_timeout)

@@ -37,6 +37,11 @@ _KEEP_PER_UNIT = 10
 _BACKLOG = 1 << 20  # bytes of lines kept while the log pipe is full
 _NEEDS_QUOTES = re.compile(r'[\s"=\\]')
 _RANK = {name: i for i, name in enumerate(LEVELS)}
+#: LogLevelMax= (a syslog level) → the least urgent of our levels it lets through. Our
+#: ``info`` is syslog's info, so notice lets warnings and errors through, as systemd does.
+_FLOOR = {"emerg": _RANK["error"], "alert": _RANK["error"], "crit": _RANK["error"],
+          "err": _RANK["error"], "warning": _RANK["warning"], "notice": _RANK["warning"],
+          "info": _RANK["info"], "debug": _RANK["debug"]}  # fmt: skip
 #: What status shows of a unit's recent lines: (time, event, unit, fields, msg).
 Recent = tuple[float, str, str, dict[str, Any], str]
 
@@ -94,6 +99,7 @@ class EventLog:
         self.stream = stream if stream is not None else sys.stderr
         self.timestamps = timestamps
         self.min_level = _RANK[level]
+        self._floors: dict[str, int] = {}  # unit (template for instances) → LogLevelMax=
         # the last lines of each unit, for status: (time, event, unit, fields)
         self.recent: dict[str, collections.deque[Recent]] = {}
         self._pending: list[str] = []
@@ -118,6 +124,19 @@ class EventLog:
         except (OSError, ValueError, AttributeError):
             return
         self._loop = loop
+
+    def limit_units(self, levels: dict[str, str]) -> None:
+        """LogLevelMax= of each unit that sets it (a template's holds for its instances):
+        that unit's lines below the level are dropped before anything is made of them —
+        activator's about it (an Accept=yes socket's two lines per connection: tcpserver's
+        -q) and its processes' own output alike."""
+        self._floors = {unit: _FLOOR[level] for unit, level in levels.items()}
+
+    def unit_allows(self, level: str, unit: str) -> bool:
+        """Whether ``unit``'s LogLevelMax= lets a line of ``level`` through (a service's
+        output it does not is not kept for `activatorctl logs` either, as in systemd)."""
+        floor = self._floors.get(template_key(unit)) if self._floors else None
+        return floor is None or _RANK[level] >= floor
 
     def __call__(self, event: str, unit: str | None = None, /, **fields: Any) -> None:
         self.emit(event, unit, fields)
@@ -146,6 +165,11 @@ class EventLog:
             level = ev.level if ev is not None else "info"
         if _RANK[level] < self.min_level:
             return
+        floors = self._floors
+        if floors and unit is not None:
+            floor = floors.get(template_key(unit))
+            if floor is not None and _RANK[level] < floor:
+                return
         now = time.time()
         if None in fields.values():
             for key in [k for k, v in fields.items() if v is None]:

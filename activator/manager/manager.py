@@ -205,7 +205,11 @@ class Manager:
         self.rewire()
 
     def rewire(self) -> None:
-        """The dependency graph of the current units, for the job engine."""
+        """The dependency graph of the current units, for the job engine; the log's
+        LogLevelMax= filters."""
+        levels = {u.name: u.Service.LogLevelMax for u in self.units.services.values()}
+        levels.update((u.name, u.Socket.LogLevelMax) for u in self.units.sockets.values())
+        self.log.limit_units({name: lv for name, lv in levels.items() if lv is not None})
         self.graph = Graph(self.units)
         if not self.systemd:  # today's rule without --systemd: every socket listens
             for name in self.units.sockets:

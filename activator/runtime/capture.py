@@ -204,12 +204,14 @@ class Capture:
         if len(raw) >= 3 and raw[0] == 0x3C and raw[2] == 0x3E and 0x30 <= raw[1] <= 0x37:
             level = PRIORITY_LEVELS[raw[1] - 0x30]  # <3>… as SyslogLevelPrefix=yes
             raw = raw[3:]
-        text = raw.decode("utf-8", "backslashreplace")
         known = self._pids.get(pid)
         if known is not None:
             unit = known[0]
         else:  # a process that is gone, or one its main process started (a worker)
             unit = gone[1] if gone is not None and gone[0] == pid else s.key
+        if not self.log.unit_allows(level, unit):
+            return  # LogLevelMax=: dropped first, as systemd's journal does
+        text = raw.decode("utf-8", "backslashreplace")
         self.lines += 1
         self.log.emit(
             "output",

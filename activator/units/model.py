@@ -233,6 +233,9 @@ class ExecContext(Frozen):
     StandardOutput: str | None = None
     StandardError: str | None = None  # None → inherit
     SyslogIdentifier: str | None = None  # how captured output names it (runtime/capture.py)
+    # systemd's: this unit's lines less urgent than this syslog level are dropped, its
+    # processes' and activator's about it alike (core/log.py); None: no filter
+    LogLevelMax: str | None = None
     LimitCPU: Rlimit | None = None
     LimitFSIZE: Rlimit | None = None
     LimitDATA: Rlimit | None = None

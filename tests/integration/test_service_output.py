@@ -263,3 +263,37 @@ def test_issue13_fd3_instances_share_one_stream_pair(loop_kind):
 def test_issue13_log_time_no(loop_kind, fmt):
     with Activator({}, loop=loop_kind, extra_args=["--log-time", "no"]) as a:
         assert "time" not in a.ready and a.ready["level"] == "info"
+
+
+def test_log_level_max_drops_a_units_lines_and_its_output(loop_kind, accept_path):
+    """LogLevelMax= (systemd.exec(5)): below it, a unit's lines are dropped — activator's
+    own about it (an Accept=yes socket's start/exit pair per connection, tcpserver's -q)
+    and its processes' output, which `logs` does not keep either; more urgent ones pass.
+    A unit without it (l@) logs as before."""
+    d = public_dir()
+    (d / "say.py").write_text("print('<6>quiet'); print('<4>loud'); print('<3>broken')\n")
+    q, loud = free_port(), free_port()
+    sh = "[Service]\nExecStart=/bin/sh -c 'echo hi'\nStandardInput=socket\nUser=nobody\n"
+    units = {
+        "q.socket": f"[Socket]\nListenStream=127.0.0.1:{q}\nAccept=yes\n",
+        "q@.service": sh + "LogLevelMax=notice\n",
+        "l.socket": f"[Socket]\nListenStream=127.0.0.1:{loud}\nAccept=yes\n",
+        "l@.service": sh,
+        "w.service": f"[Service]\nType=oneshot\nExecStart={SYSTEM_PYTHON} {d}/say.py\n"
+        f"User=nobody\nLogLevelMax=4\n{BOOT}",  # 4: warning
+    }
+    with Activator(units, loop=loop_kind, env=accept_path) as a:
+        for _ in range(5):
+            assert read_line(("127.0.0.1", q)) == b"hi\n"
+        assert read_line(("127.0.0.1", loud)) == b"hi\n"
+        a.until(lambda: a.status("q.socket")["NConnections"] == 0, what="q@ instances gone")
+        a.until(lambda: a.status("w.service")["active"] == "inactive", what="w.service done")
+        a.until(
+            lambda: [e for e in a.events if e.get("event") == "exit" and "l@" in e.get("unit", "")],
+            what="l@'s exit line",
+        )
+        assert not [e for e in a.events if str(e.get("unit", "")).startswith("q@")]
+        assert [e["msg"] for e in _outputs(a, "w.service")] == ["loud", "broken"]
+        assert a.count("start", unit="w.service") == 0  # info: below warning
+        r = a.ctl("--json", "logs", "w.service", check=True)
+        assert [e["text"] for e in json.loads(r.stdout)] == ["loud", "broken"]

@@ -34,6 +34,7 @@ from .validators import (
     v_int,
     v_iptos,
     v_listen,
+    v_log_level,
     v_mode,
     v_paths,
     v_pidfile,
@@ -164,6 +165,7 @@ def _exec_table() -> SectionTable:
     t["StandardOutput"] = _d("StandardOutput", "scalar", v_std_output("stdout"))
     t["StandardError"] = _d("StandardError", "scalar", v_std_output("stderr"))
     t["SyslogIdentifier"] = _d("SyslogIdentifier", "scalar", v_string)
+    t["LogLevelMax"] = _d("LogLevelMax", "scalar", v_log_level)
     for r in ("CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NOFILE", "AS", "NPROC",
               "MEMLOCK", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO",
               "RTTIME"):  # fmt: skip
@@ -306,7 +308,7 @@ RootImage RootImageOptions RootHash RootHashSignature RootVerity ExtensionDirect
 ExtensionImages MountImages CoredumpFilter IOSchedulingClass IOSchedulingPriority
 CPUSchedulingPolicy CPUSchedulingPriority CPUSchedulingResetOnFork CPUAffinity NUMAPolicy
 NUMAMask RemoveIPC StandardInputText StandardInputData TTYPath TTYReset TTYVHangup
-TTYVTDisallocate TTYRows TTYColumns SyslogFacility SyslogLevel SyslogLevelPrefix LogLevelMax
+TTYVTDisallocate TTYRows TTYColumns SyslogFacility SyslogLevel SyslogLevelPrefix
 LogRateLimitIntervalSec LogRateLimitBurst LogExtraFields SecureBits TimerSlackNSec
 KeyringMode ProtectProc ProcSubset SystemCallFilter SystemCallArchitectures
 SystemCallErrorNumber SystemCallLog MemoryDenyWriteExecute RestrictNamespaces

@@ -504,3 +504,17 @@ def v_listen(directive: str) -> Callable[[Any, Ctx], Any]:
         return [parse_listen(directive, s)] if s else RESET
 
     return parse
+
+
+#: syslog(3)'s levels, most urgent first (systemd's log_level_from_string()).
+SYSLOG_LEVELS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
+
+def v_log_level(value: Any, ctx: Ctx) -> str:
+    """A syslog level by name or number (0-7), as its name."""
+    s = _text(value, "a syslog level")
+    if s.isdigit() and int(s) < len(SYSLOG_LEVELS):
+        return SYSLOG_LEVELS[int(s)]
+    if s not in SYSLOG_LEVELS:
+        raise BadValue(f"{q(s)}: expected a syslog level: {', '.join(SYSLOG_LEVELS)} or 0-7")
+    return s
