@@ -146,12 +146,15 @@ class Activator:
         user: int | None = None,
         python: str | None = None,
         control: str | None = None,
+        default_control: str | None = None,
         ready_timeout: float = 20,
     ) -> None:
         """``user``: run activator as that uid (and its primary group, no others): rootless;
         its directory becomes its own. ``python``: the interpreter (one ``user`` may run,
-        with ``env`` giving PYTHONPATH: see ``rootless_env()``). ``control``: where the
-        control socket will be without ``--control`` (activator's default is tested)."""
+        with ``env`` giving PYTHONPATH: see ``rootless_env()``). ``control``: the control
+        socket's path (another activator's, to start where it stopped: its state record);
+        ``default_control``: where it will be without ``--control`` (activator's default
+        is tested)."""
         self.dir = public_dir()
         self.unit_dir = self.dir / "units"
         self.unit_dir.mkdir()
@@ -161,14 +164,14 @@ class Activator:
             p.write_text(text)
         if user is not None:
             os.chown(self.dir, user, -1)
-        self.control = control or str(self.dir / "control.sock")
+        self.control = default_control or control or str(self.dir / "control.sock")
         cmd = [
             python or sys.executable,
             "-m",
             "activator",
             "--units",
             str(self.unit_dir),
-            *(() if control else ("--control", self.control)),
+            *(() if default_control else ("--control", self.control)),
             "--loop",
             loop,
             "--log-format",

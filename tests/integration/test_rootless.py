@@ -65,7 +65,7 @@ def test_rootless_control_socket_goes_to_the_users_run_directory(as_nobody):
     run.chmod(0o700)
     env = {**as_nobody.pop("env"), "XDG_RUNTIME_DIR": str(run)}
     control = str(run / "activator" / "control.sock")
-    with Activator({}, env=env, control=control, **as_nobody) as a:
+    with Activator({}, env=env, default_control=control, **as_nobody) as a:
         assert a.ready["control"] == control
         assert a.ctl("status").returncode == 0
         st = os.stat(run / "activator")
