@@ -167,10 +167,10 @@ static void *relay_main(void *arg)
             pthread_mutex_unlock(&R->lock);
             c->dead_next = dead, dead = c;
             /* an error on one side resets the other: the peer learns at once */
-            for (int k = 0; k < 2; k++) {
-                if (bad) reset_close(c->fd[k]);
-                else close(c->fd[k]);
-                c->fd[k] = -1;
+            for (int f = 0; f < 2; f++) {
+                if (bad) reset_close(c->fd[f]);
+                else close(c->fd[f]);
+                c->fd[f] = -1;
             }
         }
         while (dead) { /* freed after the batch: a later event may still name it */
