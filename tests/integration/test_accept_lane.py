@@ -80,7 +80,10 @@ def test_refused_at_max_connections_counts_exits_not_yet_reaped(loop_kind):
     to reaper.HOLD_OFF late), so without that a reconnect would mostly find the last
     instance still counted. And the client sees EOF when the instance closes its fds, a
     moment before it is a zombie: the lane gives it up to 2 ms to finish (the Python path
-    and systemd refuse some of these; this test would see ~5% refused there).
+    and systemd refuse some of these; this test would see ~5% refused there). On a busy
+    machine an instance may need more than those 2 ms to be scheduled and exit (seen: 6
+    of 100 refused at load 3), so the bound is 90: without the kernel's answer most
+    reconnects would be refused. The books must agree with the client exactly, always.
     """
     port = free_port()
     units = {
@@ -89,7 +92,7 @@ def test_refused_at_max_connections_counts_exits_not_yet_reaped(loop_kind):
     }
     with Activator(units, loop=loop_kind) as a:
         served = sum(read_line(("127.0.0.1", port)) == b"hi\n" for _ in range(100))
-        assert served >= 98
+        assert served >= 90
         st = _wait_status(a, "m.socket", lambda st: st["NConnections"] == 0)
         assert st["NAccepted"] == 100 and st["NRefused"] == 100 - served
 
