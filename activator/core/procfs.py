@@ -18,17 +18,24 @@ def read_text(path: str) -> str:
         return ""
 
 
-def parent_of(pid: int) -> int | None:
-    """The parent pid of a process, None when it is gone."""
+def stat_fields(pid: int, *which: int) -> tuple[int, ...] | None:
+    """Numeric fields of /proc/PID/stat, counted from the state (0) after the command
+    name: 1 the parent, 2 the process group, 3 the session, 19 the start time in ticks
+    after boot. None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
-    except OSError:
+        # the command name may hold anything, ")" included: parse from the last ")"
+        fields = data[data.rindex(b")") + 2 :].split()
+        return tuple(int(fields[i]) for i in which)
+    except (OSError, ValueError, IndexError):
         return None
-    try:  # the command name may hold anything, ")" included: parse from the last ")"
-        return int(data[data.rindex(b")") + 2 :].split()[1])
-    except (ValueError, IndexError):
-        return None
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent pid of a process, None when it is gone."""
+    fields = stat_fields(pid, 1)
+    return None if fields is None else fields[0]
 
 
 def status_field(pid: int | None, field: str) -> str | None:

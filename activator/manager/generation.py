@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core import procfs
+
 NAME = "generation.json"
 GRACE = 5.0  # seconds between SIGTERM and SIGKILL for what a dead activator left
 RUN_ID_HEX = 16  # hex digits of the run id: half of INVOCATION_ID, the rest stays random
@@ -61,21 +63,13 @@ def new_run_id() -> str:
 
 
 def boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
+    return procfs.read_text("/proc/sys/kernel/random/boot_id").strip()
 
 
 def start_time(pid: int) -> int | None:
     """When a process started (ticks after boot); None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        return int(data[data.rindex(b")") + 2 :].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
+    fields = procfs.stat_fields(pid, 19)
+    return None if fields is None else fields[0]
 
 
 def mine(run: str) -> Record:
@@ -127,15 +121,9 @@ def alive(record: Record) -> bool:
 # ---------------------------------------------------------------- what the dead one left
 
 
-def _stat(pid: int) -> tuple[int, int] | None:
+def _stat(pid: int) -> tuple[int, ...] | None:
     """(process group, session) of a process; None when gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-        fields = data[data.rindex(b")") + 2 :].split()
-        return int(fields[2]), int(fields[3])
-    except (OSError, ValueError, IndexError):
-        return None
+    return procfs.stat_fields(pid, 2, 3)
 
 
 def _pids() -> list[int]:
