@@ -152,6 +152,20 @@ def tcp_listen_ports() -> set[int]:
     return ports
 
 
+def tcp_listen_addrs() -> set[tuple[str, int]]:
+    """(IPv4 address, port) of every TCP listener (/proc/net/tcp: little-endian hex)"""
+    out = set()
+    with contextlib.suppress(OSError), open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            p = line.split()
+            if p[3] == "0A":
+                a, port = p[1].split(":")
+                ip = ".".join(str(b) for b in reversed(bytes.fromhex(a)))
+                out.add((ip, int(port, 16)))
+    return out
+
+
 def tcp_ports_any() -> set[int]:
     ports = set()
     for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -176,6 +190,50 @@ def pick_ports(k: int) -> list[int]:
         _used_ports.clear()
         _used_ports.update(got)
     return got
+
+
+#: Ports one loopback address gives the units row; beyond it the next address (127.0.N.1).
+PORTS_PER_ADDR = 2000
+
+
+def pick_listeners(k: int) -> list[tuple[str, int]]:
+    """k (address, port) pairs for the units row: 127.0.0.1 up to PORTS_PER_ADDR of them,
+    then 127.0.1.1, 127.0.2.1 … (10,000 units need more ports than 20000-31999 hold free
+    on one address; every 127/8 address is loopback). A port busy on any address is
+    left out on all of them."""
+    busy = tcp_ports_any() | _used_ports
+    free = [p for p in range(PORT_LO, PORT_HI) if p not in busy]
+    per = min(PORTS_PER_ADDR, len(free))
+    if per == 0:
+        raise RuntimeError(f"no free port in {PORT_LO}-{PORT_HI - 1}")
+    out: list[tuple[str, int]] = []
+    j = 0
+    while len(out) < k:
+        host = HOST if j == 0 else f"127.0.{j}.1"
+        out += [(host, port) for port in random.sample(free, min(per, k - len(out)))]
+        j += 1
+    return out
+
+
+def control_request(path: str, verb: str, units: list[str] | None = None,
+                    timeout: float = 30.0) -> tuple[float, dict]:
+    """one request on activator's control socket (control/protocol.py: a JSON line each
+    way): (seconds from connect to the whole answer, the answer)"""
+    import socket as _socket
+    req = json.dumps({"v": 1, "verb": verb, "units": units or [], "args": {}}).encode() + b"\n"
+    t0 = time.perf_counter()
+    with _socket.socket(_socket.AF_UNIX) as c:
+        c.settimeout(timeout)
+        c.connect(path)
+        c.sendall(req)
+        chunks = []
+        while True:
+            b = c.recv(1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+    dt_s = time.perf_counter() - t0
+    return dt_s, json.loads(b"".join(chunks))
 
 
 def proc_stat(pid: int) -> list[str] | None:
@@ -571,7 +629,8 @@ def acl_lines(n: int = 1000) -> str:
 
 
 def write_pair(units: str, name: str, port: int, mode: str, svc_argv: list[str],
-               *, load: bool = True, socket_extra: str = "", service_extra: str = "") -> None:
+               *, load: bool = True, socket_extra: str = "", service_extra: str = "",
+               host: str = HOST) -> None:
     """mode: inetd (Accept=yes, StandardInput=socket), fd3 (Accept=yes, LISTEN_FDS) or
     listen (Accept=no). load=True: MaxConnections=1024 and no trigger limit (see README)."""
     accept = mode in ("inetd", "fd3")
@@ -579,7 +638,7 @@ def write_pair(units: str, name: str, port: int, mode: str, svc_argv: list[str],
     if accept and load:
         extra = "MaxConnections=1024\nTriggerLimitBurst=0\n"
     with open(os.path.join(units, f"{name}.socket"), "w") as f:
-        f.write(SOCKET_UNIT.format(what=mode, host=HOST, port=port,
+        f.write(SOCKET_UNIT.format(what=mode, host=host, port=port,
                                    accept="yes" if accept else "no", extra=extra + socket_extra))
     svc = f"{name}@.service" if accept else f"{name}.service"
     with open(os.path.join(units, svc), "w") as f:
@@ -861,33 +920,40 @@ def idle_section(ctx: Ctx) -> dict:
 
 
 def units_section(ctx: Ctx) -> dict:
-    """idle RSS, start-up time to `ready`, idle wake-ups with 10/100/1,000 units"""
+    """idle RSS, start-up time to `ready`, idle wake-ups and `status` latency with
+    10/100/1,000/10,000 units"""
     a = ctx.args
     out: dict = {str(k): [] for k in a.unit_counts}
     for rep in range(a.unit_reps):
         for k in a.unit_counts:
-            ports = pick_ports(k + 1)
-            ports, mport = ports[:k], ports[k]
+            addrs = pick_listeners(k + 1)
+            addrs, mhost, mport = addrs[:k], addrs[k][0], addrs[k][1]
             units = ctx.units_dir(f"units{k}")
-            for i, port in enumerate(ports):
+            for i, (host, port) in enumerate(addrs):
                 mode = "inetd" if i % 2 == 0 else "listen"
-                write_pair(units, f"s{i:04d}", port, mode, ctx.svc_argv(mode), load=False)
+                write_pair(units, f"s{i:05d}", port, mode, ctx.svc_argv(mode), load=False,
+                           host=host)
             # with the metrics server on (issue 13: the RSS target holds with it)
-            p = Proc(f"units-{k}", ctx.activator_argv(units, "--metrics", f"{HOST}:{mport}"),
+            p = Proc(f"units-{k}", ctx.activator_argv(units, "--metrics", f"{mhost}:{mport}"),
                      ctx.scratch)
-            rec: dict = {"rep": rep}
+            control = os.path.join(os.path.dirname(units), "control.sock")
+            rec: dict = {"rep": rep, "addresses": len({h for h, _ in addrs})}
             try:
-                ev = p.wait_event("ready", a.start_timeout)
+                # 10,000 units take longer than --start-timeout's default on main
+                ev = p.wait_event("ready", max(a.start_timeout, k / 100))
                 t_seen = time.time()
                 t_ready = ev_time(ev)
                 rec["startup_s"] = (t_ready - p.t_exec) if t_ready else t_seen - p.t_exec
                 rec["ready_seen_s"] = t_seen - p.t_exec
                 rec["ready_event"] = {k2: v for k2, v in ev.items() if k2 not in ("ts", "time")}
                 rec["metrics"] = mport
-                listening = tcp_listen_ports()
-                rec["listening"] = sum(1 for x in ports if x in listening)
+                rec["startup_cpu_s"] = sum(cpu_s(p.pid) or (0.0, 0.0))
+                listening = tcp_listen_addrs()
+                rec["listening"] = sum(1 for x in addrs if x in listening)
                 time.sleep(1.0)
                 rec["rss_kib"] = rss_kib(p.pid)
+                kids = [c for c, (pp, _) in all_ppids().items() if pp == p.pid]
+                rec["children_rss_kib"] = sum(rss_kib(c) or 0 for c in kids)
                 if rep == 0 and a.idle_window > 0:
                     w0, nthreads = ctx_switches(p.pid)
                     time.sleep(a.idle_window)
@@ -896,6 +962,30 @@ def units_section(ctx: Ctx) -> dict:
                     rec["idle_window_s"] = a.idle_window
                     rec["idle_wakeups_per_s"] = (w1 - w0) / a.idle_window
                     rec["threads"] = nthreads
+                # `activatorctl status` of one socket: the daemon's answer (a request on
+                # the control socket, median of 21) and the whole command (interpreter
+                # start-up included, median of 5); `list-units --all`: every unit, once
+                one = [f"s{k - 1:05d}.socket"]  # the last by name
+                ts = []
+                for _ in range(21):
+                    dt_s, ans = control_request(control, "status", one)
+                    if not ans.get("ok"):
+                        raise RuntimeError(f"status {one[0]}: {ans}")
+                    ts.append(dt_s)
+                rec["status_ms"] = 1000 * statistics.median(ts)
+                ctl = os.path.join(os.path.dirname(ctx.activator or ""), "activatorctl")
+                if os.access(ctl, os.X_OK):
+                    cs = []
+                    for _ in range(5):
+                        t0 = time.perf_counter()
+                        r = subprocess.run([ctl, "--control", control, "status", one[0]],
+                                           capture_output=True, timeout=60)
+                        cs.append(time.perf_counter() - t0)
+                        if r.returncode not in (0, 3):
+                            raise RuntimeError(f"activatorctl status: {r.stderr[-300:]!r}")
+                    rec["status_cmd_ms"] = 1000 * statistics.median(cs)
+                dt_s, ans = control_request(control, "list-units", None)
+                rec["list_units_ms"] = 1000 * dt_s
                 rec["alive"] = p.alive()
             except Exception as e:
                 rec["error"] = str(e)
@@ -907,6 +997,8 @@ def units_section(ctx: Ctx) -> dict:
             rss_mib = (rec.get("rss_kib") or 0) / 1024
             log(f"  units={k:<5d} start-up {fmt(rec.get('startup_s'), 3)} s  listening "
                 f"{rec.get('listening', '–')}/{k}  RSS {fmt(rss_mib, 1)} MiB"
+                f"  status {fmt(rec.get('status_ms'), 2)} ms"
+                f" (command {fmt(rec.get('status_cmd_ms'), 0)} ms)"
                 + (f"  wake-ups {rec['idle_wakeups']} in {a.idle_window:g} s"
                    if "idle_wakeups" in rec else "")
                 + (f"  ERROR {rec['error'][:300]}" if "error" in rec else ""))
@@ -962,6 +1054,13 @@ def logs_section(ctx: Ctx) -> dict:
                 f"wall {fmt(rec.get('wall_s'), 2)} s, output lines {rec.get('lines', '–')}"
                 + (f"  ERROR {rec['error'][:300]}" if "error" in rec else ""))
     return out
+
+
+def per_pair_kib(units: dict) -> dict[str, float]:
+    """idle RSS growth per socket+service pair between consecutive unit counts (KiB)"""
+    rss = {int(k): med([x.get("rss_kib") for x in recs]) for k, recs in units.items()}
+    ks = sorted(k for k, v in rss.items() if v)
+    return {f"{a}→{b}": (rss[b] - rss[a]) / (b - a) for a, b in zip(ks, ks[1:], strict=False)}
 
 
 def client_section(ctx: Ctx) -> dict:
@@ -1215,23 +1314,37 @@ def build_table(data: dict, args) -> list[dict]:
     edge_rows(data, args, add, verdict, rep_ratio_fn=lambda a_, b_, c_: rep_ratio(runs, a_, b_, c_))
     units = data.get("units") or {}
     ts_rss = (agg.get("tcpserver") or {}).get("rss_idle_kib")
+    # issue 17's targets: idle RSS ≤ 24 MiB at 100 units, ≤ 30 MiB at 1,000; start-up
+    # < 0.5 s at 1,000 units and < 5 s at 10,000
+    rss_target = {"100": 24, "1000": 30}
     for k, recs in units.items():
         rss = med([x.get("rss_kib") for x in recs])
         peer = f"{k} × tcpserver {fmt(int(k) * ts_rss / 1024, 1)}" if ts_rss else ""
         ok_all = all("error" not in x for x in recs)
+        lim = rss_target.get(k)
         add(f"idle RSS MiB, {k} socket units (+{k} services)",
             fmt(rss / 1024 if rss else None, 1) + ("" if ok_all else " (errors)"), peer,
             fmt(rss / (int(k) * ts_rss) if rss and ts_rss else None, 2, "×"),
-            "≤ 40 MiB" if k == "100" else "",
-            verdict(rss, lambda v: v <= 40 * 1024) if k == "100" else "info")
+            f"≤ {lim} MiB" if lim else "",
+            verdict(rss, lambda v, lim=lim: v <= lim * 1024) if lim else "info")
+    for span, kib in per_pair_kib(units).items():
+        add(f"idle RSS per socket+service pair, {span} units (KiB)", fmt(kib, 1), "", "",
+            "≤ 7 KiB" if span == "100→1000" else "",
+            verdict(kib, lambda v: v <= 7) if span == "100→1000" else "info")
+    st_target = {"1000": 0.5, "10000": 5.0}
     for k, recs in units.items():
         st = med([x.get("startup_s") for x in recs])
         lis = min([x.get("listening", 0) for x in recs], default=0)
+        lim = st_target.get(k)
         add(f"start-up, exec → `ready`, {k} units (s)",
             fmt(st, 3) + ("" if lis == int(k) else f" ({lis}/{k} listening)"), "", "",
-            "< 1 s" if k == "1000" else "",
-            verdict(st, lambda v, lis=lis, k=k: v < 1.0 and lis == int(k))
-            if k == "1000" else "info")
+            f"< {lim:g} s" if lim else "",
+            verdict(st, lambda v, lis=lis, k=k, lim=lim: v < lim and lis == int(k))
+            if lim else "info")
+    sl = {k: med([x.get("status_ms") for x in recs]) for k, recs in units.items()}
+    if any(sl.values()):
+        add(f"`status` of one socket, answer ms ({' / '.join(sl)} units)",
+            " / ".join(fmt(v, 2) for v in sl.values()), "", "", "", "info")
     wk = {k: next((x for x in recs if "idle_wakeups" in x), None) for k, recs in units.items()}
     wk = {k: v for k, v in wk.items() if v}
     if wk:
@@ -1402,22 +1515,38 @@ def details_md(data: dict, args) -> str:
             L.append(f"\nfirst failure: `{errs[0][:300]}`")
     units = data.get("units") or {}
     if units:
-        L.append("\n## Units: idle RSS, start-up, wake-ups\n")
-        L.append("N socket units (half Accept=yes inetd, half Accept=no, one 127.0.0.1 listener "
-                 "each) + N services. start-up = `ts` of the `ready` event − time of exec; RSS "
-                 "1 s after ready; wake-ups = voluntary + nonvoluntary context switches of all "
-                 "threads while idle.\n")
-        L.append("| units | start-up s (median, all) | listening | RSS MiB | threads | "
-                 "wake-ups (window) | errors |\n|---:|---:|---:|---:|---:|---:|---|")
+        L.append("\n## Units: idle RSS, start-up, wake-ups, status latency (the scaling table)\n")
+        L.append("N socket units (half Accept=yes inetd, half Accept=no, one loopback TCP "
+                 f"listener each: 127.0.0.1, then 127.0.1.1 … per {PORTS_PER_ADDR} ports) + N "
+                 "services. start-up = `ts` of the `ready` event − time of exec (CPU: the "
+                 "daemon's and its reaped children's at ready); RSS 1 s after ready (loader: "
+                 "its children's then); wake-ups = voluntary + nonvoluntary context switches "
+                 "of all threads while idle; status = a `status` request for one socket on "
+                 "the control socket (median of 21), command = `activatorctl status` (median "
+                 "of 5), list-units = `list-units` once.\n")
+        L.append("| units | start-up s (median, all) | CPU s | listening | RSS MiB | KiB/pair "
+                 "| loader RSS MiB | threads | wake-ups (window) | status ms | command ms "
+                 "| list-units ms | errors |"
+                 "\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        ppk = per_pair_kib(units)
+        prev = None
         for k, recs in units.items():
             w = next((x for x in recs if "idle_wakeups" in x), {})
             errs = "; ".join(x["error"][:200] for x in recs if "error" in x)
             sts = ", ".join(fmt(x.get("startup_s"), 3) for x in recs)
             rss = med([x.get("rss_kib") for x in recs])
+            kids = med([x.get("children_rss_kib") for x in recs])
+            pp = ppk.get(f"{prev}→{k}") if prev else None
+            prev = k
             L.append(f"| {k} | {fmt(med([x.get('startup_s') for x in recs]), 3)} ({sts}) | "
+                     f"{fmt(med([x.get('startup_cpu_s') for x in recs]), 2)} | "
                      f"{min(x.get('listening', 0) for x in recs)}/{k} | "
-                     f"{fmt(rss / 1024 if rss else None, 1)} | {w.get('threads', '–')} | "
+                     f"{fmt(rss / 1024 if rss else None, 1)} | {fmt(pp, 1)} | "
+                     f"{fmt(kids / 1024 if kids else None, 1)} | {w.get('threads', '–')} | "
                      f"{w.get('idle_wakeups', '–')} ({fmt(w.get('idle_window_s'), 0)} s) | "
+                     f"{fmt(med([x.get('status_ms') for x in recs]), 2)} | "
+                     f"{fmt(med([x.get('status_cmd_ms') for x in recs]), 0)} | "
+                     f"{fmt(med([x.get('list_units_ms') for x in recs]), 0)} | "
                      f"{errs or '–'} |")
     prof = data.get("profile") or {}
     for row, p in prof.items():
@@ -1488,7 +1617,8 @@ def parse_args(argv=None):
     ap.add_argument("--overload-c", type=int, default=256, help="0 = skip the overload run")
     ap.add_argument("--overload-n", type=int, help="connections of the overload run (2000)")
     ap.add_argument("--units", dest="unit_counts", default="10,100,1000",
-                    help="unit counts for RSS/start-up/wake-ups (default 10,100,1000)")
+                    help="unit counts for RSS/start-up/wake-ups/status latency (default "
+                    "10,100,1000; the scaling table adds 10000)")
     ap.add_argument("--unit-reps", type=int, help="start-ups per unit count (default 3)")
     ap.add_argument("--idle-window", type=float, help="seconds to count idle wake-ups (5)")
     ap.add_argument("--warmup", type=int, default=20)
