@@ -123,12 +123,7 @@ class Service(RuntimeUnitBase):
         self.fd_store = FdStore(
             0, watch=host.add_reader, unwatch=host.remove_reader, on_drop=self._fd_hung_up
         )
-        self.watchdog = Watchdog(
-            host,
-            lambda: self.svc.WatchdogSec,
-            lambda: self.sub in _WATCHDOG_STATES,
-            lambda: self._on_watchdog(False),
-        )
+        self.watchdog = Watchdog(host, self)
         # -- one start's worth of state
         self._handover: Handover | None = None
         self._owned_fd: int | None = None  # our duplicate of an Accept=yes connection
@@ -1245,6 +1240,15 @@ class Service(RuntimeUnitBase):
             self._begin(None)
 
     # ------------------------------------------------------------ the watchdog
+    def watchdog_configured(self) -> float:
+        return self.svc.WatchdogSec
+
+    def watchdog_armed(self) -> bool:
+        return self.sub in _WATCHDOG_STATES
+
+    def watchdog_expired(self) -> None:
+        self._on_watchdog(False)
+
     def _on_watchdog(self, forced: bool) -> None:
         sig = self.svc.WatchdogSignal
         reason = (
