@@ -405,6 +405,8 @@ class FdStore:
     ``unwatch(fd)`` put the one epoll fd this needs into the event loop.
     """
 
+    __slots__ = ("limit", "items", "_watch", "_unwatch", "_on_drop", "_epoll")
+
     def __init__(
         self,
         limit: int,

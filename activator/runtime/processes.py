@@ -24,6 +24,8 @@ class _Host(Protocol):
 
 
 class ProcessGroups:
+    __slots__ = ("_host", "ids")
+
     def __init__(self, host: _Host) -> None:
         self._host = host
         self.ids: set[int] = set()
