@@ -53,6 +53,11 @@ class Frozen(BaseModel):
         """pydantic keeps a set of the fields given per instance (216 bytes and more, 4 KiB
         a socket+service pair): instances given the same fields share one. Nothing adds to
         it in place — the model is frozen, model_copy() copies it before adding."""
+        self.share_fields_set()
+
+    def share_fields_set(self) -> None:
+        """Take the shared set of the fields given (also after a model_copy(): an
+        Accept=yes instance is its template's copy)."""
         fields = self.__pydantic_fields_set__
         shared = _FIELDS_SETS.setdefault(frozenset(fields), fields)
         if shared is not fields:

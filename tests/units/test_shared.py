@@ -43,3 +43,19 @@ def test_a_section_that_sets_nothing_is_one_instance(units_dir) -> None:  # type
     assert a.Install.WantedBy == ()
     c = units.sockets["c.socket"]
     assert c.Install is not a.Install and c.Install.WantedBy == ("sockets.target",)
+
+
+def test_an_instance_copied_from_its_template_shares_the_set_too(units_dir) -> None:  # type: ignore[no-untyped-def]
+    units = load_ok(
+        units_dir(
+            {
+                "e.socket": "[Socket]\nListenStream=7\nAccept=yes\n",
+                "e@.service": "[Service]\nExecStart=/bin/cat\n",
+            }
+        )
+    )[0]
+    one, two = units.instantiate("e@.service", "1"), units.instantiate("e@.service", "2")
+    assert (one.name, two.name) == ("e@1.service", "e@2.service")
+    assert one.model_fields_set == two.model_fields_set and "name" in one.model_fields_set
+    assert one.__pydantic_fields_set__ is two.__pydantic_fields_set__
+    assert units.services["e@.service"].name == "e@.service"
