@@ -22,6 +22,7 @@ rewritten for the project's own table.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ctypes
 import datetime as dt
@@ -68,7 +69,8 @@ NEEDED = {
     "make": "make",
 }
 
-SECTIONS = ("inetd", "fd3", "limit", "cold", "units", "logs", "client", "proxy", "idle")
+SECTIONS = ("inetd", "fd3", "limit", "cold", "units", "instances", "logs", "client", "proxy",
+            "idle")
 ACTIVATOR_ROWS = ("activator-inetd", "activator-fd3", "activator-acl")
 SD_PROXYD = "/lib/systemd/systemd-socket-proxyd"  # in Debian's systemd package, off PATH
 
@@ -1005,6 +1007,192 @@ def units_section(ctx: Ctx) -> dict:
     return out
 
 
+HOLD_SERVICE = """\
+[Service]
+ExecStart=/bin/cat
+User=nobody
+StandardInput=socket
+"""
+
+
+def raise_nofile(want: int) -> int:
+    """RLIMIT_NOFILE of this process (and so of what it starts) raised to ``want`` where
+    root may (up to fs.nr_open); the soft limit it got."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft
+    with contextlib.suppress(OSError, ValueError):
+        cap = int(read("/proc/sys/fs/nr_open"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, cap), max(hard, min(want, cap))))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+async def _hold_connections(port: int, n: int, conc: int, deadline: float,
+                            release: asyncio.Event, report: dict,
+                            up_flag: threading.Event | None = None) -> dict:
+    """n connections to 127.0.0.1:port, at most ``conc`` being set up at once; each sends a
+    line and waits for its echo (the instance, /bin/cat, runs), then stays open until
+    ``release``. Errors: no connection, no echo within 10 s. Bounded by ``deadline``."""
+    gate = asyncio.Semaphore(conc)
+    held: list[asyncio.StreamWriter] = []
+    errors: dict[str, int] = {}
+    up = asyncio.Event()
+
+    async def one(i: int) -> None:
+        async with gate:
+            try:
+                r, w = await asyncio.wait_for(asyncio.open_connection(HOST, port), 10)
+                w.write(b"%d\n" % i)
+                line = await asyncio.wait_for(r.readline(), 10)
+                if line != b"%d\n" % i:
+                    raise RuntimeError(f"echo {line[:40]!r}")
+                held.append(w)
+            except Exception as e:
+                key = type(e).__name__ + (f" {e.errno}" if isinstance(e, OSError) else "")
+                errors[key] = errors.get(key, 0) + 1
+            if len(held) + sum(errors.values()) == n:
+                up.set()
+
+    t0 = time.monotonic()
+    tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
+    try:
+        await asyncio.wait_for(up.wait(), max(1.0, deadline - time.monotonic()))
+    except TimeoutError:
+        errors["deadline"] = n - len(held) - sum(errors.values())
+    out = {"held": len(held), "errors": errors, "setup_s": time.monotonic() - t0}
+    report.update(out)
+    if up_flag is not None:
+        up_flag.set()
+    await release.wait()
+    for w in held:
+        w.close()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return out
+
+
+def instances_section(ctx: Ctx) -> dict:
+    """N concurrent Accept=yes instances held open: one socket (MaxConnections= N+16), a
+    service that keeps its connection (/bin/cat as nobody, StandardInput=socket), N client
+    connections that each see their line echoed and stay open. Supervisor RSS with them
+    all up against before (after one connection: the first plans the lane), per instance;
+    errors; RSS once they are all gone. The lane and the event-loop path each."""
+    a = ctx.args
+    out: dict = {"n": a.instances, "paths": {}}
+    have = raise_nofile(3 * a.instances + 4096)
+    pid_max = int(read("/proc/sys/kernel/pid_max"))
+    out["nofile"], out["pid_max"] = have, pid_max
+    n = min(a.instances, have - 256)  # the client's fds (the daemon's own: see "fds")
+    if n < a.instances:
+        log(f"  RLIMIT_NOFILE {have}: {n} instances, not {a.instances}")
+    out["n"] = n
+    for path in ("lane", "loop"):
+        recs = out["paths"].setdefault(path, [])
+        for rep in range(a.unit_reps):
+            port = pick_ports(1)[0]
+            units = ctx.units_dir(f"inst-{path}")
+            with open(os.path.join(units, "hold.socket"), "w") as f:
+                f.write(SOCKET_UNIT.format(what="hold", host=HOST, port=port, accept="yes",
+                                           extra=f"MaxConnections={n + 16}\n"
+                                                 "TriggerLimitBurst=0\n"))
+            with open(os.path.join(units, "hold@.service"), "w") as f:
+                f.write(HOLD_SERVICE)
+            os.environ["ACTIVATOR_ACCEPT_LANE"] = "1" if path == "lane" else "0"
+            try:
+                p = Proc(f"instances-{path}", ctx.activator_argv(units), ctx.scratch)
+            finally:
+                del os.environ["ACTIVATOR_ACCEPT_LANE"]
+            control = os.path.join(os.path.dirname(units), "control.sock")
+            rec: dict = {"rep": rep, "n": n}
+            release = asyncio.Event()
+            loop = asyncio.new_event_loop()
+            result: dict = {}
+            th: threading.Thread | None = None
+            try:
+                p.wait_event("ready", a.start_timeout)
+                p.wait_listen([port])
+                warm = loop.run_until_complete(_hold_connections(
+                    port, 1, 1, time.monotonic() + 20, _set(release), {}))
+                if warm["held"] != 1:
+                    raise RuntimeError(f"the first connection: {warm['errors']}")
+                _await_status(control, "hold.socket", lambda s: s["NConnections"] == 0, 30)
+                rec["rss0_kib"] = rss_kib(p.pid)
+                release = asyncio.Event()
+                up = threading.Event()
+                budget = max(60.0, n / 50)
+                th = threading.Thread(target=loop.run_until_complete, args=(_hold_connections(
+                    port, n, 64, time.monotonic() + budget, release, result, up),))
+                th.start()
+                if not up.wait(budget + 30):
+                    raise RuntimeError(f"the client did not finish within {budget + 30:g} s")
+                time.sleep(1.0)  # the last instances' set-up is done: RSS with all of them
+                rec["rss_kib"] = rss_kib(p.pid)
+                st = _status(control, "hold.socket")
+                rec["connections"], rec["refused"] = st["NConnections"], st["NRefused"]
+                rec["instances_seen"] = sum(1 for pp, _ in all_ppids().values() if pp == p.pid)
+                rec["threads"] = ctx_switches(p.pid)[1]
+                with contextlib.suppress(OSError):
+                    rec["fds"] = len(os.listdir(f"/proc/{p.pid}/fd"))
+                loop.call_soon_threadsafe(release.set)
+                th.join(120)
+                rec.update(result)
+                rec["errors_n"] = sum(result.get("errors", {}).values()) + rec["refused"]
+                _await_status(control, "hold.socket", lambda s: s["NConnections"] == 0,
+                              max(60.0, n / 100))
+                time.sleep(1.0)
+                rec["rss_after_kib"] = rss_kib(p.pid)
+                if rec.get("rss0_kib") and rec.get("rss_kib") and rec.get("held"):
+                    rec["kib_per_instance"] = (rec["rss_kib"] - rec["rss0_kib"]) / rec["held"]
+                rec["alive"] = p.alive()
+            except Exception as e:
+                rec["error"] = str(e)[:500]
+                if th is not None and th.is_alive():
+                    loop.call_soon_threadsafe(release.set)
+                    th.join(120)
+            finally:
+                p.stop()
+                if th is None or not th.is_alive():
+                    loop.close()
+                rec["notable_events"] = p.notable_events(3)
+            recs.append(rec)
+            log(f"  {path:4s} N={n}: held {rec.get('held', '–')}, errors "
+                f"{rec.get('errors_n', '–')} {rec.get('errors') or ''}, RSS "
+                f"{fmt((rec.get('rss0_kib') or 0) / 1024, 1)} → "
+                f"{fmt((rec.get('rss_kib') or 0) / 1024, 1)} MiB "
+                f"({fmt(rec.get('kib_per_instance'), 2)} KiB/instance), after "
+                f"{fmt((rec.get('rss_after_kib') or 0) / 1024, 1)} MiB, set-up "
+                f"{fmt(rec.get('setup_s'), 1)} s"
+                + (f"  ERROR {rec['error'][:300]}" if "error" in rec else ""))
+    return out
+
+
+def _set(ev: asyncio.Event) -> asyncio.Event:
+    ev.set()  # the warm-up connection is released as soon as it is up
+    return ev
+
+
+def _status(control: str, unit: str) -> dict:
+    _, ans = control_request(control, "status", [unit])
+    if not ans.get("ok"):
+        raise RuntimeError(f"status {unit}: {ans}")
+    res = ans.get("result")
+    return res[0] if isinstance(res, list) else res
+
+
+def _await_status(control: str, unit: str, cond, timeout: float) -> dict:
+    """poll `status` (bounded) until cond(its answer)"""
+    t_end = time.monotonic() + timeout
+    while True:
+        st = _status(control, unit)
+        if cond(st):
+            return st
+        if time.monotonic() > t_end:
+            raise RuntimeError(f"{unit}: no such state within {timeout:g} s: {st}")
+        time.sleep(0.2)
+
+
 LOG_SERVICE = """\
 [Service]
 Type=oneshot
@@ -1345,6 +1533,20 @@ def build_table(data: dict, args) -> list[dict]:
     if any(sl.values()):
         add(f"`status` of one socket, answer ms ({' / '.join(sl)} units)",
             " / ".join(fmt(v, 2) for v in sl.values()), "", "", "", "info")
+    sa = {k: med([x.get("list_units_ms") for x in recs]) for k, recs in units.items()}
+    if any(sa.values()):
+        add(f"`list-units`, every unit, answer ms ({' / '.join(sa)} units)",
+            " / ".join(fmt(v, 1) for v in sa.values()), "", "", "", "info")
+    inst = data.get("instances") or {}
+    for path, recs in (inst.get("paths") or {}).items():
+        # issue 17: ≤ 2 KiB of supervisor RSS per instance held open, 0 errors
+        kib = med([x.get("kib_per_instance") for x in recs])
+        errs = max([x.get("errors_n", 0) for x in recs], default=0)
+        held = min([x.get("held", 0) for x in recs], default=0)
+        add(f"{inst.get('n')} Accept=yes instances held open ({path} path): RSS KiB per "
+            "instance, errors", f"{fmt(kib, 2)}, {errs} errors ({held} held)", "", "",
+            "≤ 2 KiB, 0 errors",
+            verdict(kib, lambda v, e=errs, h=held: v <= 2 and e == 0 and h == inst.get("n")))
     wk = {k: next((x for x in recs if "idle_wakeups" in x), None) for k, recs in units.items()}
     wk = {k: v for k, v in wk.items() if v}
     if wk:
@@ -1548,6 +1750,29 @@ def details_md(data: dict, args) -> str:
                      f"{fmt(med([x.get('status_cmd_ms') for x in recs]), 0)} | "
                      f"{fmt(med([x.get('list_units_ms') for x in recs]), 0)} | "
                      f"{errs or '–'} |")
+    inst = data.get("instances") or {}
+    if inst.get("paths"):
+        L.append("\n## Accept=yes instances held open\n")
+        L.append(f"One Accept=yes socket (MaxConnections= N+16), `/bin/cat` as nobody "
+                 "(StandardInput=socket) per connection; the client opens N connections (64 "
+                 "in set-up at once), each sees its line echoed, all stay open. RSS before = "
+                 "after one connection and its end (the first plans the lane); RSS held = 1 s "
+                 "after the last echo; after = 1 s after all are gone. RLIMIT_NOFILE "
+                 f"{inst.get('nofile')}, pid_max {inst.get('pid_max')}.\n")
+        L.append("| path | N | held | errors | RSS before MiB | held MiB | KiB/instance | "
+                 "after MiB | set-up s | threads | fds |\n|---|---:|---:|---|---:|---:|---:|"
+                 "---:|---:|---:|---:|")
+        for path, recs in inst["paths"].items():
+            for x in recs:
+                L.append(f"| {path} | {x.get('n')} | {x.get('held', '–')} | "
+                         f"{x.get('errors_n', '–')} {x.get('errors') or ''} "
+                         f"{x.get('error', '')[:200]} | "
+                         f"{fmt((x.get('rss0_kib') or 0) / 1024, 1)} | "
+                         f"{fmt((x.get('rss_kib') or 0) / 1024, 1)} | "
+                         f"{fmt(x.get('kib_per_instance'), 2)} | "
+                         f"{fmt((x.get('rss_after_kib') or 0) / 1024, 1)} | "
+                         f"{fmt(x.get('setup_s'), 1)} | {x.get('threads', '–')} | "
+                         f"{x.get('fds', '–')} |")
     prof = data.get("profile") or {}
     for row, p in prof.items():
         if not p.get("samples"):
@@ -1619,6 +1844,8 @@ def parse_args(argv=None):
     ap.add_argument("--units", dest="unit_counts", default="10,100,1000",
                     help="unit counts for RSS/start-up/wake-ups/status latency (default "
                     "10,100,1000; the scaling table adds 10000)")
+    ap.add_argument("--instances", type=int, default=10000,
+                    help="concurrent Accept=yes instances of the instances section (10000)")
     ap.add_argument("--unit-reps", type=int, help="start-ups per unit count (default 3)")
     ap.add_argument("--idle-window", type=float, help="seconds to count idle wake-ups (5)")
     ap.add_argument("--warmup", type=int, default=20)
@@ -1744,6 +1971,9 @@ def main(argv=None) -> int:
              lambda: cold_section(ctx, activator is not None)),
             ("units", "units: RSS, start-up, idle wake-ups",
              "units" in args.sections and activator, lambda: units_section(ctx)),
+            ("instances", f"{args.instances} concurrent Accept=yes instances held open",
+             "instances" in args.sections and activator and args.instances,
+             lambda: instances_section(ctx)),
             ("logs", "service output: activator's cost per MiB",
              "logs" in args.sections and activator, lambda: logs_section(ctx)),
             ("client", "load client ceiling", "client" in args.sections,
