@@ -221,7 +221,7 @@ class Manager:
 
     def add_service(self, unit: ServiceUnit) -> Service:
         svc = Service(self, unit)
-        svc.listeners.append(self._service_changed)
+        svc.observe(self._service_changed)
         svc.observe(self._changed)
         self.services[unit.name] = svc
         return svc

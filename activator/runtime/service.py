@@ -84,6 +84,7 @@ _USEC = 1_000_000
 #: every other attribute is run-time state.
 CONFIG_ATTRS = ("unit", "start_limit")
 _NONE: frozenset[Any] = frozenset()  # the shared empty set of _tracked and _warned
+_NO_WAITERS: list[Any] = []  # shared, never appended to: _wait_until makes a list of its own
 
 
 class Service(RuntimeUnitBase):
@@ -128,7 +129,9 @@ class Service(RuntimeUnitBase):
         self.status_text = ""
         self.status_errno = 0
         self.invocation = ""
-        self.listeners: list[Callable[[Service], None]] = []
+        # who hears of state changes (observe()); none for an Accept=yes instance, which then
+        # has no list of its own
+        self.listeners: tuple[Callable[[Service], None], ...] = ()
         self.idle_stop: Any = None  # X-Activator-IdleStopSec=: its sockets' watch (idle.py)
         u = unit.Unit
         host = ctx.host
@@ -163,7 +166,7 @@ class Service(RuntimeUnitBase):
         self._restarting = False  # an operator's restart: keep the fd store, RestartKillSignal=
         self._waiting_groups = False
         self._warned: set[str] | frozenset[str] = _NONE
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[None]] = _NO_WAITERS  # a list at the first
 
     # ------------------------------------------------------------ state
     def _enter(self, new: U, result: Result | None = None) -> None:
@@ -185,16 +188,16 @@ class Service(RuntimeUnitBase):
             self.watchdog.stop()
         if changed:  # failed → failed (start-limit-hit) is news to the sockets too
             # (Accept=yes instances have no listeners: nothing is called on the hot path)
-            for cb in list(self.listeners):
+            for cb in self.listeners:  # (a tuple: a callback that observes changes no loop)
                 cb(self)
         if self._waiters:
-            waiters, self._waiters = self._waiters, []
+            waiters, self._waiters = self._waiters, _NO_WAITERS
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
 
     def observe(self, callback: Callable[[Service], None]) -> None:
-        self.listeners.append(callback)
+        self.listeners += (callback,)
 
     @property
     def active(self) -> bool:
@@ -255,6 +258,8 @@ class Service(RuntimeUnitBase):
     async def _wait_until(self, done: Callable[[], bool]) -> None:
         while not done():
             fut = asyncio.get_running_loop().create_future()
+            if self._waiters is _NO_WAITERS:
+                self._waiters = []
             self._waiters.append(fut)
             await fut
 
