@@ -1841,11 +1841,12 @@ def parse_args(argv=None):
     ap.add_argument("--cold", type=int, help="cold starts per row (default 20)")
     ap.add_argument("--overload-c", type=int, default=256, help="0 = skip the overload run")
     ap.add_argument("--overload-n", type=int, help="connections of the overload run (2000)")
-    ap.add_argument("--units", dest="unit_counts", default="10,100,1000",
-                    help="unit counts for RSS/start-up/wake-ups/status latency (default "
-                    "10,100,1000; the scaling table adds 10000)")
-    ap.add_argument("--instances", type=int, default=10000,
-                    help="concurrent Accept=yes instances of the instances section (10000)")
+    ap.add_argument("--units", dest="unit_counts", default="10,100,1000,10000",
+                    help="unit counts of the scaling table: RSS, start-up, wake-ups, status "
+                    "latency (default 10,100,1000,10000)")
+    ap.add_argument("--instances", type=int,
+                    help="concurrent Accept=yes instances of the instances section (10000; "
+                    "--quick 1000; 0 skips it)")
     ap.add_argument("--unit-reps", type=int, help="start-ups per unit count (default 3)")
     ap.add_argument("--idle-window", type=float, help="seconds to count idle wake-ups (5)")
     ap.add_argument("--warmup", type=int, default=20)
@@ -1871,7 +1872,8 @@ def parse_args(argv=None):
     for k, full, quick in (("reps", 3, 1), ("n", 4000, 1000), ("cold", 20, 5),
                            ("overload_n", 2000, 1000), ("unit_reps", 3, 1),
                            ("idle_window", 5.0, 2.0), ("proxy_reps", 3, 1),
-                           ("proxy_rr", 2000, 1000), ("idle_runs", 10, 3)):
+                           ("proxy_rr", 2000, 1000), ("idle_runs", 10, 3),
+                           ("instances", 10000, 1000)):
         if getattr(a, k) is None:
             setattr(a, k, quick if q else full)
     if q:
