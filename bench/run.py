@@ -22,6 +22,7 @@ rewritten for the project's own table.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import ctypes
 import datetime as dt
@@ -68,7 +69,8 @@ NEEDED = {
     "make": "make",
 }
 
-SECTIONS = ("inetd", "fd3", "limit", "cold", "units", "logs", "client", "proxy", "idle")
+SECTIONS = ("inetd", "fd3", "limit", "cold", "units", "instances", "logs", "client", "proxy",
+            "idle")
 ACTIVATOR_ROWS = ("activator-inetd", "activator-fd3", "activator-acl")
 SD_PROXYD = "/lib/systemd/systemd-socket-proxyd"  # in Debian's systemd package, off PATH
 
@@ -152,6 +154,20 @@ def tcp_listen_ports() -> set[int]:
     return ports
 
 
+def tcp_listen_addrs() -> set[tuple[str, int]]:
+    """(IPv4 address, port) of every TCP listener (/proc/net/tcp: little-endian hex)"""
+    out = set()
+    with contextlib.suppress(OSError), open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            p = line.split()
+            if p[3] == "0A":
+                a, port = p[1].split(":")
+                ip = ".".join(str(b) for b in reversed(bytes.fromhex(a)))
+                out.add((ip, int(port, 16)))
+    return out
+
+
 def tcp_ports_any() -> set[int]:
     ports = set()
     for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -176,6 +192,50 @@ def pick_ports(k: int) -> list[int]:
         _used_ports.clear()
         _used_ports.update(got)
     return got
+
+
+#: Ports one loopback address gives the units row; beyond it the next address (127.0.N.1).
+PORTS_PER_ADDR = 2000
+
+
+def pick_listeners(k: int) -> list[tuple[str, int]]:
+    """k (address, port) pairs for the units row: 127.0.0.1 up to PORTS_PER_ADDR of them,
+    then 127.0.1.1, 127.0.2.1 … (10,000 units need more ports than 20000-31999 hold free
+    on one address; every 127/8 address is loopback). A port busy on any address is
+    left out on all of them."""
+    busy = tcp_ports_any() | _used_ports
+    free = [p for p in range(PORT_LO, PORT_HI) if p not in busy]
+    per = min(PORTS_PER_ADDR, len(free))
+    if per == 0:
+        raise RuntimeError(f"no free port in {PORT_LO}-{PORT_HI - 1}")
+    out: list[tuple[str, int]] = []
+    j = 0
+    while len(out) < k:
+        host = HOST if j == 0 else f"127.0.{j}.1"
+        out += [(host, port) for port in random.sample(free, min(per, k - len(out)))]
+        j += 1
+    return out
+
+
+def control_request(path: str, verb: str, units: list[str] | None = None,
+                    timeout: float = 30.0) -> tuple[float, dict]:
+    """one request on activator's control socket (control/protocol.py: a JSON line each
+    way): (seconds from connect to the whole answer, the answer)"""
+    import socket as _socket
+    req = json.dumps({"v": 1, "verb": verb, "units": units or [], "args": {}}).encode() + b"\n"
+    t0 = time.perf_counter()
+    with _socket.socket(_socket.AF_UNIX) as c:
+        c.settimeout(timeout)
+        c.connect(path)
+        c.sendall(req)
+        chunks = []
+        while True:
+            b = c.recv(1 << 20)
+            if not b:
+                break
+            chunks.append(b)
+    dt_s = time.perf_counter() - t0
+    return dt_s, json.loads(b"".join(chunks))
 
 
 def proc_stat(pid: int) -> list[str] | None:
@@ -571,7 +631,8 @@ def acl_lines(n: int = 1000) -> str:
 
 
 def write_pair(units: str, name: str, port: int, mode: str, svc_argv: list[str],
-               *, load: bool = True, socket_extra: str = "", service_extra: str = "") -> None:
+               *, load: bool = True, socket_extra: str = "", service_extra: str = "",
+               host: str = HOST) -> None:
     """mode: inetd (Accept=yes, StandardInput=socket), fd3 (Accept=yes, LISTEN_FDS) or
     listen (Accept=no). load=True: MaxConnections=1024 and no trigger limit (see README)."""
     accept = mode in ("inetd", "fd3")
@@ -579,7 +640,7 @@ def write_pair(units: str, name: str, port: int, mode: str, svc_argv: list[str],
     if accept and load:
         extra = "MaxConnections=1024\nTriggerLimitBurst=0\n"
     with open(os.path.join(units, f"{name}.socket"), "w") as f:
-        f.write(SOCKET_UNIT.format(what=mode, host=HOST, port=port,
+        f.write(SOCKET_UNIT.format(what=mode, host=host, port=port,
                                    accept="yes" if accept else "no", extra=extra + socket_extra))
     svc = f"{name}@.service" if accept else f"{name}.service"
     with open(os.path.join(units, svc), "w") as f:
@@ -861,33 +922,40 @@ def idle_section(ctx: Ctx) -> dict:
 
 
 def units_section(ctx: Ctx) -> dict:
-    """idle RSS, start-up time to `ready`, idle wake-ups with 10/100/1,000 units"""
+    """idle RSS, start-up time to `ready`, idle wake-ups and `status` latency with
+    10/100/1,000/10,000 units"""
     a = ctx.args
     out: dict = {str(k): [] for k in a.unit_counts}
     for rep in range(a.unit_reps):
         for k in a.unit_counts:
-            ports = pick_ports(k + 1)
-            ports, mport = ports[:k], ports[k]
+            addrs = pick_listeners(k + 1)
+            addrs, mhost, mport = addrs[:k], addrs[k][0], addrs[k][1]
             units = ctx.units_dir(f"units{k}")
-            for i, port in enumerate(ports):
+            for i, (host, port) in enumerate(addrs):
                 mode = "inetd" if i % 2 == 0 else "listen"
-                write_pair(units, f"s{i:04d}", port, mode, ctx.svc_argv(mode), load=False)
+                write_pair(units, f"s{i:05d}", port, mode, ctx.svc_argv(mode), load=False,
+                           host=host)
             # with the metrics server on (issue 13: the RSS target holds with it)
-            p = Proc(f"units-{k}", ctx.activator_argv(units, "--metrics", f"{HOST}:{mport}"),
+            p = Proc(f"units-{k}", ctx.activator_argv(units, "--metrics", f"{mhost}:{mport}"),
                      ctx.scratch)
-            rec: dict = {"rep": rep}
+            control = os.path.join(os.path.dirname(units), "control.sock")
+            rec: dict = {"rep": rep, "addresses": len({h for h, _ in addrs})}
             try:
-                ev = p.wait_event("ready", a.start_timeout)
+                # 10,000 units take longer than --start-timeout's default on main
+                ev = p.wait_event("ready", max(a.start_timeout, k / 100))
                 t_seen = time.time()
                 t_ready = ev_time(ev)
                 rec["startup_s"] = (t_ready - p.t_exec) if t_ready else t_seen - p.t_exec
                 rec["ready_seen_s"] = t_seen - p.t_exec
                 rec["ready_event"] = {k2: v for k2, v in ev.items() if k2 not in ("ts", "time")}
                 rec["metrics"] = mport
-                listening = tcp_listen_ports()
-                rec["listening"] = sum(1 for x in ports if x in listening)
+                rec["startup_cpu_s"] = sum(cpu_s(p.pid) or (0.0, 0.0))
+                listening = tcp_listen_addrs()
+                rec["listening"] = sum(1 for x in addrs if x in listening)
                 time.sleep(1.0)
                 rec["rss_kib"] = rss_kib(p.pid)
+                kids = [c for c, (pp, _) in all_ppids().items() if pp == p.pid]
+                rec["children_rss_kib"] = sum(rss_kib(c) or 0 for c in kids)
                 if rep == 0 and a.idle_window > 0:
                     w0, nthreads = ctx_switches(p.pid)
                     time.sleep(a.idle_window)
@@ -896,6 +964,30 @@ def units_section(ctx: Ctx) -> dict:
                     rec["idle_window_s"] = a.idle_window
                     rec["idle_wakeups_per_s"] = (w1 - w0) / a.idle_window
                     rec["threads"] = nthreads
+                # `activatorctl status` of one socket: the daemon's answer (a request on
+                # the control socket, median of 21) and the whole command (interpreter
+                # start-up included, median of 5); `list-units --all`: every unit, once
+                one = [f"s{k - 1:05d}.socket"]  # the last by name
+                ts = []
+                for _ in range(21):
+                    dt_s, ans = control_request(control, "status", one)
+                    if not ans.get("ok"):
+                        raise RuntimeError(f"status {one[0]}: {ans}")
+                    ts.append(dt_s)
+                rec["status_ms"] = 1000 * statistics.median(ts)
+                ctl = os.path.join(os.path.dirname(ctx.activator or ""), "activatorctl")
+                if os.access(ctl, os.X_OK):
+                    cs = []
+                    for _ in range(5):
+                        t0 = time.perf_counter()
+                        r = subprocess.run([ctl, "--control", control, "status", one[0]],
+                                           capture_output=True, timeout=60)
+                        cs.append(time.perf_counter() - t0)
+                        if r.returncode not in (0, 3):
+                            raise RuntimeError(f"activatorctl status: {r.stderr[-300:]!r}")
+                    rec["status_cmd_ms"] = 1000 * statistics.median(cs)
+                dt_s, ans = control_request(control, "list-units", None)
+                rec["list_units_ms"] = 1000 * dt_s
                 rec["alive"] = p.alive()
             except Exception as e:
                 rec["error"] = str(e)
@@ -907,10 +999,198 @@ def units_section(ctx: Ctx) -> dict:
             rss_mib = (rec.get("rss_kib") or 0) / 1024
             log(f"  units={k:<5d} start-up {fmt(rec.get('startup_s'), 3)} s  listening "
                 f"{rec.get('listening', '–')}/{k}  RSS {fmt(rss_mib, 1)} MiB"
+                f"  status {fmt(rec.get('status_ms'), 2)} ms"
+                f" (command {fmt(rec.get('status_cmd_ms'), 0)} ms)"
                 + (f"  wake-ups {rec['idle_wakeups']} in {a.idle_window:g} s"
                    if "idle_wakeups" in rec else "")
                 + (f"  ERROR {rec['error'][:300]}" if "error" in rec else ""))
     return out
+
+
+HOLD_SERVICE = """\
+[Service]
+ExecStart=/bin/cat
+User=nobody
+StandardInput=socket
+"""
+
+
+def raise_nofile(want: int) -> int:
+    """RLIMIT_NOFILE of this process (and so of what it starts) raised to ``want`` where
+    root may (up to fs.nr_open); the soft limit it got."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return soft
+    with contextlib.suppress(OSError, ValueError):
+        cap = int(read("/proc/sys/fs/nr_open"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, cap), max(hard, min(want, cap))))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+async def _hold_connections(port: int, n: int, conc: int, deadline: float,
+                            release: asyncio.Event, report: dict,
+                            up_flag: threading.Event | None = None) -> dict:
+    """n connections to 127.0.0.1:port, at most ``conc`` being set up at once; each sends a
+    line and waits for its echo (the instance, /bin/cat, runs), then stays open until
+    ``release``. Errors: no connection, no echo within 10 s. Bounded by ``deadline``."""
+    gate = asyncio.Semaphore(conc)
+    held: list[asyncio.StreamWriter] = []
+    errors: dict[str, int] = {}
+    up = asyncio.Event()
+
+    async def one(i: int) -> None:
+        async with gate:
+            try:
+                r, w = await asyncio.wait_for(asyncio.open_connection(HOST, port), 10)
+                w.write(b"%d\n" % i)
+                line = await asyncio.wait_for(r.readline(), 10)
+                if line != b"%d\n" % i:
+                    raise RuntimeError(f"echo {line[:40]!r}")
+                held.append(w)
+            except Exception as e:
+                key = type(e).__name__ + (f" {e.errno}" if isinstance(e, OSError) else "")
+                errors[key] = errors.get(key, 0) + 1
+            if len(held) + sum(errors.values()) == n:
+                up.set()
+
+    t0 = time.monotonic()
+    tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
+    try:
+        await asyncio.wait_for(up.wait(), max(1.0, deadline - time.monotonic()))
+    except TimeoutError:
+        errors["deadline"] = n - len(held) - sum(errors.values())
+    out = {"held": len(held), "errors": errors, "setup_s": time.monotonic() - t0}
+    report.update(out)
+    if up_flag is not None:
+        up_flag.set()
+    await release.wait()
+    for w in held:
+        w.close()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return out
+
+
+def instances_section(ctx: Ctx) -> dict:
+    """N concurrent Accept=yes instances held open: one socket (MaxConnections= N+16), a
+    service that keeps its connection (/bin/cat as nobody, StandardInput=socket), N client
+    connections that each see their line echoed and stay open. Supervisor RSS with them
+    all up against before (after one connection: the first plans the lane), per instance;
+    errors; RSS once they are all gone. The lane and the event-loop path each."""
+    a = ctx.args
+    out: dict = {"n": a.instances, "paths": {}}
+    have = raise_nofile(3 * a.instances + 4096)
+    pid_max = int(read("/proc/sys/kernel/pid_max"))
+    out["nofile"], out["pid_max"] = have, pid_max
+    n = min(a.instances, have - 256)  # the client's fds (the daemon's own: see "fds")
+    if n < a.instances:
+        log(f"  RLIMIT_NOFILE {have}: {n} instances, not {a.instances}")
+    out["n"] = n
+    for path in ("lane", "loop"):
+        recs = out["paths"].setdefault(path, [])
+        for rep in range(a.unit_reps):
+            port = pick_ports(1)[0]
+            units = ctx.units_dir(f"inst-{path}")
+            with open(os.path.join(units, "hold.socket"), "w") as f:
+                f.write(SOCKET_UNIT.format(what="hold", host=HOST, port=port, accept="yes",
+                                           extra=f"MaxConnections={n + 16}\n"
+                                                 "TriggerLimitBurst=0\n"))
+            with open(os.path.join(units, "hold@.service"), "w") as f:
+                f.write(HOLD_SERVICE)
+            os.environ["ACTIVATOR_ACCEPT_LANE"] = "1" if path == "lane" else "0"
+            try:
+                p = Proc(f"instances-{path}", ctx.activator_argv(units), ctx.scratch)
+            finally:
+                del os.environ["ACTIVATOR_ACCEPT_LANE"]
+            control = os.path.join(os.path.dirname(units), "control.sock")
+            rec: dict = {"rep": rep, "n": n}
+            release = asyncio.Event()
+            loop = asyncio.new_event_loop()
+            result: dict = {}
+            th: threading.Thread | None = None
+            try:
+                p.wait_event("ready", a.start_timeout)
+                p.wait_listen([port])
+                warm = loop.run_until_complete(_hold_connections(
+                    port, 1, 1, time.monotonic() + 20, _set(release), {}))
+                if warm["held"] != 1:
+                    raise RuntimeError(f"the first connection: {warm['errors']}")
+                _await_status(control, "hold.socket", lambda s: s["NConnections"] == 0, 30)
+                rec["rss0_kib"] = rss_kib(p.pid)
+                release = asyncio.Event()
+                up = threading.Event()
+                budget = max(60.0, n / 50)
+                th = threading.Thread(target=loop.run_until_complete, args=(_hold_connections(
+                    port, n, 64, time.monotonic() + budget, release, result, up),))
+                th.start()
+                if not up.wait(budget + 30):
+                    raise RuntimeError(f"the client did not finish within {budget + 30:g} s")
+                time.sleep(1.0)  # the last instances' set-up is done: RSS with all of them
+                rec["rss_kib"] = rss_kib(p.pid)
+                st = _status(control, "hold.socket")
+                rec["connections"], rec["refused"] = st["NConnections"], st["NRefused"]
+                rec["instances_seen"] = sum(1 for pp, _ in all_ppids().values() if pp == p.pid)
+                rec["threads"] = ctx_switches(p.pid)[1]
+                with contextlib.suppress(OSError):
+                    rec["fds"] = len(os.listdir(f"/proc/{p.pid}/fd"))
+                loop.call_soon_threadsafe(release.set)
+                th.join(120)
+                rec.update(result)
+                rec["errors_n"] = sum(result.get("errors", {}).values()) + rec["refused"]
+                _await_status(control, "hold.socket", lambda s: s["NConnections"] == 0,
+                              max(60.0, n / 100))
+                time.sleep(1.0)
+                rec["rss_after_kib"] = rss_kib(p.pid)
+                if rec.get("rss0_kib") and rec.get("rss_kib") and rec.get("held"):
+                    rec["kib_per_instance"] = (rec["rss_kib"] - rec["rss0_kib"]) / rec["held"]
+                rec["alive"] = p.alive()
+            except Exception as e:
+                rec["error"] = str(e)[:500]
+                if th is not None and th.is_alive():
+                    loop.call_soon_threadsafe(release.set)
+                    th.join(120)
+            finally:
+                p.stop()
+                if th is None or not th.is_alive():
+                    loop.close()
+                rec["notable_events"] = p.notable_events(3)
+            recs.append(rec)
+            log(f"  {path:4s} N={n}: held {rec.get('held', '–')}, errors "
+                f"{rec.get('errors_n', '–')} {rec.get('errors') or ''}, RSS "
+                f"{fmt((rec.get('rss0_kib') or 0) / 1024, 1)} → "
+                f"{fmt((rec.get('rss_kib') or 0) / 1024, 1)} MiB "
+                f"({fmt(rec.get('kib_per_instance'), 2)} KiB/instance), after "
+                f"{fmt((rec.get('rss_after_kib') or 0) / 1024, 1)} MiB, set-up "
+                f"{fmt(rec.get('setup_s'), 1)} s"
+                + (f"  ERROR {rec['error'][:300]}" if "error" in rec else ""))
+    return out
+
+
+def _set(ev: asyncio.Event) -> asyncio.Event:
+    ev.set()  # the warm-up connection is released as soon as it is up
+    return ev
+
+
+def _status(control: str, unit: str) -> dict:
+    _, ans = control_request(control, "status", [unit])
+    if not ans.get("ok"):
+        raise RuntimeError(f"status {unit}: {ans}")
+    res = ans.get("result")
+    return res[0] if isinstance(res, list) else res
+
+
+def _await_status(control: str, unit: str, cond, timeout: float) -> dict:
+    """poll `status` (bounded) until cond(its answer)"""
+    t_end = time.monotonic() + timeout
+    while True:
+        st = _status(control, unit)
+        if cond(st):
+            return st
+        if time.monotonic() > t_end:
+            raise RuntimeError(f"{unit}: no such state within {timeout:g} s: {st}")
+        time.sleep(0.2)
 
 
 LOG_SERVICE = """\
@@ -962,6 +1242,13 @@ def logs_section(ctx: Ctx) -> dict:
                 f"wall {fmt(rec.get('wall_s'), 2)} s, output lines {rec.get('lines', '–')}"
                 + (f"  ERROR {rec['error'][:300]}" if "error" in rec else ""))
     return out
+
+
+def per_pair_kib(units: dict) -> dict[str, float]:
+    """idle RSS growth per socket+service pair between consecutive unit counts (KiB)"""
+    rss = {int(k): med([x.get("rss_kib") for x in recs]) for k, recs in units.items()}
+    ks = sorted(k for k, v in rss.items() if v)
+    return {f"{a}→{b}": (rss[b] - rss[a]) / (b - a) for a, b in zip(ks, ks[1:], strict=False)}
 
 
 def client_section(ctx: Ctx) -> dict:
@@ -1215,23 +1502,51 @@ def build_table(data: dict, args) -> list[dict]:
     edge_rows(data, args, add, verdict, rep_ratio_fn=lambda a_, b_, c_: rep_ratio(runs, a_, b_, c_))
     units = data.get("units") or {}
     ts_rss = (agg.get("tcpserver") or {}).get("rss_idle_kib")
+    # issue 17's targets: idle RSS ≤ 24 MiB at 100 units, ≤ 30 MiB at 1,000; start-up
+    # < 0.5 s at 1,000 units and < 5 s at 10,000
+    rss_target = {"100": 24, "1000": 30}
     for k, recs in units.items():
         rss = med([x.get("rss_kib") for x in recs])
         peer = f"{k} × tcpserver {fmt(int(k) * ts_rss / 1024, 1)}" if ts_rss else ""
         ok_all = all("error" not in x for x in recs)
+        lim = rss_target.get(k)
         add(f"idle RSS MiB, {k} socket units (+{k} services)",
             fmt(rss / 1024 if rss else None, 1) + ("" if ok_all else " (errors)"), peer,
             fmt(rss / (int(k) * ts_rss) if rss and ts_rss else None, 2, "×"),
-            "≤ 40 MiB" if k == "100" else "",
-            verdict(rss, lambda v: v <= 40 * 1024) if k == "100" else "info")
+            f"≤ {lim} MiB" if lim else "",
+            verdict(rss, lambda v, lim=lim: v <= lim * 1024) if lim else "info")
+    for span, kib in per_pair_kib(units).items():
+        add(f"idle RSS per socket+service pair, {span} units (KiB)", fmt(kib, 1), "", "",
+            "≤ 7 KiB" if span == "100→1000" else "",
+            verdict(kib, lambda v: v <= 7) if span == "100→1000" else "info")
+    st_target = {"1000": 0.5, "10000": 5.0}
     for k, recs in units.items():
         st = med([x.get("startup_s") for x in recs])
         lis = min([x.get("listening", 0) for x in recs], default=0)
+        lim = st_target.get(k)
         add(f"start-up, exec → `ready`, {k} units (s)",
             fmt(st, 3) + ("" if lis == int(k) else f" ({lis}/{k} listening)"), "", "",
-            "< 1 s" if k == "1000" else "",
-            verdict(st, lambda v, lis=lis, k=k: v < 1.0 and lis == int(k))
-            if k == "1000" else "info")
+            f"< {lim:g} s" if lim else "",
+            verdict(st, lambda v, lis=lis, k=k, lim=lim: v < lim and lis == int(k))
+            if lim else "info")
+    sl = {k: med([x.get("status_ms") for x in recs]) for k, recs in units.items()}
+    if any(sl.values()):
+        add(f"`status` of one socket, answer ms ({' / '.join(sl)} units)",
+            " / ".join(fmt(v, 2) for v in sl.values()), "", "", "", "info")
+    sa = {k: med([x.get("list_units_ms") for x in recs]) for k, recs in units.items()}
+    if any(sa.values()):
+        add(f"`list-units`, every unit, answer ms ({' / '.join(sa)} units)",
+            " / ".join(fmt(v, 1) for v in sa.values()), "", "", "", "info")
+    inst = data.get("instances") or {}
+    for path, recs in (inst.get("paths") or {}).items():
+        # issue 17: ≤ 2 KiB of supervisor RSS per instance held open, 0 errors
+        kib = med([x.get("kib_per_instance") for x in recs])
+        errs = max([x.get("errors_n", 0) for x in recs], default=0)
+        held = min([x.get("held", 0) for x in recs], default=0)
+        add(f"{inst.get('n')} Accept=yes instances held open ({path} path): RSS KiB per "
+            "instance, errors", f"{fmt(kib, 2)}, {errs} errors ({held} held)", "", "",
+            "≤ 2 KiB, 0 errors",
+            verdict(kib, lambda v, e=errs, h=held: v <= 2 and e == 0 and h == inst.get("n")))
     wk = {k: next((x for x in recs if "idle_wakeups" in x), None) for k, recs in units.items()}
     wk = {k: v for k, v in wk.items() if v}
     if wk:
@@ -1402,23 +1717,62 @@ def details_md(data: dict, args) -> str:
             L.append(f"\nfirst failure: `{errs[0][:300]}`")
     units = data.get("units") or {}
     if units:
-        L.append("\n## Units: idle RSS, start-up, wake-ups\n")
-        L.append("N socket units (half Accept=yes inetd, half Accept=no, one 127.0.0.1 listener "
-                 "each) + N services. start-up = `ts` of the `ready` event − time of exec; RSS "
-                 "1 s after ready; wake-ups = voluntary + nonvoluntary context switches of all "
-                 "threads while idle.\n")
-        L.append("| units | start-up s (median, all) | listening | RSS MiB | threads | "
-                 "wake-ups (window) | errors |\n|---:|---:|---:|---:|---:|---:|---|")
+        L.append("\n## Units: idle RSS, start-up, wake-ups, status latency (the scaling table)\n")
+        L.append("N socket units (half Accept=yes inetd, half Accept=no, one loopback TCP "
+                 f"listener each: 127.0.0.1, then 127.0.1.1 … per {PORTS_PER_ADDR} ports) + N "
+                 "services. start-up = `ts` of the `ready` event − time of exec (CPU: the "
+                 "daemon's and its reaped children's at ready); RSS 1 s after ready (loader: "
+                 "its children's then); wake-ups = voluntary + nonvoluntary context switches "
+                 "of all threads while idle; status = a `status` request for one socket on "
+                 "the control socket (median of 21), command = `activatorctl status` (median "
+                 "of 5), list-units = `list-units` once.\n")
+        L.append("| units | start-up s (median, all) | CPU s | listening | RSS MiB | KiB/pair "
+                 "| loader RSS MiB | threads | wake-ups (window) | status ms | command ms "
+                 "| list-units ms | errors |"
+                 "\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        ppk = per_pair_kib(units)
+        prev = None
         for k, recs in units.items():
             w = next((x for x in recs if "idle_wakeups" in x), {})
             errs = "; ".join(x["error"][:200] for x in recs if "error" in x)
             sts = ", ".join(fmt(x.get("startup_s"), 3) for x in recs)
             rss = med([x.get("rss_kib") for x in recs])
+            kids = med([x.get("children_rss_kib") for x in recs])
+            pp = ppk.get(f"{prev}→{k}") if prev else None
+            prev = k
             L.append(f"| {k} | {fmt(med([x.get('startup_s') for x in recs]), 3)} ({sts}) | "
+                     f"{fmt(med([x.get('startup_cpu_s') for x in recs]), 2)} | "
                      f"{min(x.get('listening', 0) for x in recs)}/{k} | "
-                     f"{fmt(rss / 1024 if rss else None, 1)} | {w.get('threads', '–')} | "
+                     f"{fmt(rss / 1024 if rss else None, 1)} | {fmt(pp, 1)} | "
+                     f"{fmt(kids / 1024 if kids else None, 1)} | {w.get('threads', '–')} | "
                      f"{w.get('idle_wakeups', '–')} ({fmt(w.get('idle_window_s'), 0)} s) | "
+                     f"{fmt(med([x.get('status_ms') for x in recs]), 2)} | "
+                     f"{fmt(med([x.get('status_cmd_ms') for x in recs]), 0)} | "
+                     f"{fmt(med([x.get('list_units_ms') for x in recs]), 0)} | "
                      f"{errs or '–'} |")
+    inst = data.get("instances") or {}
+    if inst.get("paths"):
+        L.append("\n## Accept=yes instances held open\n")
+        L.append(f"One Accept=yes socket (MaxConnections= N+16), `/bin/cat` as nobody "
+                 "(StandardInput=socket) per connection; the client opens N connections (64 "
+                 "in set-up at once), each sees its line echoed, all stay open. RSS before = "
+                 "after one connection and its end (the first plans the lane); RSS held = 1 s "
+                 "after the last echo; after = 1 s after all are gone. RLIMIT_NOFILE "
+                 f"{inst.get('nofile')}, pid_max {inst.get('pid_max')}.\n")
+        L.append("| path | N | held | errors | RSS before MiB | held MiB | KiB/instance | "
+                 "after MiB | set-up s | threads | fds |\n|---|---:|---:|---|---:|---:|---:|"
+                 "---:|---:|---:|---:|")
+        for path, recs in inst["paths"].items():
+            for x in recs:
+                L.append(f"| {path} | {x.get('n')} | {x.get('held', '–')} | "
+                         f"{x.get('errors_n', '–')} {x.get('errors') or ''} "
+                         f"{x.get('error', '')[:200]} | "
+                         f"{fmt((x.get('rss0_kib') or 0) / 1024, 1)} | "
+                         f"{fmt((x.get('rss_kib') or 0) / 1024, 1)} | "
+                         f"{fmt(x.get('kib_per_instance'), 2)} | "
+                         f"{fmt((x.get('rss_after_kib') or 0) / 1024, 1)} | "
+                         f"{fmt(x.get('setup_s'), 1)} | {x.get('threads', '–')} | "
+                         f"{x.get('fds', '–')} |")
     prof = data.get("profile") or {}
     for row, p in prof.items():
         if not p.get("samples"):
@@ -1487,8 +1841,12 @@ def parse_args(argv=None):
     ap.add_argument("--cold", type=int, help="cold starts per row (default 20)")
     ap.add_argument("--overload-c", type=int, default=256, help="0 = skip the overload run")
     ap.add_argument("--overload-n", type=int, help="connections of the overload run (2000)")
-    ap.add_argument("--units", dest="unit_counts", default="10,100,1000",
-                    help="unit counts for RSS/start-up/wake-ups (default 10,100,1000)")
+    ap.add_argument("--units", dest="unit_counts", default="10,100,1000,10000",
+                    help="unit counts of the scaling table: RSS, start-up, wake-ups, status "
+                    "latency (default 10,100,1000,10000)")
+    ap.add_argument("--instances", type=int,
+                    help="concurrent Accept=yes instances of the instances section (10000; "
+                    "--quick 1000; 0 skips it)")
     ap.add_argument("--unit-reps", type=int, help="start-ups per unit count (default 3)")
     ap.add_argument("--idle-window", type=float, help="seconds to count idle wake-ups (5)")
     ap.add_argument("--warmup", type=int, default=20)
@@ -1514,7 +1872,8 @@ def parse_args(argv=None):
     for k, full, quick in (("reps", 3, 1), ("n", 4000, 1000), ("cold", 20, 5),
                            ("overload_n", 2000, 1000), ("unit_reps", 3, 1),
                            ("idle_window", 5.0, 2.0), ("proxy_reps", 3, 1),
-                           ("proxy_rr", 2000, 1000), ("idle_runs", 10, 3)):
+                           ("proxy_rr", 2000, 1000), ("idle_runs", 10, 3),
+                           ("instances", 10000, 1000)):
         if getattr(a, k) is None:
             setattr(a, k, quick if q else full)
     if q:
@@ -1614,6 +1973,9 @@ def main(argv=None) -> int:
              lambda: cold_section(ctx, activator is not None)),
             ("units", "units: RSS, start-up, idle wake-ups",
              "units" in args.sections and activator, lambda: units_section(ctx)),
+            ("instances", f"{args.instances} concurrent Accept=yes instances held open",
+             "instances" in args.sections and activator and args.instances,
+             lambda: instances_section(ctx)),
             ("logs", "service output: activator's cost per MiB",
              "logs" in args.sections and activator, lambda: logs_section(ctx)),
             ("client", "load client ceiling", "client" in args.sections,

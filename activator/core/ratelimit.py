@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 
 class RateLimit:
+    __slots__ = ("interval", "burst", "clock", "begin", "count")
+
     def __init__(
         self, interval: float, burst: int, clock: Callable[[], float] = time.monotonic
     ) -> None:

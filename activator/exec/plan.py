@@ -183,12 +183,25 @@ class Prepared:
     ambient: tuple[int, ...]
 
 
-def prepare(ctx: ExecContext) -> Prepared:
+CredsMemo = dict[tuple[str | None, str | None, tuple[str, ...]], Credentials | None]
+
+
+def prepare(ctx: ExecContext, memo: CredsMemo | None = None) -> Prepared:
     """Resolve users, limits and capabilities of a unit. Raises StartError.
 
     With DynamicUser= there are no credentials yet: the start acquires them (dynamic.py)
-    and puts them in (``dataclasses.replace(prepared, creds=…)``)."""
-    creds = None if ctx.DynamicUser else resolve(ctx.User, ctx.Group, ctx.SupplementaryGroups)
+    and puts them in (``dataclasses.replace(prepared, creds=…)``). ``memo``: credentials
+    already resolved, by (User=, Group=, SupplementaryGroups=) — 10,000 units of one user
+    ask the user and group databases (getpwnam, getgrouplist) once, and share one record."""
+    creds = None
+    if not ctx.DynamicUser:
+        key = (ctx.User, ctx.Group, tuple(ctx.SupplementaryGroups))
+        if memo is not None and key in memo:
+            creds = memo[key]
+        else:
+            creds = resolve(*key)
+            if memo is not None:
+                memo[key] = creds
     limits = []
     for directive, res in _RLIMITS.items():
         lim = getattr(ctx, directive)

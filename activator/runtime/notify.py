@@ -397,6 +397,9 @@ class StoredFd:
     poll: bool
 
 
+_NO_ITEMS: list[Any] = []  # shared by every empty store, never appended to (add() makes one)
+
+
 class FdStore:
     """``FDSTORE=1`` fds of one service, at most ``limit`` (FileDescriptorStoreMax=).
 
@@ -404,6 +407,8 @@ class FdStore:
     dropped when the other side is gone, as systemd drops them. ``watch(fd, cb)`` and
     ``unwatch(fd)`` put the one epoll fd this needs into the event loop.
     """
+
+    __slots__ = ("limit", "items", "_watch", "_unwatch", "_on_drop", "_epoll")
 
     def __init__(
         self,
@@ -413,7 +418,7 @@ class FdStore:
         on_drop: Callable[[StoredFd], None] | None = None,
     ) -> None:
         self.limit = limit
-        self.items: list[StoredFd] = []
+        self.items: list[StoredFd] = _NO_ITEMS  # a list of its own at the first fd
         self._watch, self._unwatch = watch, unwatch
         self._on_drop = on_drop
         self._epoll: select.epoll | None = None
@@ -439,6 +444,8 @@ class FdStore:
                 rest.append(fd)
                 continue
             item = StoredFd(fd, name, key, poll)
+            if self.items is _NO_ITEMS:
+                self.items = []
             self.items.append(item)
             added += 1
             if poll:

@@ -24,28 +24,32 @@ class _Host(Protocol):
 
 
 class ProcessGroups:
+    __slots__ = ("_host", "ids")
+
     def __init__(self, host: _Host) -> None:
         self._host = host
-        self.ids: set[int] = set()
+        # a tuple, not a set: an instance has one group (48 bytes, a set is 216)
+        self.ids: tuple[int, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.ids)
 
     def add(self, pid: int) -> None:
         """A process activator spawned: it leads its own group."""
-        self.ids.add(pid)
+        if pid not in self.ids:
+            self.ids += (pid,)
 
     def adopt(self, pid: int) -> None:
         """A process activator did not spawn: its session and group become the unit's."""
-        self.ids |= self._host.groups_of(pid)
+        self.ids += tuple(self._host.groups_of(pid).difference(self.ids))
 
     def clear(self) -> None:
-        self.ids.clear()
+        self.ids = ()
 
     def belongs(self, pid: int) -> bool:
         """A process of this start: in one of its groups, or an orphan re-parented to us."""
         host = self._host
-        return bool(host.groups_of(pid) & self.ids) or host.parent_of(pid) == os.getpid()
+        return not host.groups_of(pid).isdisjoint(self.ids) or host.parent_of(pid) == os.getpid()
 
     def alive(self) -> bool:
         """Whether any group still has a process (empty ones are forgotten)."""
@@ -59,7 +63,7 @@ class ProcessGroups:
         if hup:
             for g in alive:
                 host.signal(g, signal.SIGHUP, group=True)
-        self.ids = alive
+        self.ids = tuple(alive)
         return alive
 
     def reached(self, pid: int, hit: set[int]) -> bool:

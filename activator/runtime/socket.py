@@ -25,7 +25,7 @@ import functools
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import ActivatorError, AlreadyActiveError, NotActiveError, RefusedError
@@ -134,7 +134,9 @@ class SocketRuntime(RuntimeUnitBase):
         self.admission = Admission(sec)  # address rules, sources, rates (admission.py)
         self._watching = False
         self._resume: asyncio.TimerHandle | None = None
-        self._loop_path = AcceptLoop(ctx, self)
+        # Accept=yes on the event loop (acceptloop.py): made by the first connection that
+        # takes that path (its queue is 0.7 KiB; most sockets never need it)
+        self._loop_path: AcceptLoop | None = None
         # Accept=yes: the C accept lane for these listeners, if the service can take it
         self.lane: AcceptLane | None = None
         self._lane_unfit: str | None = None  # why not, once decided
@@ -177,6 +179,17 @@ class SocketRuntime(RuntimeUnitBase):
     @property
     def watching(self) -> bool:
         return self._watching
+
+    @property
+    def loop_path(self) -> AcceptLoop:
+        """The event loop's accepting (acceptloop.py), made on first use."""
+        if self._loop_path is None:
+            self._loop_path = AcceptLoop(self.ctx, self)
+        return self._loop_path
+
+    def _pending(self) -> Iterable[tuple[Listener, int, Any]]:
+        """Connections accepted and held (short of fds), not yet set up."""
+        return self._loop_path.pending if self._loop_path is not None else ()
 
     def _service(self) -> Service | None:
         return self.ctx.service(self.service_name)
@@ -266,7 +279,8 @@ class SocketRuntime(RuntimeUnitBase):
         already accepted running. ``restart`` changes nothing for a socket.
         """
         self.unwatch()
-        self._loop_path.drop_pending()
+        if self._loop_path is not None:
+            self._loop_path.drop_pending()
         if self._resume is not None:
             self._resume.cancel()
             self._resume = None
@@ -336,7 +350,7 @@ class SocketRuntime(RuntimeUnitBase):
                 for name, svc in self.instances.items()
             },
             "records": [c.serialize() for c in self.lane.conns.values()] if self.lane else [],
-            "pending": [[lst.address, keep(fd), addr] for lst, fd, addr in self._loop_path.pending],
+            "pending": [[lst.address, keep(fd), addr] for lst, fd, addr in self._pending()],
         }
 
     def restore(self, d: dict[str, Any]) -> list[int]:
@@ -387,10 +401,11 @@ class SocketRuntime(RuntimeUnitBase):
             if lst is None:
                 unused.append(fd)
             else:
-                self._loop_path.pending.append(
+                self.loop_path.pending.append(
                     (lst, fd, tuple(addr) if isinstance(addr, list) else addr)
                 )
-        self._loop_path.retry_later()
+        if self._loop_path is not None:
+            self._loop_path.retry_later()
         if self.state == K.LISTENING:
             self._watch()
         return unused
@@ -499,7 +514,7 @@ class SocketRuntime(RuntimeUnitBase):
             # socket nobody connects to costs no thread (and start-up no planning).
             handler = self._first_connection
         else:
-            handler = self._loop_path.on_connection
+            handler = self.loop_path.on_connection
         loop = asyncio.get_running_loop()
         for lst in self.listeners:
             # An Accept=no service shares the open file description and clears O_NONBLOCK
@@ -809,7 +824,8 @@ class SocketRuntime(RuntimeUnitBase):
             self.books.gone(c.remote)
             if c.lane is not None and c.lane_pid is not None:  # the lane's slot is free now
                 c.lane.gone(c.lane_pid)
-            self._loop_path.retry_later(0)  # its fds are free: a held connection may go on
+            if self._loop_path is not None:  # its fds are free: a held connection may go on
+                self._loop_path.retry_later(0)
 
     def find_instance(self, name: str) -> Service | None:
         """An instance by name; one the lane keeps as a record becomes a Service now."""

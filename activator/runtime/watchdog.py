@@ -2,9 +2,9 @@
 
 Counted from the service's start-post (its READY=1), reset by every ``WATCHDOG=1``;
 ``WATCHDOG_USEC=`` replaces the configured interval until the next start. When it
-runs out the service is told (``on_expire``), which sends WatchdogSignal= and fails
+runs out the service is told (``watchdog_expired``), which sends WatchdogSignal= and fails
 it with result ``watchdog``. The timer lives only while the service is in a state
-where it is watched (``armed()``: start-post, running, reload).
+where it is watched (``watchdog_armed()``: start-post, running, reload).
 """
 
 from __future__ import annotations
@@ -19,25 +19,33 @@ class Clock(Protocol):
     def call_at(self, when: float, callback: Callable[[], None]) -> Any: ...
 
 
+class Watched(Protocol):
+    """The service a watchdog watches (one reference, not three closures per service)."""
+
+    def watchdog_configured(self) -> float:
+        """WatchdogSec= of the current unit (a reload may change it)."""
+        ...
+
+    def watchdog_armed(self) -> bool:
+        """In a state where it is watched."""
+        ...
+
+    def watchdog_expired(self) -> None: ...
+
+
 class Watchdog:
-    def __init__(
-        self,
-        host: Clock,
-        configured: Callable[[], float],
-        armed: Callable[[], bool],
-        on_expire: Callable[[], None],
-    ) -> None:
+    __slots__ = ("_host", "_owner", "_timer", "_last", "override")
+
+    def __init__(self, host: Clock, owner: Watched) -> None:
         self._host = host
-        self._configured = configured  # WatchdogSec= of the current unit (a reload may change it)
-        self._armed = armed
-        self._on_expire = on_expire
+        self._owner = owner
         self._timer: Any = None
         self._last = 0.0
         self.override: float | None = None  # WATCHDOG_USEC=, until the next start
 
     @property
     def seconds(self) -> float:
-        return self.override if self.override is not None else self._configured()
+        return self.override if self.override is not None else self._owner.watchdog_configured()
 
     def reset(self) -> None:
         """WATCHDOG=1 (or the start-post of a start): the interval begins again now."""
@@ -48,7 +56,7 @@ class Watchdog:
         """(Re)arm from the last ping, with the current interval."""
         self.stop()
         sec = self.seconds
-        if sec <= 0 or sec == math.inf or not self._armed():
+        if sec <= 0 or sec == math.inf or not self._owner.watchdog_armed():
             return
         self._timer = self._host.call_at(self._last + sec, self._expired)
 
@@ -73,4 +81,4 @@ class Watchdog:
 
     def _expired(self) -> None:
         self._timer = None
-        self._on_expire()
+        self._owner.watchdog_expired()

@@ -197,6 +197,9 @@ class _Discovery:
                             f"units that activator runs (chmod o-w {p}); proceeding anyway",
                             "warning", None)
                 )  # fmt: skip
+        # One lstat a file: a file that is no symlink has the directory's real path
+        # (realpath() would lstat every component of every file: 10,000 units, 100,000 calls).
+        real_dir = os.path.realpath(p)
         for fname in sorted(self.dirs.names(p)):
             full = os.path.join(p, fname)
             if fname.endswith(".d"):
@@ -208,11 +211,18 @@ class _Discovery:
             if ext in DEP_DIRS:
                 self.dep_dir(full, fname[: -len(ext)], DEP_DIRS[ext])
                 continue
-            if os.path.isdir(full):
-                continue
-            self.add(full, p, explicit=False)
+            try:
+                mode = os.lstat(full).st_mode
+            except OSError:
+                mode = 0  # gone since the listing: read (and reported) as a file
+            if stat.S_ISLNK(mode):
+                if not os.path.isdir(full):
+                    self.add(full, p, explicit=False)
+            elif not stat.S_ISDIR(mode):
+                self.add(full, p, explicit=False, real=os.path.join(real_dir, fname))
 
-    def add(self, path: str, directory: str, explicit: bool) -> None:
+    def add(self, path: str, directory: str, explicit: bool, real: str | None = None) -> None:
+        """A unit file found; ``real``: its real path, when it is known to be no symlink."""
         fname = os.path.basename(path)
         name = _unit_name_of(fname)
         parsed = parse_unit_name(name)
@@ -231,9 +241,9 @@ class _Discovery:
                     Problem(path, None, None, "not a .socket or .service unit file", "error", None)
                 )
             return
-        if os.path.islink(path) and self.link(path, name, parsed.suffix):
+        if real is None and os.path.islink(path) and self.link(path, name, parsed.suffix):
             return
-        self.file(path, name, directory)
+        self.file(path, name, directory, real)
 
     def link(self, path: str, name: str, suffix: str) -> bool:
         """A symlink: masked, dangling or an alias; False if it points to a file of its
@@ -266,8 +276,8 @@ class _Discovery:
             self.pending.append((real, os.path.dirname(real)))
         return True
 
-    def file(self, path: str, name: str, directory: str) -> None:
-        real = os.path.realpath(path)
+    def file(self, path: str, name: str, directory: str, real: str | None = None) -> None:
+        real = real or os.path.realpath(path)
         if real in self.seen_real:
             return
         self.seen_real.add(real)

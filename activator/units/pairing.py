@@ -25,6 +25,8 @@ def resolve_alias(aliases: Mapping[str, str], name: str) -> str:
     real = aliases.get(name)
     if real is not None:
         return real
+    if not aliases or "@" not in name:
+        return name  # (the common case, without parsing: a load resolves ~50 names a unit)
     p = parse_unit_name(name)
     if p is not None and p.instance:
         t = aliases.get(p.template)

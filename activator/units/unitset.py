@@ -240,7 +240,9 @@ class UnitSet:
         raw = self._raw[template]
         extra = self._instance_dropins.get(name)
         if not raw.instance_dependent and extra is None:
-            return t.model_copy(update={"name": name})  # type: ignore[return-value]
+            copy = t.model_copy(update={"name": name})
+            copy.share_fields_set()
+            return copy  # type: ignore[return-value]
         entries = raw.entries + (extra or ())
         unit, problems = build_unit(
             name, entries, fragment=raw.fragment, dropins=raw.dropins, model_path=t.path

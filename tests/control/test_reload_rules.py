@@ -30,7 +30,8 @@ def test_every_attribute_is_config_or_state(tmp_path):
     assert not set(reload.SOCKET_CONFIG) & set(reload.SOCKET_STATE)
     # service.py keeps its own list (CONFIG_ATTRS); all it names must exist
     svc = Service(fake, units.services["w.service"])
-    assert set(reload.SERVICE_CONFIG) <= set(vars(svc))
+    assert set(reload.SERVICE_CONFIG) <= set(Service.__slots__)
+    assert all(hasattr(svc, a) for a in Service.__slots__)  # each one set by __init__
 
 
 def test_runtime_socket_keys_exist():

@@ -872,7 +872,7 @@ def test_failed_condition_skips_and_counts_against_the_start_limit(tmp_path):
     gone = str(tmp_path / "nope")
     svc = d.service(unit=dict(Conditions=(("ConditionPathExists", gone),), StartLimitBurst=2))
     changes = []
-    svc.listeners.append(lambda s: changes.append(s.sub))
+    svc.observe(lambda s: changes.append(s.sub))
     svc.start()
     assert svc.sub == U.DEAD and d.spawned() == [] and changes == [U.DEAD]
     assert "was not met" in d.log.find("skipped")[0]["reason"]
