@@ -272,7 +272,6 @@ class Capture:
         """What the next program needs to read on (manager/reexec.py): every stream's two
         fds — a service writing to its stdout must never see the reader go away — with
         the unfinished lines, who writes for whom, and the rings for `logs`."""
-        asyncio.get_running_loop()  # on the loop: no read runs meanwhile
         streams = []
         for s in self._streams.values():
             self._read(s, None)  # what is queued now is read by us, not lost
